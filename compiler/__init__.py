@@ -1,0 +1,1 @@
+"""The qnnc compiler: front end, IR, verifier, passes and lowerings."""

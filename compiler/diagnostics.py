@@ -1,0 +1,173 @@
+"""Compiler-grade diagnostics, rendered Rust-style or as JSON.
+
+    error[Q0201]: unknown layer `h3`
+     --> examples/mnist.qnn:14:42
+       |
+    14 |     layer h2[512] = rotation(a) of dense(h3, bias = off)
+       |                                          ^^ not declared in network `mnist`
+       |
+       = help: did you mean `h1`?
+
+Code ranges (see docs/diagnostics.md for the full table):
+  Q01xx syntax · Q02xx semantic · Q03xx target capabilities · Q04xx command line ·
+  Q05xx files and data (checkpoints, data sets, IR JSON) · Q06xx runtime limits.
+
+Every error qnnc reports to a user is a `Diagnostic`, raised inside a `QnncError`. The
+CLI catches `QnncError` (and only it) and prints; anything else is a bug.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass, field
+from typing import Iterable, Optional, Sequence
+
+from qnnc.compiler.ir import Span
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    code: str  # "Q0201"
+    message: str
+    span: Optional[Span] = None
+    label: str = ""  # shown under the caret
+    help: Optional[str] = None
+    notes: tuple[str, ...] = ()
+    severity: str = "error"
+
+    def to_json(self) -> dict:
+        d = {"severity": self.severity, "code": self.code, "message": self.message}
+        if self.span is not None:
+            d["file"] = self.span.file
+            d["line"], d["col"] = self.span.line, self.span.col
+            d["end_line"], d["end_col"] = self.span.end_line, self.span.end_col
+        if self.label:
+            d["label"] = self.label
+        if self.help:
+            d["help"] = self.help
+        if self.notes:
+            d["notes"] = list(self.notes)
+        return d
+
+
+class QnncError(Exception):
+    """One or more diagnostics for a user error. `exit_code` is 1 for errors in a
+    program or file, 2 for bad command-line use."""
+
+    def __init__(self, diagnostics: Diagnostic | Sequence[Diagnostic], exit_code: int = 1):
+        if isinstance(diagnostics, Diagnostic):
+            diagnostics = [diagnostics]
+        self.diagnostics: list[Diagnostic] = list(diagnostics)
+        self.exit_code = exit_code
+        super().__init__("; ".join(f"{d.code}: {d.message}" for d in self.diagnostics))
+
+
+def error(code: str, message: str, span: Optional[Span] = None, *, label: str = "",
+          help: Optional[str] = None, notes: Iterable[str] = (), exit_code: int = 1) -> QnncError:
+    """Shorthand: `raise error("Q0501", "...", help="...")`."""
+    return QnncError(Diagnostic(code, message, span, label, help, tuple(notes)), exit_code)
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> Optional[str]:
+    """A `help:` line suggesting the closest candidate, or None."""
+    cands = sorted(set(candidates))
+    close = difflib.get_close_matches(name, cands, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean `{close[0]}`?"
+    return None
+
+
+class Collector:
+    """Gathers several diagnostics in one pass so a run reports all it can."""
+
+    def __init__(self) -> None:
+        self.diagnostics: list[Diagnostic] = []
+
+    def add(self, code: str, message: str, span: Optional[Span] = None, *, label: str = "",
+            help: Optional[str] = None, notes: Iterable[str] = ()) -> None:
+        self.diagnostics.append(Diagnostic(code, message, span, label, help, tuple(notes)))
+
+    def extend(self, err: QnncError) -> None:
+        self.diagnostics.extend(err.diagnostics)
+
+    def __bool__(self) -> bool:
+        return bool(self.diagnostics)
+
+    def raise_if_any(self) -> None:
+        if self.diagnostics:
+            # Report in source order; stable for golden files.
+            ordered = sorted(self.diagnostics, key=_sort_key)
+            raise QnncError(ordered)
+
+
+def _sort_key(d: Diagnostic):
+    if d.span is None:
+        return ("", 0, 0, d.code)
+    return (d.span.file, d.span.line, d.span.col, d.code)
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def render(diag: Diagnostic, sources: Optional[dict[str, str]] = None) -> str:
+    """Rust-style text. `sources` maps file names to their text (for the snippet); a
+    file not given is read from disk if it exists."""
+    out = [f"{diag.severity}[{diag.code}]: {diag.message}"]
+    span = diag.span
+    if span is not None:
+        text = _source_text(span.file, sources)
+        lines = text.splitlines() if text is not None else None
+        if lines is not None and 1 <= span.line <= max(len(lines), 1):
+            src = lines[span.line - 1] if lines else ""
+            gutter = " " * len(str(span.line))
+            out.append(f"{gutter}--> {span.file}:{span.line}:{span.col}")
+            out.append(f"{gutter} |")
+            out.append(f"{span.line} | {_expand_tabs(src)}")
+            start = max(span.col, 1)
+            if span.end_line == span.line and span.end_col > span.col:
+                width = span.end_col - span.col
+            else:
+                width = max(len(src) - start + 1, 1)
+            width = max(1, min(width, max(len(src) - start + 1, 1)))
+            caret = " " * (start - 1) + "^" * width
+            out.append(f"{gutter} | {caret}" + (f" {diag.label}" if diag.label else ""))
+            if diag.help or diag.notes:
+                out.append(f"{gutter} |")
+        else:
+            out.append(f" --> {span.file}:{span.line}:{span.col}")
+        pad = " " * len(str(span.line))
+    else:
+        pad = ""
+    for note in diag.notes:
+        out.append(f"{pad} = note: {note}")
+    if diag.help:
+        out.append(f"{pad} = help: {diag.help}")
+    return "\n".join(out)
+
+
+def render_all(diags: Sequence[Diagnostic], sources: Optional[dict[str, str]] = None) -> str:
+    body = "\n\n".join(render(d, sources) for d in diags)
+    n = sum(1 for d in diags if d.severity == "error")
+    if n > 1:
+        body += f"\n\nerror: aborting due to {n} previous errors"
+    return body + "\n"
+
+
+def render_json(diags: Sequence[Diagnostic]) -> str:
+    return json.dumps({"diagnostics": [d.to_json() for d in diags]}, indent=2) + "\n"
+
+
+def _source_text(file: str, sources: Optional[dict[str, str]]) -> Optional[str]:
+    if sources and file in sources:
+        return sources[file]
+    try:
+        with open(file, encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def _expand_tabs(s: str) -> str:
+    # Columns count characters; a tab would misplace the caret, so show it as one space.
+    return s.replace("\t", " ")
