@@ -1,0 +1,1 @@
+"""Circuit targets: IBM (qiskit), IonQ (braket), Quantinuum (pytket)."""
