@@ -1,1 +1,85 @@
-"""The qnnc compiler: front end, IR, verifier, passes and lowerings."""
+"""The qnnc compiler: front end, IR, verifier, passes and lowerings.
+
+Public API (no vendor SDK and no torch is imported here):
+
+    load_program(path, overrides=None) -> ir.Program     # a .qnn file, or IR JSON
+    parse_program(text, filename, overrides=None) -> ir.Program
+    dump_ir(program) -> str                              # IR JSON
+    load_ir(text_or_path) -> ir.Program                  # IR JSON, verified
+    format_source(text, filename) -> str                 # `qnnc fmt`
+
+Errors in the user's program raise `qnnc.compiler.diagnostics.QnncError`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping, Optional
+
+from qnnc.compiler import ir
+from qnnc.compiler.diagnostics import QnncError, error
+
+__all__ = ["ir", "load_program", "parse_program", "dump_ir", "load_ir", "format_source", "QnncError"]
+
+
+def parse_program(text: str, filename: str = "<string>",
+                  overrides: Optional[Mapping[str, str]] = None) -> ir.Program:
+    from qnnc.compiler.elaborate import elaborate
+    from qnnc.compiler.verify import verify_or_raise
+
+    return verify_or_raise(elaborate(text, filename, dict(overrides or {})))
+
+
+def read_source(path: str) -> str:
+    """A source file's text, or a Q0404/Q0405 diagnostic."""
+    if not os.path.exists(path):
+        raise error("Q0404", f"no such file: {path}", help="check the path", exit_code=1)
+    if os.path.isdir(path):
+        raise error("Q0405", f"{path} is a directory, not a file", exit_code=1)
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        raise error("Q0405", f"cannot read {path}: {exc.strerror}", exit_code=1) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        text = raw[: exc.start].decode("utf-8", errors="replace")
+        line = text.count("\n") + 1
+        col = len(text) - (text.rfind("\n") + 1) + 1
+        raise QnncError(__import__("qnnc.compiler.diagnostics", fromlist=["Diagnostic"]).Diagnostic(
+            "Q0106", "this file is not valid UTF-8", ir.Span(path, line, col, line, col + 1),
+            f"byte 0x{raw[exc.start]:02x}", help="save the file as UTF-8")) from None
+
+
+def load_program(path: str, overrides: Optional[Mapping[str, str]] = None) -> ir.Program:
+    """Load a `.qnn` program, or an IR JSON file (by its `.json` extension)."""
+    text = read_source(path)
+    if path.endswith(".json"):
+        if overrides:
+            raise error("Q0406", "`--set` applies to .qnn programs, not to IR files", exit_code=2)
+        return load_ir_text(text, path)
+    return parse_program(text, path, overrides)
+
+
+def dump_ir(program: ir.Program) -> str:
+    from qnnc.compiler.serialize import dumps
+
+    return dumps(program)
+
+
+def load_ir_text(text: str, filename: str = "<ir>") -> ir.Program:
+    from qnnc.compiler.serialize import loads
+
+    return loads(text, filename)
+
+
+def load_ir(path: str) -> ir.Program:
+    return load_ir_text(read_source(path), path)
+
+
+def format_source(text: str, filename: str = "<string>") -> str:
+    from qnnc.compiler.formatter import format_module
+    from qnnc.compiler.parser import parse_module
+
+    return format_module(parse_module(text, filename))
