@@ -8,7 +8,7 @@ name), not three lowerings later.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable, Mapping, Sequence
+from typing import Callable, ClassVar, Mapping, Sequence
 
 from qnnc.compiler import ir
 from qnnc.compiler.diagnostics import Diagnostic, QnncError
@@ -17,7 +17,7 @@ from qnnc.compiler.verify import verify
 
 @dataclass(frozen=True)
 class Pass:
-    name: str
+    name: ClassVar[str] = "pass"
 
     def run(self, program: ir.Program) -> ir.Program:  # pragma: no cover - interface
         raise NotImplementedError
@@ -25,7 +25,14 @@ class Pass:
 
 @dataclass(frozen=True)
 class FunctionPass(Pass):
+    """Wraps a function as a pass (for tools embedding the IR); `label` names it."""
+
     fn: Callable[[ir.Program], ir.Program]
+    label: str = "function"
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self.label
 
     def run(self, program: ir.Program) -> ir.Program:
         return self.fn(program)
@@ -36,7 +43,7 @@ class SelectNetwork(Pass):
     """Keep one network (and its train recipe): what a lowering works on."""
 
     network: str
-    name: str = "select-network"
+    name: ClassVar[str] = "select-network"
 
     def run(self, program: ir.Program) -> ir.Program:
         net = program.network(self.network)
@@ -56,7 +63,7 @@ class OverrideTraining(Pass):
     """Apply command-line overrides (`--epochs`, `--lr`, `--batch`, `--seed`) to a recipe."""
 
     values: Mapping[str, float]
-    name: str = "override-training"
+    name: ClassVar[str] = "override-training"
 
     def run(self, program: ir.Program) -> ir.Program:
         trains = []
