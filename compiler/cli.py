@@ -162,6 +162,7 @@ _BUILTIN: dict[str, tuple[str, Callable, Callable]] = {
 }
 _RUNTIME: dict[str, tuple[str, str]] = {
     # name -> (help, module with add_arguments(parser) and run(args) -> int)
+    "data": ("inspect, verify or download data sets", "qnnc.runtime.cmd_data"),
 }
 
 

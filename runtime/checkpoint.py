@@ -1,0 +1,273 @@
+"""Checkpoints and run directories: safetensors weights with a JSON sidecar, no pickle.
+
+A run directory made by `qnnc train`:
+
+    RUN/run.json                      the program's IR (JSON), flags, seed, architecture hash
+    RUN/metrics.jsonl                 one JSON object per logged step / epoch
+    RUN/checkpoints/step-000500.safetensors
+    RUN/checkpoints/step-000500.json  sidecar: step, epoch, seed, flags, metrics, hashes
+
+A checkpoint file holds the network's tensors under their layer names ("h1",
+"h1.bias", ...) and, for an exact resume, the optimizer's buffers ("optimizer/...") and
+the random generator's state ("rng/torch"). Every file is written to a temporary name
+and renamed, so a killed run never leaves a half-written checkpoint that looks valid.
+Loading checks the sidecar, the file's integrity (sha256 recorded in the sidecar), and
+that every tensor fits the network.
+
+Codes: Q0530 missing run or checkpoint · Q0531 unreadable or truncated checkpoint ·
+Q0532 checkpoint of another network (names or shapes) · Q0533 non-finite weight ·
+Q0534 invalid sidecar / run file · Q0535 checksum mismatch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import numpy as np
+
+from qnnc.compiler import ir
+from qnnc.compiler.diagnostics import did_you_mean, error
+from qnnc.compiler.fileio import atomic_write_bytes, atomic_write_text
+
+MISSING = "Q0530"
+UNREADABLE = "Q0531"
+WRONG_NETWORK = "Q0532"
+NON_FINITE = "Q0533"
+BAD_SIDECAR = "Q0534"
+CHECKSUM = "Q0535"
+
+FORMAT = "qnnc-checkpoint"
+FORMAT_VERSION = 1
+_STEP_FILE = re.compile(r"^step-(\d+)\.safetensors$")
+
+
+# --------------------------------------------------------------------------- network identity
+
+
+def _strip_spans(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _strip_spans(v) for k, v in obj.items() if k != "span" and not k.endswith("_span")}
+    if isinstance(obj, list):
+        return [_strip_spans(v) for v in obj]
+    return obj
+
+
+def architecture(network: ir.Network) -> dict[str, list[int]]:
+    """The tensors a network's weights consist of: name -> shape."""
+    shapes: dict[str, list[int]] = {}
+    fan_in = network.input.features
+    for layer in network.layers:
+        shapes[layer.name] = [layer.size, fan_in]
+        if layer.dense.bias:
+            shapes[f"{layer.name}.bias"] = [layer.size]
+        fan_in = layer.size
+    return shapes
+
+
+def architecture_hash(network: ir.Network) -> str:
+    """Identifies the weight layout (names, shapes, input preprocessing), not parameter
+    values such as `a`: evaluating a checkpoint at another `a` is a legitimate study."""
+    from qnnc.compiler.serialize import to_json_obj
+
+    ident = {"tensors": architecture(network),
+             "input": _strip_spans(to_json_obj(network.input))}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def program_hash(program: ir.Program) -> str:
+    """Identifies the whole program up to layout and comments (spans stripped)."""
+    from qnnc.compiler.serialize import to_json_obj
+
+    data = _strip_spans(to_json_obj(program))
+    data.pop("source", None)
+    for m in data.get("modules", []):
+        m.pop("path", None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def checkpoint_path(run_dir: os.PathLike | str, step: int) -> Path:
+    return Path(run_dir) / "checkpoints" / f"step-{step:06d}.safetensors"
+
+
+def save_checkpoint(run_dir: os.PathLike | str, step: int, tensors: Mapping[str, Any],
+                    meta: Mapping[str, Any], extra: Optional[Mapping[str, Any]] = None) -> Path:
+    """Write `tensors` (+ `extra`, e.g. optimizer buffers) and the sidecar, atomically.
+    Tensors may be torch tensors or numpy arrays."""
+    from safetensors.numpy import save as save_numpy
+
+    arrays: dict[str, np.ndarray] = {}
+    for name, t in {**tensors, **(extra or {})}.items():
+        arr = t.detach().cpu().numpy() if hasattr(t, "detach") else np.asarray(t)
+        arrays[name] = np.ascontiguousarray(arr)
+    for name, arr in tensors.items():
+        a = arrays[name]
+        if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+            raise error(NON_FINITE, f"refusing to save step {step}: tensor `{name}` has non-finite values",
+                        help="training diverged; lower the learning rate")
+    blob = save_numpy(arrays, metadata={"format": FORMAT, "step": str(step)})
+    path = checkpoint_path(run_dir, step)
+    sidecar = dict(meta)
+    sidecar.update({"format": FORMAT, "format_version": FORMAT_VERSION, "step": step,
+                    "sha256": hashlib.sha256(blob).hexdigest(),
+                    "tensors": {k: list(arrays[k].shape) for k in tensors}})
+    # The weights first, then the sidecar that vouches for them: a crash in between
+    # leaves a checkpoint without a sidecar, which `list_checkpoints` ignores.
+    atomic_write_bytes(path, blob)
+    atomic_write_text(path.with_suffix(".json"), json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    path: Path
+    step: int
+    meta: dict
+    tensors: dict[str, np.ndarray]  # network weights
+    extra: dict[str, np.ndarray]  # optimizer/..., rng/...
+
+
+def list_checkpoints(run_dir: os.PathLike | str) -> list[int]:
+    """Steps with a complete checkpoint (weights and sidecar), ascending."""
+    d = Path(run_dir) / "checkpoints"
+    if not d.is_dir():
+        return []
+    steps = []
+    for f in d.iterdir():
+        m = _STEP_FILE.match(f.name)
+        if m and f.with_suffix(".json").is_file():
+            steps.append(int(m.group(1)))
+    return sorted(steps)
+
+
+def resolve_checkpoint(run_dir: os.PathLike | str, step: Optional[int | str]) -> Path:
+    """The file of checkpoint `step` in a run (None or "last": the latest)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise error(MISSING, f"no run directory {run_dir}",
+                    help="train first (`qnnc train FILE --out DIR`) or pass --run DIR")
+    steps = list_checkpoints(run_dir)
+    if not steps:
+        raise error(MISSING, f"{run_dir} has no checkpoints", help="is this the run directory of `qnnc train`?")
+    if step is None or step == "last":
+        return checkpoint_path(run_dir, steps[-1])
+    try:
+        step = int(step)
+    except (TypeError, ValueError):
+        raise error(MISSING, f"checkpoint `{step}` is not a step number", exit_code=2) from None
+    if step not in steps:
+        near = min(steps, key=lambda s: abs(s - step))
+        raise error(MISSING, f"{run_dir} has no checkpoint at step {step}",
+                    help=f"the nearest is step {near}; available: {_steps_text(steps)}")
+    return checkpoint_path(run_dir, step)
+
+
+def _steps_text(steps: list[int]) -> str:
+    if len(steps) <= 12:
+        return ", ".join(map(str, steps))
+    return ", ".join(map(str, steps[:6])) + ", …, " + ", ".join(map(str, steps[-4:]))
+
+
+def load_checkpoint(path: os.PathLike | str, network: Optional[ir.Network] = None) -> Checkpoint:
+    """Read and check a checkpoint; with `network`, check that it fits it."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load as load_numpy
+
+    path = Path(path)
+    if path.suffix == ".json":
+        path = path.with_suffix(".safetensors")
+    if not path.is_file():
+        raise error(MISSING, f"no checkpoint file {path}")
+    sidecar_path = path.with_suffix(".json")
+    try:
+        meta = json.loads(sidecar_path.read_text(encoding="utf-8"))
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise ValueError("not a qnnc checkpoint sidecar")
+    except FileNotFoundError:
+        raise error(BAD_SIDECAR, f"{path}: its sidecar {sidecar_path.name} is missing",
+                    help="the checkpoint was not completely written; use another step") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise error(BAD_SIDECAR, f"{sidecar_path}: invalid sidecar ({exc})") from None
+    try:
+        blob = path.read_bytes()
+    except OSError as exc:
+        raise error(UNREADABLE, f"{path}: cannot read ({exc.strerror})") from None
+    if meta.get("sha256") and hashlib.sha256(blob).hexdigest() != meta["sha256"]:
+        raise error(CHECKSUM, f"{path}: checksum mismatch (the file is truncated or corrupted)",
+                    help="restore it, or use another checkpoint of the run")
+    try:
+        arrays = load_numpy(blob)
+    except (SafetensorError, ValueError, OSError) as exc:
+        raise error(UNREADABLE, f"{path}: not a readable safetensors file ({str(exc).splitlines()[0]})") from None
+    names = set(meta.get("tensors", {}))
+    tensors = {k: v for k, v in arrays.items() if k in names}
+    extra = {k: v for k, v in arrays.items() if k not in names}
+    for k, v in tensors.items():
+        if v.dtype.kind == "f" and not np.all(np.isfinite(v)):
+            bad = int(np.size(v) - np.count_nonzero(np.isfinite(v)))
+            raise error(NON_FINITE, f"{path}: tensor `{k}` has {bad} non-finite value(s)",
+                        help="this checkpoint is unusable; the run had diverged")
+    ckpt = Checkpoint(path, int(meta.get("step", -1)), meta, tensors, extra)
+    if network is not None:
+        check_fits(ckpt, network)
+    return ckpt
+
+
+def check_fits(ckpt: Checkpoint, network: ir.Network) -> None:
+    want = architecture(network)
+    have = {k: list(v.shape) for k, v in ckpt.tensors.items()}
+    missing = [k for k in want if k not in have]
+    unexpected = [k for k in have if k not in want]
+    wrong = [k for k in want if k in have and have[k] != want[k]]
+    if not (missing or unexpected or wrong):
+        return
+    parts = []
+    if wrong:
+        k = wrong[0]
+        parts.append(f"`{k}` is {have[k]} here but the network needs {want[k]}")
+    if missing:
+        parts.append("missing " + ", ".join(f"`{k}`" for k in missing[:4]))
+    if unexpected:
+        parts.append("unexpected " + ", ".join(f"`{k}`" for k in unexpected[:4]))
+    net_name = ckpt.meta.get("network")
+    hint = (f"it was written for network `{net_name}`" if net_name and net_name != network.name
+            else "was it trained with another width (--set) or another program?")
+    raise error(WRONG_NETWORK, f"{ckpt.path}: checkpoint of another network: " + "; ".join(parts),
+                help=hint + f"; this network is {'-'.join(str(s[0]) for s in want.values() if len(s) == 2)}")
+
+
+# --------------------------------------------------------------------------- run metadata
+
+
+def write_run_file(run_dir: os.PathLike | str, data: Mapping[str, Any]) -> None:
+    atomic_write_text(Path(run_dir) / "run.json", json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def read_run_file(run_dir: os.PathLike | str) -> dict:
+    path = Path(run_dir) / "run.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(MISSING, f"{run_dir} is not a qnnc run (no run.json)",
+                    help="pass the directory given to `qnnc train --out`") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise error(BAD_SIDECAR, f"{path}: invalid run file ({exc})") from None
+    if not isinstance(data, dict):
+        raise error(BAD_SIDECAR, f"{path}: invalid run file")
+    return data
+
+
+def finite_or_none(x: float) -> Optional[float]:
+    return x if isinstance(x, (int, float)) and math.isfinite(x) else None
