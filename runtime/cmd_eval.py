@@ -1,0 +1,78 @@
+"""`qnnc eval FILE --checkpoint N`: test accuracy with a majority vote over shots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def add_arguments(p) -> None:
+    from qnnc.compiler.cli import add_program_arguments
+
+    add_program_arguments(p)
+    p.add_argument("--checkpoint", metavar="STEP", default="last", help="step of the run (default: last)")
+    p.add_argument("--run", metavar="DIR", help="run directory (default: runs/NETWORK)")
+    p.add_argument("--shots", type=int, metavar="S", help="passes voted over (default: the readout's)")
+    p.add_argument("--data", metavar="NAME", default="mnist.test", help="data set (default: mnist.test)")
+    p.add_argument("--limit", type=int, metavar="N", help="evaluate the first N images only")
+    p.add_argument("--seed", type=int, default=0, help="seed of the measurement outcomes")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def evaluate(program, network, run_dir, step, shots, data, limit, seed) -> dict:
+    import numpy as np
+    import torch
+
+    from qnnc.runtime import checkpoint as ckpt
+    from qnnc.runtime.data import load_dataset, preprocess
+    from qnnc.runtime.simulator import QNNModel
+    from qnnc.runtime.train import predict, wilson_interval
+
+    path = ckpt.resolve_checkpoint(run_dir, step)
+    c = ckpt.load_checkpoint(path, network)
+    model = QNNModel(program, network.name, seed=seed)
+    model.load_tensors({k: torch.from_numpy(np.array(v)) for k, v in c.tensors.items()})
+    ds = load_dataset(data)
+    x = torch.from_numpy(preprocess(ds.images, network.input))
+    y = torch.from_numpy(ds.labels.astype(np.int64))
+    if limit:
+        x, y = x[:limit], y[:limit]
+    pred, per_shot = predict(model, x, shots, seed)
+    correct = (pred == y)
+    k, n = int(correct.sum()), len(y)
+    lo, hi = wilson_interval(k, n)
+    per_class = {}
+    for cls in range(int(network.layers[-1].size)):
+        mask = y == cls
+        m = int(mask.sum())
+        if m:
+            kc = int(correct[mask].sum())
+            per_class[str(cls)] = {"accuracy": kc / m, "n": m, "ci95": list(wilson_interval(kc, m))}
+    single = float((per_shot == y.unsqueeze(0)).float().mean())
+    return {"file": program.source, "network": network.name, "checkpoint": str(path), "step": c.step,
+            "data": data, "images": n, "shots": shots, "seed": seed, "accuracy": k / n, "ci95": [lo, hi],
+            "single_shot_accuracy": single, "per_class": per_class,
+            "params": {p.name: p.value for p in program.params}}
+
+
+def run(args) -> int:
+    from qnnc.compiler.cli import load_from_args
+    from qnnc.compiler.diagnostics import error
+
+    program = load_from_args(args)
+    network = program.network(args.network) if args.network else program.network()
+    if network is None:
+        raise error("Q0232", f"{args.file} defines no network")
+    shots = args.shots if args.shots is not None else network.readout.shots
+    if shots < 1 or (args.limit is not None and args.limit < 1):
+        raise error("Q0407", "--shots and --limit must be at least 1", exit_code=2)
+    run_dir = Path(args.run) if args.run else Path("runs") / network.name
+    r = evaluate(program, network, run_dir, args.checkpoint, shots, args.data, args.limit, args.seed)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    lo, hi = r["ci95"]
+    print(f"{r['network']} step {r['step']} on {r['data']} ({r['images']} images, vote over {shots} shots):")
+    print(f"  accuracy {r['accuracy']:.4f}  (95% CI {lo:.4f}-{hi:.4f}); single pass {r['single_shot_accuracy']:.4f}")
+    print("  per class: " + "  ".join(f"{c}:{v['accuracy']:.3f}" for c, v in r["per_class"].items()))
+    return 0

@@ -1,0 +1,63 @@
+"""`qnnc train FILE`: train a network with its recipe; flags override the recipe."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def add_arguments(p) -> None:
+    from qnnc.compiler.cli import add_program_arguments
+
+    add_program_arguments(p)
+    p.add_argument("--epochs", type=int, metavar="N", help="override the recipe's epochs")
+    p.add_argument("--lr", type=float, metavar="LR", help="override the learning rate")
+    p.add_argument("--momentum", type=float, metavar="M", help="override the momentum")
+    p.add_argument("--batch", type=int, metavar="B", help="override the batch size")
+    p.add_argument("--seed", type=int, metavar="S", help="override the seed")
+    p.add_argument("--out", metavar="DIR", help="run directory (default: runs/NETWORK)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
+
+
+def run(args) -> int:
+    from qnnc.compiler.cli import load_from_args, _set_pairs
+    from qnnc.compiler.diagnostics import error
+    from qnnc.compiler.passes import OverrideTraining, PassManager
+    from qnnc.runtime.train import train
+
+    program = load_from_args(args)
+    network = program.network(args.network) if args.network else program.network()
+    if network is None:
+        raise error("Q0232", f"{args.file} defines no network", help="declare one: `network NAME { ... }`")
+    overrides = {}
+    for key in ("epochs", "lr", "momentum", "batch", "seed"):
+        v = getattr(args, key)
+        if v is not None:
+            if (key in ("epochs", "seed") and v < 0) or (key in ("lr", "batch") and v <= 0) or (key == "momentum" and v < 0):
+                raise error("Q0407", f"--{key} {v} is out of range", exit_code=2)
+            overrides[key] = v
+    if overrides:
+        program = PassManager([OverrideTraining(overrides)]).run(program)
+    recipe = program.train(network.name)
+    if recipe is None:
+        raise error("Q0233", f"network `{network.name}` has no train block", network.span,
+                    help=f"add `train {network.name} {{ data mnist.train5k }}`")
+    out = Path(args.out) if args.out else Path("runs") / network.name
+    flags = {"set": _set_pairs(args.set), **overrides}
+    result = train(program, network, recipe, out, resume=args.resume, flags=flags,
+                   progress=not args.no_progress and sys.stderr.isatty(),
+                   log=lambda s: print(s, file=sys.stderr))
+    if args.json:
+        print(json.dumps({"run": str(result.run_dir), "steps": result.steps, "checkpoints": result.checkpoints,
+                          "final": result.final_metrics}, indent=2))
+    else:
+        print(f"trained {network.name}: {result.steps} steps, {len(result.checkpoints)} checkpoints in {result.run_dir}")
+        if "validation_accuracy" in result.final_metrics:
+            m = result.final_metrics
+            lo, hi = m["validation_ci95"]
+            print(f"validation accuracy {m['validation_accuracy']:.4f} (95% CI {lo:.4f}-{hi:.4f}, "
+                  f"vote over {m['validation_shots']} shots)")
+    return 0

@@ -1,0 +1,81 @@
+"""Lowering IR (+ weights) -> Ising model, and the analyses `qnnc hamiltonian` and
+`qnnc tap` report.
+
+Every neuron, inputs included, is a spin; only the weights enter the Hamiltonian
+(activations do not). Weights come from a checkpoint of a `qnnc train` run, or, with
+no checkpoint, from the network's initialisation drawn from the seed: the same weights
+as step 0 of `qnnc train` with that seed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from qnnc.compiler import ir
+from qnnc.compiler.diagnostics import error
+
+NON_FINITE = "Q0533"
+
+
+@dataclass(frozen=True)
+class NetworkWeights:
+    network: ir.Network
+    layer_names: list[str]  # spin layers: input first
+    sizes: list[int]
+    weights: list[np.ndarray]  # W_k [N_k, N_{k-1}]
+    biases: list[Optional[np.ndarray]]
+    gains: list[float]  # C_k of the initialisation (variance x fan-in), per weight layer
+    source: str  # "checkpoint PATH" or "initialisation, seed S"
+    step: Optional[int]
+
+
+def init_gain(layer: ir.Layer, fan_in: int) -> float:
+    init = layer.dense.init
+    if isinstance(init, ir.NormalInit):
+        return init.gain
+    if isinstance(init, ir.UniformInit):
+        # Variance of U(low, high) is (high - low)^2 / 12 (mean ignored: a shift is a field).
+        return (init.high - init.low) ** 2 / 12.0 * fan_in
+    if isinstance(init, ir.ZerosInit):
+        return 0.0
+    return float("nan")  # from a checkpoint: no analytic random-network reference
+
+
+def load_weights(program: ir.Program, network: ir.Network, run_dir: Optional[str], step, seed: int) -> NetworkWeights:
+    """Weights of `network`: checkpoint `step` of `run_dir`, or the seeded initialisation."""
+    from qnnc.runtime import checkpoint as ckpt
+
+    if step is not None:
+        path = ckpt.resolve_checkpoint(run_dir or Path("runs") / network.name, step)
+        c = ckpt.load_checkpoint(path, network)
+        tensors = c.tensors
+        source, at = f"checkpoint {path}", c.step
+    else:
+        import torch
+
+        from qnnc.runtime.simulator import QNNModel
+
+        model = QNNModel(program, network.name, seed=seed)
+        tensors = {k: v.detach().cpu().double().numpy() for k, v in model.tensors().items()}
+        source, at = f"initialisation, seed {seed}", 0
+        del torch
+    weights, biases, names, sizes, gains = [], [], [network.input.name], [network.input.features], []
+    fan_in = network.input.features
+    for layer in network.layers:
+        w = np.asarray(tensors[layer.name], dtype=np.float64)
+        if not np.all(np.isfinite(w)):
+            raise error(NON_FINITE, f"{source}: layer `{layer.name}` has non-finite weights",
+                        help="the run diverged at or before this step; analyse an earlier checkpoint")
+        weights.append(w)
+        b = tensors.get(f"{layer.name}.bias")
+        biases.append(np.asarray(b, dtype=np.float64) if b is not None else None)
+        names.append(layer.name)
+        sizes.append(layer.size)
+        gains.append(init_gain(layer, fan_in))
+        fan_in = layer.size
+    return NetworkWeights(network, names, sizes, weights, biases, gains, source, at)
