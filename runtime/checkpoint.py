@@ -271,3 +271,28 @@ def read_run_file(run_dir: os.PathLike | str) -> dict:
 
 def finite_or_none(x: float) -> Optional[float]:
     return x if isinstance(x, (int, float)) and math.isfinite(x) else None
+
+
+def checkpoint_init_tensors(network: ir.Network, base_dir: os.PathLike | str = ".") -> dict[str, np.ndarray]:
+    """Weights of the layers declared `init = checkpoint("RUN", step = N, tensor = "T")`:
+    layer name -> array, checked against the layer's shape. RUN is relative to
+    `base_dir` (the program's folder) when it is not absolute."""
+    out: dict[str, np.ndarray] = {}
+    want = architecture(network)
+    for layer in network.layers:
+        init = layer.dense.init
+        if not isinstance(init, ir.CheckpointInit):
+            continue
+        run = Path(init.run)
+        if not run.is_absolute():
+            run = Path(base_dir) / run
+        c = load_checkpoint(resolve_checkpoint(run, init.step))
+        if init.tensor not in c.tensors:
+            raise error(WRONG_NETWORK, f"{c.path} has no tensor `{init.tensor}`", init.span,
+                        help=did_you_mean(init.tensor, c.tensors) or "tensors: " + ", ".join(sorted(c.tensors)))
+        arr = c.tensors[init.tensor]
+        if list(arr.shape) != want[layer.name]:
+            raise error(WRONG_NETWORK, f"tensor `{init.tensor}` of {c.path} is {list(arr.shape)}, but layer "
+                        f"`{layer.name}` needs {want[layer.name]}", init.span)
+        out[layer.name] = arr
+    return out

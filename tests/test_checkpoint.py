@@ -148,3 +148,19 @@ def test_the_file_is_plain_safetensors_not_pickle(tmp_path):
     header = json.loads(path.read_bytes()[8: 8 + header_len])
     assert header["__metadata__"]["format"] == "qnnc-checkpoint"
     assert not path.read_bytes().startswith(b"\x80")  # pickle protocol marker
+
+
+def test_layers_initialised_from_another_runs_checkpoint(tmp_path):
+    ckpt.save_checkpoint(tmp_path / "base", 5, _tensors(seed=4), {"network": "small"})
+    text = PROGRAM.replace("dense(x)", 'dense(x, init = checkpoint("base", step = 5, tensor = "h"))')
+    net = parse_program(text, str(tmp_path / "t.qnn")).network()
+    got = ckpt.checkpoint_init_tensors(net, tmp_path)
+    np.testing.assert_array_equal(got["h"], _tensors(seed=4)["h"])
+    wrong = text.replace('tensor = "h"', 'tensor = "y"')
+    with pytest.raises(QnncError) as e:
+        ckpt.checkpoint_init_tensors(parse_program(wrong, "t.qnn").network(), tmp_path)
+    assert e.value.diagnostics[0].code == "Q0532" and "needs [3, 16]" in e.value.diagnostics[0].message
+    missing = text.replace('tensor = "h"', 'tensor = "hh"')
+    with pytest.raises(QnncError) as e:
+        ckpt.checkpoint_init_tensors(parse_program(missing, "t.qnn").network(), tmp_path)
+    assert "did you mean `h`" in (e.value.diagnostics[0].help or "")
