@@ -162,6 +162,8 @@ _BUILTIN: dict[str, tuple[str, Callable, Callable]] = {
 }
 _RUNTIME: dict[str, tuple[str, str]] = {
     # name -> (help, module with add_arguments(parser) and run(args) -> int)
+    "train": ("train a network with its recipe (torch simulator)", "qnnc.runtime.cmd_train"),
+    "eval": ("test accuracy of a checkpoint, majority vote over shots", "qnnc.runtime.cmd_eval"),
     "data": ("inspect, verify or download data sets", "qnnc.runtime.cmd_data"),
 }
 

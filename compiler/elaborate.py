@@ -85,9 +85,11 @@ Number = Union[int, float]
 
 
 class _EvalError(Exception):
-    def __init__(self, code: str, message: str, span: Span, label: str = "", help: Optional[str] = None):
+    def __init__(self, code: str, message: str, span: Span, label: str = "", help: Optional[str] = None,
+                 name: Optional[str] = None):
         super().__init__(message)
         self.diag = Diagnostic(code, message, span, label, help)
+        self.name = name  # the unknown name, for UNKNOWN_PARAMETER
 
 
 def _eval(expr: S.Expr, env: dict[str, Number], context: str) -> Number:
@@ -107,7 +109,7 @@ def _eval(expr: S.Expr, env: dict[str, Number], context: str) -> Number:
         raise _EvalError(UNKNOWN_PARAMETER, f"unknown parameter `{expr.name}`", expr.span,
                          f"not defined {context}",
                          help=did_you_mean(expr.name, list(env) + list(CONSTANTS))
-                         or "declare it with `param NAME = VALUE`")
+                         or "declare it with `param NAME = VALUE`", name=expr.name)
     if isinstance(expr, S.Str):
         raise _EvalError(TYPE_MISMATCH, "expected a number, found a string", expr.span, "a string")
     if isinstance(expr, S.Neg):
@@ -191,8 +193,11 @@ class _Loader:
         self.modules: dict[str, _LoadedModule] = {}
         self.order: list[str] = []
         self.sources: dict[str, str] = {}
+        self.main: Optional[str] = None
+        self.failed = False  # an import could not be loaded
 
     def load_main(self, text: str, file: str) -> _LoadedModule:
+        self.main = file
         self.sources[file] = text
         module = _LoadedModule(file, file, parse_module(text, file))
         self.modules[file] = module
@@ -206,6 +211,7 @@ class _Loader:
                 continue
             key, path = self._resolve(item, module)
             if key is None:
+                self.failed = True
                 continue
             module.imports.append(key)
             if key in stack:
@@ -223,12 +229,14 @@ class _Loader:
                 self.collector.add(IMPORT_NOT_FOUND, f"cannot read module `{_short(path)}`",
                                    item.source_span, str(getattr(exc, "strerror", None) or exc),
                                    help="import paths are relative to the importing file")
+                self.failed = True
                 continue
             self.sources[path] = text
             try:
                 child = _LoadedModule(key, path, parse_module(text, path))
             except QnncError as exc:
                 self.collector.extend(exc)
+                self.failed = True
                 continue
             self.modules[key] = child
             self._imports(child, stack + [key])
@@ -250,12 +258,16 @@ class _Loader:
         if not os.path.isfile(path):
             siblings = []
             if os.path.isdir(os.path.dirname(path) or "."):
-                siblings = [f for f in os.listdir(os.path.dirname(path) or ".") if f.endswith(".qnn")]
+                # Suggest a sibling spelled as the user would write it (`lib/mine.qnn`).
+                siblings = [os.path.join(os.path.dirname(rel), f)
+                            for f in os.listdir(os.path.dirname(path) or ".") if f.endswith(".qnn")]
             self.collector.add(IMPORT_NOT_FOUND, f"cannot find module file `{rel}`",
                                item.source_span, f"no such file: {_short(path)}",
-                               help=did_you_mean(os.path.basename(rel), siblings)
+                               help=did_you_mean(rel, siblings)
                                or "import paths are relative to the importing file")
             return None, ""
+        if self.main is not None and os.path.abspath(path) == os.path.abspath(self.main):
+            return self.main, self.main
         return path, path
 
 
@@ -285,13 +297,18 @@ class _Elaborator:
         self.env: dict[str, Number] = {}
         self.neurons: dict[str, ir.NeuronDef] = {}
         self.neuron_origin: dict[str, Span] = {}
+        # Declared but in error (already reported): their uses are not reported again.
+        self.failed_params: set[str] = set()
+        self.failed_neurons: set[str] = set()
+        self.imports_failed = False
 
     # ---- helpers
     def eval(self, expr: S.Expr, env: Optional[dict] = None, context: str = "here") -> Optional[Number]:
         try:
             return _eval(expr, self.env if env is None else env, context)
         except _EvalError as exc:
-            self.c.diagnostics.append(exc.diag)
+            if exc.name is None or exc.name not in self.failed_params:
+                self.c.diagnostics.append(exc.diag)
             return None
 
     def eval_int(self, expr: S.Expr, what: str, low: int = 0, env=None) -> Optional[int]:
@@ -332,13 +349,19 @@ class _Elaborator:
 
     # ---- params
     def param(self, d: S.ParamDecl) -> None:
+        known = d.name in self.params
+        self._param(d)
+        if not known and d.name not in self.params:
+            self.failed_params.add(d.name)
+
+    def _param(self, d: S.ParamDecl) -> None:
         if d.name in self.params:
             self.c.add(DUPLICATE_NAME, f"parameter `{d.name}` is declared twice", d.name_span,
                        "declared again here", help="remove or rename one of them")
             return
         if d.name in CONSTANTS or d.name in ("z", "last", "fan_in", "fan_out"):
             self.c.add(DUPLICATE_NAME, f"`{d.name}` is a reserved name", d.name_span,
-                       "cannot be redefined")
+                       "cannot be redefined", help="choose another name")
             return
         type_ = d.type
         if type_ is not None and type_ not in ir.PARAM_VALUE_TYPES:
@@ -407,7 +430,9 @@ class _Elaborator:
                 continue
             if p.name in ir.NEURON_SPECIAL_NAMES or p.name in CONSTANTS:
                 self.c.add(DUPLICATE_NAME, f"`{p.name}` is a reserved name", p.name_span,
-                           help="`z` and `last` are given to every neuron")
+                           "cannot be a parameter",
+                           help="`z` and `last` are given to every neuron" if p.name in ir.NEURON_SPECIAL_NAMES
+                           else "`pi`, `e` and `inf` are constants; choose another name")
                 continue
             seen.add(p.name)
             if p.type not in ir.PARAM_TYPES:
@@ -423,6 +448,7 @@ class _Elaborator:
         registers: list[ir.Register] = []
         ops: list[ir.Op] = []
         declared: dict[str, ir.Register] = {}
+        self._reported_registers: set[str] = set()
         for st in d.body:
             if isinstance(st, S.QubitDecl):
                 self._declare(declared, registers, ir.Register(st.name, "qubit", st.carried, st.span), st.span)
@@ -454,7 +480,7 @@ class _Elaborator:
         uses_last = any(_mentions(o.angle, "last") for o in ops if isinstance(o, ir.GateOp) and o.angle)
         if uses_last and not any(r.carried for r in registers):
             op = next(o for o in ops if isinstance(o, ir.GateOp) and o.angle and _mentions(o.angle, "last"))
-            self.c.add(MISSING_CARRIED, "`last` needs a carried qubit", op.span,
+            self.c.add(MISSING_CARRIED, "`last` needs a carried qubit", _ref_span(op.angle, "last") or op.span,
                        "uses the previous outcome",
                        help="declare the neuron's qubit as `qubit q carried` so it continues the previous layer's neuron")
         self.neurons[d.name] = ir.NeuronDef(d.name, module, tuple(params), tuple(registers), tuple(ops), d.span)
@@ -491,6 +517,9 @@ class _Elaborator:
     def _use(self, name: str, span: Span, declared) -> bool:
         if name in declared:
             return True
+        if name in self._reported_registers:
+            return False  # reported at its first use
+        self._reported_registers.add(name)
         self.c.add(UNDECLARED_REGISTER, f"undeclared qubit or ancilla `{name}`", span,
                    "not declared in this neuron",
                    help=did_you_mean(name, declared) or f"declare it first: `ancilla {name}`")
@@ -512,7 +541,8 @@ class _Elaborator:
             return None
         if len(st.targets) != want_targets:
             self.c.add(BAD_GATE_USE, f"`{st.gate}` acts on {want_targets} qubit(s), {len(st.targets)} given",
-                       st.span)
+                       st.span, help=f"write `{st.gate} CONTROL, TARGET`" if want_targets == 2
+                       else f"write `{st.gate}{'(ANGLE)' if want_angle else ''} QUBIT`")
             return None
         spans = st.target_spans or (st.span,) * len(st.targets)
         if not all(self._use(t, s, declared) for t, s in zip(st.targets, spans)):
@@ -570,7 +600,7 @@ class _Elaborator:
             else:
                 prev_layer, prev_size = None, None
             prev_name = ls.name
-        if not layers_syn or layers_syn[-1].role != "output":
+        if not any(ls.role == "output" for ls in layers_syn):
             at = layers_syn[-1].span if layers_syn else d.name_span
             self.c.add(BAD_NETWORK, f"network `{d.name}` has no output layer", at,
                        help="end it with e.g. `output y[10] = linear of dense(h2)`")
@@ -587,8 +617,9 @@ class _Elaborator:
                 return None
             shape.append(v)
         steps = []
+        pooled = list(shape)  # the shape as the steps see it; the IR keeps the raw shape
         for st in d.steps:
-            step = self.preprocess(st, shape)
+            step = self.preprocess(st, pooled)
             if step is None:
                 return None
             steps.append(step)
@@ -811,6 +842,8 @@ class _Elaborator:
                 return None
             return ir.ClassicalActivation(call.name, call.span)
         neuron = self.neurons.get(call.name)
+        if neuron is None and self.imports_failed:
+            return None  # most likely defined in the module that failed to load (reported)
         if neuron is None:
             self.c.add(UNKNOWN_ACTIVATION, f"unknown neuron or activation `{call.name}`", call.name_span,
                        help=did_you_mean(call.name, list(self.neurons) + list(ir.CLASSICAL_ACTIVATIONS))
@@ -1017,6 +1050,7 @@ class _Elaborator:
 
     def schedule(self, st: S.TrainStmt) -> Optional[ir.CheckpointSchedule]:
         every, log, steps, end = None, False, [], False
+        seen: dict[int, Span] = {}
         for sch in st.value:
             if sch.kind == "every":
                 every = self.eval_int(sch.values[0], "a checkpoint interval", low=1)
@@ -1031,10 +1065,12 @@ class _Elaborator:
                     v = self.eval_int(e, "a checkpoint step", low=0)
                     if v is None:
                         return None
+                    if v in seen:
+                        self.c.add(BAD_SCHEDULE, f"checkpoint step {v} is listed twice", e.span,
+                                   "listed again here", notes=[f"first listed at {_where(seen[v])}"])
+                        return None
+                    seen[v] = e.span
                     steps.append(v)
-        if len(set(steps)) != len(steps):
-            self.c.add(BAD_SCHEDULE, "a checkpoint step is listed twice", st.span)
-            return None
         return ir.CheckpointSchedule(every, log, tuple(sorted(steps)), end, st.span)
 
 
@@ -1115,6 +1151,15 @@ def _fold(op: str, a: float, b: float, span: Span) -> float:
     return float(v)
 
 
+def _ref_span(e: ir.Expr, name: str) -> Optional[Span]:
+    """The span of the first reference to `name` in e."""
+    if isinstance(e, ir.Ref):
+        return e.span if e.name == name else None
+    children = (e.operand,) if isinstance(e, ir.Unary) else (e.lhs, e.rhs) if isinstance(e, ir.Binary) \
+        else e.args if isinstance(e, ir.Call) else ()
+    return next((s for s in (_ref_span(c, name) for c in children) if s is not None), None)
+
+
 def _mentions(e: ir.Expr, name: str) -> bool:
     if isinstance(e, ir.Ref):
         return e.name == name
@@ -1189,6 +1234,7 @@ def elaborate(text: str, file: str, overrides: Optional[dict[str, str]] = None,
     main = loader.load_main(text, file)
     elab = _Elaborator(collector, overrides)
     elab._set_texts = dict(overrides)
+    elab.imports_failed = loader.failed
     # Imported modules first (dependency order), then the main file.
     for key in loader.order:
         module = loader.modules[key]

@@ -25,12 +25,11 @@ def evaluate(program, network, run_dir, step, shots, data, limit, seed) -> dict:
 
     from qnnc.runtime import checkpoint as ckpt
     from qnnc.runtime.data import load_dataset, preprocess
-    from qnnc.runtime.simulator import QNNModel
-    from qnnc.runtime.train import predict, wilson_interval
+    from qnnc.runtime.train import build_model, predict, wilson_interval
 
     path = ckpt.resolve_checkpoint(run_dir, step)
     c = ckpt.load_checkpoint(path, network)
-    model = QNNModel(program, network.name, seed=seed)
+    model = build_model(program, network, seed)
     model.load_tensors({k: torch.from_numpy(np.array(v)) for k, v in c.tensors.items()})
     ds = load_dataset(data)
     x = torch.from_numpy(preprocess(ds.images, network.input))

@@ -104,6 +104,21 @@ def _restore_optimizer(opt, model, extra: dict) -> None:
         opt.state[p][skey] = t.to(p.dtype if t.is_floating_point() else t.dtype)
 
 
+def build_model(program: ir.Program, network: ir.Network, seed: int, dtype=None):
+    """The torch model of `network`, with layers declared `init = checkpoint(...)` filled
+    from their runs (paths relative to the program's folder)."""
+    import torch
+
+    from qnnc.runtime.simulator import QNNModel
+
+    model = QNNModel(program, network.name, seed=seed, dtype=dtype or torch.float32)
+    if model.pending:
+        base = Path(program.source).parent if not program.source.startswith("<") else Path(".")
+        loaded = ckpt.checkpoint_init_tensors(network, base)
+        model.load_tensors({k: torch.from_numpy(np.array(v)) for k, v in loaded.items()}, strict=False)
+    return model
+
+
 def train(program: ir.Program, network: ir.Network, recipe: ir.TrainRecipe, out_dir: os.PathLike | str, *,
           resume: bool = False, flags: Optional[dict] = None, progress: bool = True,
           log: Callable[[str], None] = lambda s: None) -> TrainResult:
@@ -111,8 +126,6 @@ def train(program: ir.Program, network: ir.Network, recipe: ir.TrainRecipe, out_
 
     from qnnc.compiler.serialize import to_json_obj
     from qnnc.runtime.data import load_dataset, preprocess, shuffled
-    from qnnc.runtime.simulator import QNNModel
-
     out_dir = Path(out_dir)
     seed = recipe.seed
     torch.manual_seed(seed)
@@ -130,7 +143,7 @@ def train(program: ir.Program, network: ir.Network, recipe: ir.TrainRecipe, out_
         vs = load_dataset(recipe.validate)
         val = (torch.from_numpy(preprocess(vs.images, network.input)), torch.from_numpy(vs.labels.astype(np.int64)))
 
-    model = QNNModel(program, network.name, seed=seed)
+    model = build_model(program, network, seed)
     opt = _optimizer(model, recipe)
     generator = torch.Generator().manual_seed(seed + 1)
 
@@ -171,8 +184,11 @@ def train(program: ir.Program, network: ir.Network, recipe: ir.TrainRecipe, out_
         (out_dir / "metrics.jsonl").unlink(missing_ok=True)
 
     metrics_path = out_dir / "metrics.jsonl"
+    epoch_loss, epoch_count = 0.0, 0
     if resume:
         _truncate_metrics(metrics_path, start_step)
+        # The running epoch loss, as an uninterrupted run would have it at this step.
+        epoch_loss, epoch_count = _epoch_accumulators(metrics_path, start_step // steps_per_epoch)
 
     def write_metrics(record: dict) -> None:
         with open(metrics_path, "a", encoding="utf-8") as fh:
@@ -198,7 +214,6 @@ def train(program: ir.Program, network: ir.Network, recipe: ir.TrainRecipe, out_
     step = start_step
     last_metrics: dict = {}
     t_start = time.perf_counter()
-    epoch_loss, epoch_count = 0.0, 0
     while step < total_steps:
         epoch = step // steps_per_epoch
         perm = torch.from_numpy(epoch_permutation(n, seed, epoch))
@@ -209,27 +224,28 @@ def train(program: ir.Program, network: ir.Network, recipe: ir.TrainRecipe, out_
             model.train()
             opt.zero_grad(set_to_none=True)
             if recipe.gradient.kind == "exact":
-                loss = model.exact_loss(xb, yb)
+                loss = model.expected_loss(xb, yb)
                 with torch.no_grad():
                     acc = float((model.expected_logits(xb).argmax(-1) == yb).float().mean())
             else:
-                logits = model(xb, shots=1, generator=generator, window=recipe.gradient.window)[0]
+                logits = model(xb, shots=1, generator=generator)[0]
                 loss = torch.nn.functional.cross_entropy(logits, yb)
                 acc = float((logits.argmax(-1) == yb).float().mean())
-            if not torch.isfinite(loss):
-                raise error("Q0640", f"the loss became {float(loss)} at step {step + 1}",
+            if not torch.isfinite(loss.detach()):
+                raise error("Q0640", f"the loss became {float(loss.detach())} at step {step + 1}",
                             help="lower the learning rate (--lr)")
             loss.backward()
             opt.step()
             step += 1
-            epoch_loss += float(loss) * len(idx)
+            epoch_loss += float(loss.detach()) * len(idx)
             epoch_count += len(idx)
-            rec = {"kind": "step", "step": step, "epoch": epoch, "loss": float(loss), "batch_accuracy": acc}
+            rec = {"kind": "step", "step": step, "epoch": epoch, "loss": float(loss.detach()),
+                   "batch_accuracy": acc, "images": len(idx)}
             write_metrics(rec)
             last_metrics = rec
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{float(loss):.3f}")
+                bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
             end_of_epoch = b == steps_per_epoch - 1
             if end_of_epoch:
                 rec = {"kind": "epoch", "step": step, "epoch": epoch + 1,
@@ -249,6 +265,16 @@ def train(program: ir.Program, network: ir.Network, recipe: ir.TrainRecipe, out_
     if bar is not None:
         bar.close()
     return TrainResult(out_dir, step, last_metrics, ckpt.list_checkpoints(out_dir))
+
+
+def _epoch_accumulators(path: Path, epoch: int) -> tuple[float, int]:
+    total, count = 0.0, 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        rec = json.loads(line)
+        if rec.get("kind") == "step" and rec.get("epoch") == epoch:
+            total += rec["loss"] * rec["images"]
+            count += rec["images"]
+    return total, count
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
