@@ -27,7 +27,11 @@ def parse_program(text: str, filename: str = "<string>",
     from qnnc.compiler.elaborate import elaborate
     from qnnc.compiler.verify import verify_or_raise
 
-    return verify_or_raise(elaborate(text, filename, dict(overrides or {})))
+    try:
+        return verify_or_raise(elaborate(text, filename, dict(overrides or {})))
+    except RecursionError:
+        raise error("Q0107", f"{filename}: the program is nested too deeply to compile",
+                    help="split very long or deeply nested expressions into parameters") from None
 
 
 def read_source(path: str) -> str:
@@ -71,7 +75,11 @@ def dump_ir(program: ir.Program) -> str:
 def load_ir_text(text: str, filename: str = "<ir>") -> ir.Program:
     from qnnc.compiler.serialize import loads
 
-    return loads(text, filename)
+    try:
+        return loads(text, filename)
+    except RecursionError:
+        raise error("Q0504", f"{filename}: the IR JSON is nested too deeply",
+                    help="an IR file is written by `qnnc ir FILE`") from None
 
 
 def load_ir(path: str) -> ir.Program:
@@ -82,4 +90,8 @@ def format_source(text: str, filename: str = "<string>") -> str:
     from qnnc.compiler.formatter import format_module
     from qnnc.compiler.parser import parse_module
 
-    return format_module(parse_module(text, filename))
+    try:
+        return format_module(parse_module(text, filename))
+    except RecursionError:
+        raise error("Q0107", f"{filename}: the program is nested too deeply to format",
+                    help="split very long or deeply nested expressions into parameters") from None

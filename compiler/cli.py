@@ -77,9 +77,18 @@ def load_from_args(args, path: Optional[str] = None):
 def _cmd_check(args) -> int:
     import time
 
+    failed: list = []
+    exit_code = 0
     for path in args.files:
         t0 = time.perf_counter()
-        program = load_from_args(args, path)
+        try:
+            program = load_from_args(args, path)
+        except QnncError as exc:
+            if exc.exit_code == 2 or len(args.files) == 1:
+                raise
+            failed.extend(exc.diagnostics)  # keep going: report every file's errors
+            exit_code = max(exit_code, exc.exit_code)
+            continue
         dt = time.perf_counter() - t0
         parts = []
         for net in program.networks:
@@ -88,6 +97,8 @@ def _cmd_check(args) -> int:
         if not program.networks:
             parts.append(f"{len(program.neurons)} neuron(s)")
         print(f"ok: {path}: " + "; ".join(parts) + (f" ({dt * 1000:.0f} ms)" if args.timing else ""))
+    if failed:
+        raise QnncError(failed, exit_code)
     return 0
 
 

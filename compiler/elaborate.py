@@ -439,6 +439,10 @@ class _Elaborator:
                 self.c.add(UNKNOWN_TYPE, f"unknown parameter type `{p.type}`", p.type_span,
                            help=did_you_mean(p.type, ir.PARAM_TYPES) or "types: real, int, squash")
                 continue
+            if p.type == "squash" and p.range is not None:
+                self.c.add(TYPE_MISMATCH, f"a squash parameter takes no range", p.range.span,
+                           help="a squash is `tanh` or `clip`; ranges are for real and int parameters")
+                continue
             lo, hi = self.range_of(p.range, env={})
             default: Union[float, int, str, None] = None
             if p.default is not None:
@@ -1052,6 +1056,10 @@ class _Elaborator:
         every, log, steps, end = None, False, [], False
         seen: dict[int, Span] = {}
         for sch in st.value:
+            if sch.kind == "every" and every is not None:
+                self.c.add(BAD_SCHEDULE, "`every N steps` is given twice", sch.span, "a second interval",
+                           help="keep one interval; list extra steps with `at steps [...]`")
+                return None
             if sch.kind == "every":
                 every = self.eval_int(sch.values[0], "a checkpoint interval", low=1)
                 if every is None:

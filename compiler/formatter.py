@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Optional
 
 from qnnc.compiler import syntax as S
+from qnnc.compiler.diagnostics import source_lines
 
 INDENT = "    "
 
@@ -156,7 +157,7 @@ class _Printer:
         self.lines: list[str] = []
         self.comments = sorted(module.comments, key=lambda c: (c.line, c.col))
         self.next_comment = 0
-        self.source_lines = module.source.splitlines()
+        self.source_lines = source_lines(module.source)
 
     def _blank_before(self, line: int) -> bool:
         """Whether the author left a blank line just above `line` (or its comments)."""
@@ -189,7 +190,9 @@ class _Printer:
 
     def statements(self, stmts, indent: str, block_start_line: int) -> None:
         for i, st in enumerate(stmts):
-            if i > 0 and self._blank_before(st.span.line) and self.lines and self.lines[-1] != "":
+            # A blank line above counts only for the first statement that starts on a line.
+            first_on_line = i == 0 or stmts[i - 1].span.end_line < st.span.line
+            if i > 0 and first_on_line and self._blank_before(st.span.line) and self.lines and self.lines[-1] != "":
                 self.lines.append("")
             self._leading(st.span.line, indent)
             self._emit(indent, statement(st), st.span.end_line)
@@ -199,7 +202,7 @@ class _Printer:
         for item in module.items:
             if prev is not None:
                 separate = isinstance(item, _BLOCKS) or isinstance(prev, _BLOCKS) or type(item) is not type(prev) \
-                    or self._blank_before(item.span.line)
+                    or (prev.span.end_line < item.span.line and self._blank_before(item.span.line))
                 if separate and self.lines and self.lines[-1] != "":
                     self.lines.append("")
             self._leading(item.span.line, "")

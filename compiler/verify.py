@@ -17,7 +17,7 @@ from qnnc.compiler.elaborate import (
     BAD_GATE_USE, BAD_NETWORK, BAD_READOUT, BAD_REGISTERS, BAD_TRAIN, BAD_VALUE, CIRCULAR_IMPORT,
     DUPLICATE_NAME, MAX_LAYER_SIZE, MAX_WEIGHTS_PER_LAYER, MISSING_CARRIED, MULTIPLE_EMITS, NO_EMIT,
     OUT_OF_RANGE, SHAPE_MISMATCH, TOO_LARGE, TYPE_MISMATCH, UNDECLARED_REGISTER, UNKNOWN_ACTIVATION,
-    UNKNOWN_FUNCTION, UNKNOWN_LAYER, UNKNOWN_NETWORK, UNKNOWN_PARAMETER,
+    UNKNOWN_FUNCTION, UNKNOWN_LAYER, UNKNOWN_MODULE, UNKNOWN_NETWORK, UNKNOWN_PARAMETER,
 )
 
 
@@ -67,7 +67,7 @@ def _modules(program: ir.Program, c: Collector) -> None:
     for m in program.modules:
         for dep in m.imports:
             if dep not in graph:
-                c.add(UNKNOWN_NETWORK, f"module `{m.name}` imports `{dep}`, which is not in the program", m.span)
+                c.add(UNKNOWN_MODULE, f"module `{m.name}` imports `{dep}`, which is not in the program", m.span)
     # Depth-first search for a cycle in the import graph.
     state: dict[str, int] = {}
 
