@@ -73,9 +73,23 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> Optional[str]:
     """A `help:` line suggesting the closest candidate, or None."""
     cands = sorted(set(candidates))
     close = difflib.get_close_matches(name, cands, n=1, cutoff=0.6)
+    if not close and len(name) >= 2:
+        # Short names (`h3` for `h1`) fall under difflib's ratio; one edit away is close.
+        close = [c for c in cands if _one_edit(name, c)][:1]
     if close:
         return f"did you mean `{close[0]}`?"
     return None
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Whether b is a with one character substituted, inserted or deleted."""
+    if abs(len(a) - len(b)) > 1 or a == b:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b)) == 1
+    if len(a) > len(b):
+        a, b = b, a
+    return any(b[:i] + b[i + 1:] == a for i in range(len(b)))
 
 
 class Collector:
@@ -84,7 +98,7 @@ class Collector:
     def __init__(self) -> None:
         self.diagnostics: list[Diagnostic] = []
 
-    def add(self, code: str, message: str, span: Optional[Span] = None, *, label: str = "",
+    def add(self, code: str, message: str, span: Optional[Span] = None, label: str = "", *,
             help: Optional[str] = None, notes: Iterable[str] = ()) -> None:
         self.diagnostics.append(Diagnostic(code, message, span, label, help, tuple(notes)))
 
@@ -117,7 +131,7 @@ def render(diag: Diagnostic, sources: Optional[dict[str, str]] = None) -> str:
     span = diag.span
     if span is not None:
         text = _source_text(span.file, sources)
-        lines = text.splitlines() if text is not None else None
+        lines = source_lines(text) if text is not None else None
         if lines is not None and 1 <= span.line <= max(len(lines), 1):
             src = lines[span.line - 1] if lines else ""
             gutter = " " * len(str(span.line))
@@ -158,6 +172,16 @@ def render_json(diags: Sequence[Diagnostic]) -> str:
     return json.dumps({"diagnostics": [d.to_json() for d in diags]}, indent=2) + "\n"
 
 
+def source_lines(text: str) -> list[str]:
+    """The lines of a source as spans count them: only `\n` ends a line (the lexer's
+    rule). `str.splitlines` also splits at form feeds, `\x1c`..., `\u2028` and lone
+    `\r`, which would show the wrong line under a caret."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [l[:-1] if l.endswith("\r") else l for l in lines]
+
+
 def _source_text(file: str, sources: Optional[dict[str, str]]) -> Optional[str]:
     if sources and file in sources:
         return sources[file]
@@ -169,5 +193,6 @@ def _source_text(file: str, sources: Optional[dict[str, str]]) -> Optional[str]:
 
 
 def _expand_tabs(s: str) -> str:
-    # Columns count characters; a tab would misplace the caret, so show it as one space.
-    return s.replace("\t", " ")
+    # Columns count characters; a tab (or a form feed, a lone `\r`...) would misplace the
+    # caret or garble the terminal, so show it as one space.
+    return "".join(c if c.isprintable() else " " for c in s)

@@ -357,7 +357,8 @@ class _Elaborator:
     def _param(self, d: S.ParamDecl) -> None:
         if d.name in self.params:
             self.c.add(DUPLICATE_NAME, f"parameter `{d.name}` is declared twice", d.name_span,
-                       "declared again here", help="remove or rename one of them")
+                       "declared again here", help="remove or rename one of them",
+                       notes=[f"first declared at {_where(self.params[d.name].span)}"])
             return
         if d.name in CONSTANTS or d.name in ("z", "last", "fan_in", "fan_out"):
             self.c.add(DUPLICATE_NAME, f"`{d.name}` is a reserved name", d.name_span,
@@ -590,7 +591,8 @@ class _Elaborator:
         for i, ls in enumerate(layers_syn):
             if ls.name in names:
                 self.c.add(DUPLICATE_NAME, f"`{ls.name}` is declared twice in network `{d.name}`",
-                           ls.name_span, "declared again here")
+                           ls.name_span, "declared again here", help="give each layer its own name",
+                           notes=[f"first declared at {_where(names[ls.name])}"])
                 continue
             names[ls.name] = ls.name_span
             layer = self.layer(ls, d, prev_name, prev_size, prev_layer, names)
@@ -827,6 +829,10 @@ class _Elaborator:
         if name == "kaiming":
             # Kaiming-normal for ReLU: std = gain / sqrt(fan_in), gain sqrt(2) by default.
             gain = nums.get("gain", math.sqrt(2.0))
+            if gain < 0:
+                self.c.add(OUT_OF_RANGE, "the gain of `kaiming` cannot be negative", values["gain"].span,  # type: ignore[union-attr]
+                           "a negative gain", help="the default is sqrt(2), for ReLU layers")
+                return None
             std = gain / math.sqrt(fan_in)
             return ir.NormalInit(0.0, std, std * std * fan_in, span)
         if name == "uniform":
@@ -1095,8 +1101,8 @@ def _to_ir_expr(e: S.Expr, param_types: dict[str, str]) -> ir.Expr:
             return ir.Ref(e.name, e.span)
         if e.name in param_types:
             if param_types[e.name] == "squash":
-                raise _EvalError(TYPE_MISMATCH, f"`{e.name}` is a squash function; apply it: `{e.name}(z / a)`",
-                                 e.span)
+                raise _EvalError(TYPE_MISMATCH, f"`{e.name}` is a squash function, not a number", e.span,
+                                 "a squash", help=f"apply it to an angle, e.g. `{e.name}(z)`")
             return ir.Ref(e.name, e.span)
         if e.name in CONSTANTS and e.name != "inf":
             return ir.Const(CONSTANTS[e.name], e.span)

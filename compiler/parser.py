@@ -17,7 +17,7 @@ from lark import Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from qnnc.compiler import syntax as S
-from qnnc.compiler.diagnostics import Diagnostic, QnncError
+from qnnc.compiler.diagnostics import Diagnostic, QnncError, source_lines
 from qnnc.compiler.ir import Span
 
 # Syntax codes.
@@ -304,7 +304,7 @@ def _found(tok: Token) -> str:
 
 
 def _syntax_diagnostic(exc: UnexpectedInput, text: str, file: str) -> Diagnostic:
-    lines = text.splitlines() or [""]
+    lines = source_lines(text) or [""]
     if isinstance(exc, UnexpectedCharacters):
         line, col = exc.line, exc.column
         char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
@@ -317,6 +317,7 @@ def _syntax_diagnostic(exc: UnexpectedInput, text: str, file: str) -> Diagnostic
                           help=_char_help(char))
     if isinstance(exc, (UnexpectedToken, UnexpectedEOF)):
         tok = getattr(exc, "token", None)
+        expected = _acceptable(exc)
         at_end = tok is None or tok.type == "$END"
         if at_end:
             open_brace = _unclosed_brace(text, file)
@@ -328,14 +329,27 @@ def _syntax_diagnostic(exc: UnexpectedInput, text: str, file: str) -> Diagnostic
             end_col = len(lines[-1]) + 1 if lines else 1
             return Diagnostic(UNEXPECTED_END, "unexpected end of file",
                               Span(file, end_line, max(end_col - 1, 1), end_line, end_col),
-                              f"expected {_expected_words(exc.expected)}",
+                              f"expected {_expected_words(expected)}",
                               help="the last statement is incomplete")
         span = Span(file, tok.line, tok.column, tok.end_line or tok.line,
                     tok.end_column or tok.column + 1)
-        help_ = _token_help(tok, exc.expected)
+        help_ = _token_help(tok, expected)
         return Diagnostic(UNEXPECTED_TOKEN, f"unexpected {_found(tok)}",
-                          span, f"expected {_expected_words(exc.expected)}", help=help_)
+                          span, f"expected {_expected_words(expected)}", help=help_)
     return Diagnostic(UNEXPECTED_TOKEN, "syntax error", Span(file, 1, 1, 1, 2))
+
+
+def _acceptable(exc: UnexpectedInput) -> set:
+    """The terminals that can really come next. LALR merges the lookaheads of states
+    shared by several rules (`call` after `layer ... =`, `with`, `optimizer`...), so
+    `exc.expected` lists tokens that are only valid elsewhere; the interactive parser
+    tries each one from the actual parse state."""
+    ip = getattr(exc, "interactive_parser", None)
+    if ip is not None:
+        accepted = ip.accepts()
+        if accepted:
+            return accepted
+    return set(exc.expected or ())
 
 
 def _char_help(char: str) -> Optional[str]:

@@ -1,0 +1,526 @@
+"""Lowering of a qnnc network (IR) to a differentiable torch simulator.
+
+    from qnnc.runtime.simulator import QNNModel
+    model = QNNModel(program, network=None, seed=0, dtype=torch.float32)
+    logits = model(x, shots=15)                    # [shots, batch, n_out], sampled
+    votes, per_shot = model.predict(x, shots=15)   # majority vote of argmax over shots
+    model.expected_logits(x)                       # exact: sum over branches of p * logits
+    outcomes, probs = model.exact_outcome_distribution(x[0])
+
+Semantics (docs: /work/shared/design/quantum-neurons.md). Layer l computes
+z = W_l d_prev (+ b_l) with W_l of shape [size, fan_in]; its activation is classical
+(sign with sign(0) = +1, relu, tanh, linear) or a quantum neuron per unit, simulated by
+`qnnc.runtime.neuron_kernel.NeuronKernel` from the neuron's own IR definition. Choices
+made here where the IR leaves room:
+  * A carried chain is a run of consecutive layers whose neurons have a carried qubit;
+    neuron i of each continues neuron i of the one before (equal widths, else Q0622).
+    The chain's first layer starts in |0> with `last` = +1. `last` in a neuron without
+    a carried qubit is an error (Q0621).
+  * Ancillas of a carried neuron still entangled at its end are traced out; the sampler
+    does it by measuring them and forgetting the outcome (an exact unravelling).
+  * A squash (tanh, clip) of x / a with a = 0 is sign(x), sign(0) = +1; so is the
+    built-in `sign`.
+  * In exact mode a sign layer has its true (zero) gradient, not the straight-through one.
+
+Internally every activation is laid out image-major, [B, S, N] (images, shots,
+neurons), or [B, 1, N] while it is still the same for every shot (the input, and
+classical layers of it): the first hidden layer's pre-activation is computed once per
+image and only the measurements are drawn per shot. Random numbers are counter-based
+(`RandomFields`), so chunking the batch never changes a sample.
+
+Gradients: `straight_through` (default): the forward pass samples; backward uses
+dd/dz = 1{|z| < window} for quantum neurons and for sign; the carried qubit state
+carries no gradient. `exact`: `exact_branches` enumerates all measurement branches and
+weights each branch's logits by its probability, differentiable through the angles.
+
+Diagnostics raised here (Q06xx, runtime limits):
+  Q0620 too many branches for exact enumeration      Q0626 bad layer source / network
+  Q0621 `last` read by a neuron without carried qubit Q0630 tensors do not match the model
+  Q0622 carried layer widths differ                   Q0631 checkpoint weights not loaded
+  Q0623 malformed neuron definition                   Q0632 input has the wrong shape
+  Q0624 bad neuron parameter / expression             Q0633 bad shots / argument
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from qnnc.compiler import ir
+from qnnc.compiler.diagnostics import error
+from qnnc.runtime.neuron_kernel import NeuronKernel, RandomFields, sign_pos
+
+__all__ = ["QNNModel", "DEFAULT_MAX_BRANCHES"]
+
+
+DEFAULT_MAX_BRANCHES = 1 << 20
+DEFAULT_GRADIENT = ir.Gradient("straight_through", 1.0)
+# A no-grad pass works in chunks of images whose widest [images x shots, width] block
+# has about this many values: enough to amortise each op's fixed cost (Python dispatch,
+# waking the intra-op threads: ~10 us) over a million values, while the two buffers per
+# layer (reused from chunk to chunk, 4 MiB each in float32) stay in the last-level cache.
+DEFAULT_CHUNK_ELEMENTS = 1 << 20
+# Pre-activations that are the same for every shot are computed for blocks this large.
+_DET_BLOCK_ELEMENTS = 1 << 21
+
+
+def _buffer(ws: dict, key, rows: int, cols: int, dtype) -> torch.Tensor:
+    """A [rows, cols] contiguous view of a workspace buffer (grown when needed)."""
+    buf = ws.get(key)
+    if buf is None or buf.numel() < rows * cols or buf.dtype != dtype:
+        buf = ws[key] = torch.empty(rows * cols, dtype=dtype)
+    return buf[:rows * cols].view(rows, cols)
+
+
+class _StraightThrough(torch.autograd.Function):
+    """Forward: the sampled (or sign) value d. Backward: dd/dz = 1{|z| < window}; when z
+    is shared by all shots ([B, 1, N]) the shots' gradients add up."""
+
+    @staticmethod
+    def forward(ctx, z, d, window):
+        ctx.save_for_backward(z.abs() < window)
+        ctx.z_shape = z.shape
+        return d.clone() if d.requires_grad else d.view_as(d)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (mask,) = ctx.saved_tensors
+        g = grad * mask
+        if g.shape != ctx.z_shape:
+            g = g.sum_to_size(ctx.z_shape)
+        return g, None, None
+
+
+@dataclass
+class _Plan:
+    index: int
+    layer: ir.Layer
+    name: str
+    size: int
+    source: str
+    fan_in: int
+    kind: str  # "neuron" or a classical activation
+    kernel: Optional[NeuronKernel]
+    chained: bool  # continues the previous layer's carried qubits
+
+
+class QNNModel(torch.nn.Module):
+    """A network of the program as a torch module (weights are its parameters)."""
+
+    def __init__(self, program: ir.Program, network: Union[str, ir.Network, None] = None, seed: int = 0,
+                 dtype: torch.dtype = torch.float32, *, gradient: Optional[ir.Gradient] = None,
+                 max_branches: int = DEFAULT_MAX_BRANCHES, chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
+                 force_generic: bool = False):
+        super().__init__()
+        if dtype not in (torch.float32, torch.float64):
+            raise error("Q0633", f"dtype must be float32 or float64, got {dtype}")
+        if isinstance(network, ir.Network):
+            net = network
+        else:
+            net = program.network(network)
+            if net is None:
+                have = ", ".join(n.name for n in program.networks) or "none"
+                raise error("Q0626", f"no network `{network}` in {program.source} (have: {have})")
+        self.program, self.network, self.dtype = program, net, dtype
+        recipe = program.train(net.name)
+        self.gradient = gradient or (recipe.gradient if recipe is not None else DEFAULT_GRADIENT)
+        if self.gradient.kind not in ir.GRADIENT_KINDS:
+            raise error("Q0633", f"unknown gradient kind {self.gradient.kind!r}", self.gradient.span)
+        self.max_branches = int(max_branches)
+        self.chunk_elements = int(chunk_elements)
+        self.features = net.input.features
+        self.n_out = net.layers[-1].size
+        self.plans: list[_Plan] = self._plan(program, net, force_generic)
+        self.max_width = max([self.features] + [p.size for p in self.plans])
+
+        # Weights: drawn in float64 from the IR inits, layer by layer, then cast, so a
+        # seed gives the same network in float32 and float64.
+        init_gen = torch.Generator().manual_seed(int(seed))
+        self.weight = torch.nn.ParameterDict()
+        self.bias = torch.nn.ParameterDict()
+        self.pending: dict[str, ir.CheckpointInit] = {}
+        for p in self.plans:
+            w = self._init_weight(p, init_gen)
+            self.weight[p.name] = torch.nn.Parameter(w.to(dtype))
+            if p.layer.dense.bias:
+                self.bias[p.name] = torch.nn.Parameter(torch.zeros(p.size, dtype=dtype))
+        # The sampling generator: independent of the init stream, owned by the model.
+        sample_seed = int(np.random.SeedSequence([int(seed), 0x51A]).generate_state(1, np.uint64)[0] >> 1)
+        self.generator = torch.Generator().manual_seed(sample_seed)
+
+    # ------------------------------------------------------------------ construction
+
+    def _plan(self, program: ir.Program, net: ir.Network, force_generic: bool) -> list[_Plan]:
+        sizes = {net.input.name: self.features}
+        plans: list[_Plan] = []
+        for i, layer in enumerate(net.layers):
+            src = layer.dense.source
+            if src not in sizes:
+                raise error("Q0626", f"layer `{layer.name}` reads `{src}`, which is not the input or an "
+                            "earlier layer", layer.dense.span)
+            act = layer.activation
+            kernel, chained = None, False
+            if isinstance(act, ir.ClassicalActivation):
+                if act.kind not in ir.CLASSICAL_ACTIVATIONS:
+                    raise error("Q0624", f"unknown activation `{act.kind}`", act.span)
+                kind = act.kind
+            else:
+                nd = program.neuron(act.neuron)
+                if nd is None:
+                    raise error("Q0623", f"unknown neuron `{act.neuron}`", act.span)
+                kernel = NeuronKernel(nd, {b.name: b.value for b in act.args}, span=act.span,
+                                      force_generic=force_generic)
+                kind = "neuron"
+                prev = plans[-1] if plans else None
+                if kernel.carried and prev is not None and prev.kind == "neuron" and prev.kernel.carried:
+                    if prev.size != layer.size:
+                        raise error("Q0622", f"layer `{layer.name}` carries the qubits of `{prev.name}`, but "
+                                    f"their widths differ ({layer.size} vs {prev.size})", layer.span,
+                                    help="carried layers must have equal widths: neuron i continues qubit i")
+                    chained = True
+            plans.append(_Plan(i, layer, layer.name, layer.size, src, sizes[src], kind, kernel, chained))
+            sizes[layer.name] = layer.size
+        return plans
+
+    def _init_weight(self, p: _Plan, gen: torch.Generator) -> torch.Tensor:
+        init = p.layer.dense.init
+        shape = (p.size, p.fan_in)
+        if isinstance(init, ir.NormalInit):
+            return torch.empty(shape, dtype=torch.float64).normal_(init.mean, init.std, generator=gen)
+        if isinstance(init, ir.UniformInit):
+            return torch.empty(shape, dtype=torch.float64).uniform_(init.low, init.high, generator=gen)
+        if isinstance(init, ir.ZerosInit):
+            return torch.zeros(shape, dtype=torch.float64)
+        if isinstance(init, ir.CheckpointInit):
+            self.pending[p.name] = init  # filled by load_weights / load_tensors
+            return torch.zeros(shape, dtype=torch.float64)
+        raise error("Q0624", f"unknown weight init {type(init).__name__}", p.layer.dense.span)
+
+    # ------------------------------------------------------------------ weights
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The weights under their checkpoint names: {"h1": W [size, fan_in], "h1.bias": b, ...}."""
+        out: dict[str, torch.Tensor] = {}
+        for p in self.plans:
+            out[p.name] = self.weight[p.name].detach().clone()
+            if p.name in self.bias:
+                out[p.name + ".bias"] = self.bias[p.name].detach().clone()
+        return out
+
+    def load_tensors(self, tensors: dict[str, torch.Tensor], *, strict: bool = True) -> None:
+        """Set weights from a name -> tensor dict (the names of `tensors()`). Shapes must
+        match; with `strict`, so must the set of names."""
+        want = {n: t.shape for n, t in self.tensors().items()}
+        missing = sorted(set(want) - set(tensors))
+        extra = sorted(set(tensors) - set(want))
+        bad = sorted(n for n in set(want) & set(tensors) if tuple(tensors[n].shape) != tuple(want[n]))
+        notes = []
+        if strict and missing:
+            notes.append("missing: " + ", ".join(missing))
+        if strict and extra:
+            notes.append("not in the model: " + ", ".join(extra))
+        for n in bad:
+            notes.append(f"`{n}` has shape {list(tensors[n].shape)}, the model needs {list(want[n])}")
+        if notes:
+            raise error("Q0630", f"tensors do not match network `{self.network.name}`", notes=notes,
+                        help="the names are the layer names (weights) and `<layer>.bias`")
+        with torch.no_grad():
+            for n, t in tensors.items():
+                if n not in want:
+                    continue
+                layer, _, suffix = n.partition(".")
+                target = self.bias[layer] if suffix == "bias" else self.weight[layer]
+                target.copy_(torch.as_tensor(t).to(self.dtype))
+                if not suffix:
+                    self.pending.pop(layer, None)
+
+    def load_weights(self, loader: Callable[[ir.CheckpointInit, str], torch.Tensor]) -> None:
+        """Fill the layers whose init is `checkpoint(...)`: `loader(init, name)` returns
+        the tensor `name` (init.tensor, or init.tensor + ".bias") of that checkpoint."""
+        got: dict[str, torch.Tensor] = {}
+        for layer, init in list(self.pending.items()):
+            got[layer] = loader(init, init.tensor)
+            if layer in self.bias:
+                got[layer + ".bias"] = loader(init, init.tensor + ".bias")
+        self.load_tensors(got, strict=False)
+
+    def _check_ready(self) -> None:
+        if self.pending:
+            names = ", ".join(f"`{n}` ({i.run})" for n, i in self.pending.items())
+            raise error("Q0631", f"weights of {names} come from a checkpoint and were not loaded",
+                        help="call model.load_weights(loader) or model.load_tensors(...) first")
+
+    def _input(self, x) -> torch.Tensor:
+        x = torch.as_tensor(x)
+        if x.dim() != 2 or x.shape[1] != self.features:
+            raise error("Q0632", f"network `{self.network.name}` expects inputs of shape [batch, "
+                        f"{self.features}], got {list(x.shape)}",
+                        help="flatten and preprocess the raw input first")
+        return x.to(self.dtype)
+
+    def neuron_kernel(self, layer: str) -> Optional[NeuronKernel]:
+        return next((p.kernel for p in self.plans if p.name == layer), None)
+
+    @property
+    def outcome_layers(self) -> list[tuple[str, int]]:
+        """The layers whose emitted outcomes `exact_outcome_distribution` reports, in column order."""
+        return [(p.name, p.size) for p in self.plans if p.kind == "neuron"]
+
+    # ------------------------------------------------------------------ sampling
+
+    def _window(self) -> float:
+        return float(self.gradient.window) if self.gradient.kind == "straight_through" else 1.0
+
+    def _layer_z(self, p: _Plan, src: torch.Tensor, inplace: bool, ws: Optional[dict] = None) -> torch.Tensor:
+        W = self.weight[p.name]
+        if ws is not None and src.is_contiguous():
+            # Into a buffer reused from chunk to chunk: no allocation, no page faults.
+            rows = math.prod(src.shape[:-1])
+            buf = _buffer(ws, (p.index, "z"), rows, p.size, self.dtype)
+            z = torch.mm(src.view(rows, src.shape[-1]), W.t(), out=buf).view(*src.shape[:-1], p.size)
+        else:
+            z = torch.matmul(src, W.t())
+        if p.name in self.bias:
+            z = z.add_(self.bias[p.name]) if inplace else z + self.bias[p.name]
+        return z
+
+    def _sample(self, x: torch.Tensor, shots: int, fields: RandomFields, first: int, *,
+                inplace: bool, pre: Optional[dict] = None, record: Optional[dict] = None,
+                ws: Optional[dict] = None) -> torch.Tensor:
+        """One stochastic pass over images x (global index of x[0]: `first`); returns [B, S, C].
+        `ws`: buffers reused across chunks (no-grad passes only)."""
+        grad = torch.is_grad_enabled()
+        b = x.shape[0]
+        acts: dict[str, torch.Tensor] = {self.network.input.name: x.unsqueeze(1)}
+        carry = None  # (post state, emitted d) of the previous layer, when carried
+        window = self._window()
+        for p in self.plans:
+            if pre is not None and p.name in pre:
+                z = pre[p.name]
+            else:
+                z = self._layer_z(p, acts[p.source], inplace, ws)
+            if record is not None:
+                # Hand out z as [S, B, N] in a form that is an ancestor of d (for autograd.grad).
+                z_out = z.transpose(0, 1)
+                z = z_out.transpose(0, 1)
+            if p.kind == "neuron":
+                state, last = carry if p.chained else (None, 1.0)
+                shape = (b, shots, p.size)
+                out = _buffer(ws, (p.index, "d"), b * shots, p.size, self.dtype) if ws is not None else None
+                d, post = p.kernel.sample(z.detach(), last, state, fields, (p.index,), first * shots * p.size,
+                                          shape, inplace=inplace and record is None, out=out)
+                carry = (post, d) if p.kernel.carried else None
+                if grad and z.requires_grad:
+                    d = _StraightThrough.apply(z, d, window)
+            else:
+                carry = None
+                d = self._classical(p.kind, z, inplace and record is None, window)
+            acts[p.name] = d
+            if record is not None:
+                record[p.name] = (z_out, d.transpose(0, 1))
+        out = acts[self.plans[-1].name]
+        return out.expand(b, shots, out.shape[-1])
+
+    @staticmethod
+    def _classical(kind: str, z: torch.Tensor, inplace: bool, window: float) -> torch.Tensor:
+        if kind == "sign":
+            with torch.no_grad():
+                d = sign_pos(z.detach())
+            if torch.is_grad_enabled() and z.requires_grad:
+                d = _StraightThrough.apply(z, d, window)
+            return d
+        if kind == "relu":
+            return z.relu_() if inplace else torch.relu(z)
+        if kind == "tanh":
+            return z.tanh_() if inplace else torch.tanh(z)
+        return z
+
+    def _shots(self, shots) -> int:
+        shots = self.network.readout.shots if shots is None else shots
+        if int(shots) != shots or shots < 1:
+            raise error("Q0633", f"shots must be a positive integer, got {shots!r}")
+        return int(shots)
+
+    def forward(self, x: torch.Tensor, shots: int = 1, generator: Optional[torch.Generator] = None
+                ) -> torch.Tensor:
+        """Sampled logits [shots, batch, n_out]. With autograd on, backward is the
+        straight-through estimator; with it off the pass runs chunked and in place."""
+        self._check_ready()
+        x = self._input(x)
+        shots = self._shots(shots)
+        fields = RandomFields(generator if generator is not None else self.generator, self.dtype)
+        if torch.is_grad_enabled() and any(t.requires_grad for t in self.parameters()):
+            out = self._sample(x, shots, fields, 0, inplace=False)
+        else:
+            out = self._sample_chunked(x, shots, fields)
+        return out.transpose(0, 1)
+
+    def _sample_chunked(self, x: torch.Tensor, shots: int, fields: RandomFields) -> torch.Tensor:
+        B = x.shape[0]
+        out = torch.empty(B, shots, self.n_out, dtype=self.dtype)
+        chunk = max(1, self.chunk_elements // (shots * self.max_width))
+        block = max(chunk, (_DET_BLOCK_ELEMENTS // self.max_width) // chunk * chunk)
+        ws: dict = {}
+        with torch.no_grad():
+            for b0 in range(0, B, block):
+                xb = x[b0:b0 + block]
+                pre = self._deterministic_prefix(xb)
+                for c0 in range(0, xb.shape[0], chunk):
+                    sl = slice(c0, c0 + chunk)
+                    pc = {k: v[sl] for k, v in pre.items()}
+                    out[b0 + c0:b0 + c0 + chunk] = self._sample(xb[sl], shots, fields, b0 + c0,
+                                                                inplace=True, pre=pc, ws=ws)
+        return out
+
+    def _deterministic_prefix(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Pre-activations that do not depend on the shot ([B, 1, N]), for a block of images:
+        every layer fed by the input or by classical layers of it, computed once per image."""
+        det = {self.network.input.name: x.unsqueeze(1)}
+        pre = {}
+        for p in self.plans:
+            if p.source not in det:
+                continue
+            z = self._layer_z(p, det[p.source], inplace=True)
+            pre[p.name] = z
+            if p.kind != "neuron":  # a classical layer of deterministic inputs is deterministic
+                det[p.name] = self._classical(p.kind, z.clone(), True, 1.0)
+        return pre
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, shots: Optional[int] = None,
+                generator: Optional[torch.Generator] = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(votes [batch], per_shot [shots, batch]): the argmax of each of `shots`
+        independent passes and their majority vote (ties go to the lowest class)."""
+        logits = self.forward(x, self._shots(shots), generator)
+        per_shot = logits.argmax(-1)
+        counts = torch.zeros(per_shot.shape[1], self.n_out, dtype=torch.int64)
+        counts.scatter_add_(1, per_shot.t(), torch.ones_like(per_shot.t()))
+        return counts.argmax(-1), per_shot
+
+    def trace(self, x: torch.Tensor, shots: int = 1, generator: Optional[torch.Generator] = None
+              ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Every layer's (z, d) of one sampled pass, each [shots, batch, size] (z may be
+        [1, batch, size] when it is the same for all shots). Differentiable like forward."""
+        self._check_ready()
+        x = self._input(x)
+        shots = self._shots(shots)
+        fields = RandomFields(generator if generator is not None else self.generator, self.dtype)
+        rec: dict = {}
+        self._sample(x, shots, fields, 0, inplace=False, record=rec)
+        return rec
+
+    # ------------------------------------------------------------------ exact enumeration
+
+    def branch_count(self) -> int:
+        """Number of joint branches `exact_branches` enumerates per input."""
+        k = 1
+        for p in self.plans:
+            if p.kind == "neuron":
+                k *= self._local_branches(p) ** p.size
+        return k
+
+    @staticmethod
+    def _local_branches(p: _Plan) -> int:
+        if not p.kernel.carried:
+            return 2
+        probe = torch.zeros(1, dtype=torch.float64)
+        state = (probe + 1.0, probe) if p.chained else None
+        return len(p.kernel.branch(probe, 1.0 if not p.chained else probe + 1.0, state).emit)
+
+    def exact_branches(self, x: torch.Tensor, *, _outcomes: bool = False):
+        """All joint measurement branches: (logits [K, batch, n_out], probs [K, batch]).
+        Differentiable: probs through the neurons' angles, logits through the weights."""
+        self._check_ready()
+        x = self._input(x)
+        total = self.branch_count()
+        if total > self.max_branches:
+            raise error("Q0620", f"exact enumeration of network `{self.network.name}` needs {total:.3g} "
+                        f"branches per input; the limit is {self.max_branches}",
+                        help="use gradient straight_through, a narrower network, or raise max_branches",
+                        notes=[f"layer `{p.name}`: {self._local_branches(p)}^{p.size} branches"
+                               for p in self.plans if p.kind == "neuron"])
+        B = x.shape[0]
+        K = 1
+        P = torch.ones(1, B, dtype=self.dtype)
+        acts: dict[str, torch.Tensor] = {self.network.input.name: x.unsqueeze(0)}
+        outcomes: list[torch.Tensor] = []
+        carry = None
+        for p in self.plans:
+            z = self._layer_z(p, acts[p.source], inplace=False)
+            if p.kind == "neuron":
+                z = z.expand(K, B, p.size)
+            if p.kind != "neuron":
+                # The exact gradient of sign is zero: no straight-through here.
+                acts[p.name] = sign_pos(z) if p.kind == "sign" else self._classical(p.kind, z, False, 1.0)
+                carry = None
+                continue
+            state, last = carry if p.chained else (None, 1.0)
+            res = p.kernel.branch(z, last, state)  # probs [K, B, N, L]
+            L, N = len(res.emit), p.size
+            M = L ** N
+            digits = (torch.arange(M)[:, None] // (L ** torch.arange(N - 1, -1, -1))[None, :]) % L  # [M, N]
+            joint = res.probs[:, :, 0, :]
+            for n in range(1, N):
+                joint = (joint.unsqueeze(-1) * res.probs[:, :, n, None, :]).reshape(K, B, -1)
+            P = (P.unsqueeze(-1) * joint).permute(0, 2, 1).reshape(K * M, B)
+            grow = lambda t: t.unsqueeze(1).expand(t.shape[0], M, *t.shape[1:]).reshape(-1, *t.shape[1:])
+            # Activations with a leading 1 do not depend on the branch (the input, classical
+            # layers before any neuron): they broadcast and are never copied per branch.
+            acts = {k: (v if v.shape[0] == 1 else grow(v)) for k, v in acts.items()}
+            outcomes = [grow(o) for o in outcomes]
+            emit = torch.tensor(res.emit, dtype=self.dtype)[digits]  # [M, N]
+            d = emit[None, :, None, :].expand(K, M, B, N).reshape(K * M, B, N)
+            if p.kernel.carried:
+                n_idx = torch.arange(N)[None, :]
+                post = tuple(s[:, :, n_idx, digits].permute(0, 2, 1, 3).reshape(K * M, B, N) for s in res.post)
+                carry = (post, d)
+            else:
+                carry = None
+            K *= M
+            acts[p.name] = d
+            outcomes.append(d)
+        logits = acts[self.plans[-1].name].expand(K, B, self.n_out)  # (a classical-only net: K = 1)
+        if _outcomes:
+            return logits, P, (torch.cat(outcomes, -1) if outcomes else torch.zeros(K, B, 0))
+        return logits, P
+
+    def expected_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Σ_branches p · logits, [batch, n_out] (exact, differentiable)."""
+        logits, P = self.exact_branches(x)
+        return (P.unsqueeze(-1) * logits).sum(0)
+
+    def expected_output_distribution(self, x: torch.Tensor) -> torch.Tensor:
+        """Σ_branches p · softmax(logits), [batch, n_out]."""
+        logits, P = self.exact_branches(x)
+        return (P.unsqueeze(-1) * torch.softmax(logits, -1)).sum(0)
+
+    def expected_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The batch mean of Σ_branches p · cross_entropy(logits, y) (exact, differentiable)."""
+        logits, P = self.exact_branches(x)
+        K, B, C = logits.shape
+        ce = F.cross_entropy(logits.reshape(K * B, C), torch.as_tensor(y).long().repeat(K),
+                             reduction="none").view(K, B)
+        return (P * ce).sum(0).mean()
+
+    def exact_outcome_distribution(self, x_single: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The joint distribution of every neuron layer's emitted outcomes for one input:
+        (outcomes [2^H, H] int64 ±1, probs [2^H]), H = the total width of the layers in
+        `outcome_layers`, columns in network order. Rows are all 2^H patterns in binary
+        order, bit = (outcome == -1), first neuron most significant."""
+        x = torch.as_tensor(x_single).reshape(1, -1)
+        H = sum(n for _, n in self.outcome_layers)
+        if 2 ** H > self.max_branches:
+            raise error("Q0620", f"the outcome distribution of network `{self.network.name}` has 2^{H} "
+                        f"rows; the limit is {self.max_branches}")
+        _, P, outs = self.exact_branches(x, _outcomes=True)
+        weights = (2 ** torch.arange(H - 1, -1, -1))
+        idx = ((outs[:, 0, :] < 0).long() * weights).sum(-1)
+        probs = torch.zeros(2 ** H, dtype=P.dtype).index_add(0, idx, P[:, 0])
+        table = 1 - 2 * ((torch.arange(2 ** H)[:, None] // weights[None, :]) % 2)
+        return table, probs
+

@@ -1,0 +1,108 @@
+"""What each target can run, as data. Strategies are chosen by comparing their
+`Requirements` with a target's `Capabilities`; no lowering looks at a target's name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Optional
+
+from qnnc.runtime.targets.errors import refuse
+
+TARGETS = ("ibm", "ionq", "quantinuum")
+STRATEGIES = ("dynamic", "layered", "deferred")
+NOISE_KINDS = ("sx", "cz", "ms")
+
+# Widest previous layer a table of conditions (or a multiplexed rotation) may span by
+# default: 2^8 = 256 patterns per neuron rotation.
+DEFAULT_TABLE_WIDTH = 8
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    target: str
+    backend: str
+    max_qubits: int
+    supports_mid_circuit_measurement: bool
+    supports_feed_forward: bool  # gates conditioned on measured bits in the same shot
+    supports_register_conditions: bool  # a condition on a whole register's value
+    supports_reset: bool
+    supports_realtime_arithmetic: bool  # classical arithmetic during a shot
+    native_gates: tuple[str, ...]
+    noise_kinds: tuple[str, ...]
+    strategies: tuple[str, ...]  # the strategies it runs, best first
+    max_table_width: int = DEFAULT_TABLE_WIDTH
+    connectivity: str = "all-to-all"  # or "coupling map"
+
+    def to_json(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """What a strategy needs from a target."""
+
+    mid_circuit_measurement: bool = False
+    feed_forward: bool = False
+    register_conditions: bool = False
+
+
+REQUIREMENTS: dict[str, Requirements] = {
+    "dynamic": Requirements(mid_circuit_measurement=True, feed_forward=True,
+                            register_conditions=True),
+    "layered": Requirements(),
+    "deferred": Requirements(),
+}
+
+_CAPABILITY_OF = {  # requirement -> (capability field, words for a diagnostic)
+    "mid_circuit_measurement": ("supports_mid_circuit_measurement", "mid-circuit measurement"),
+    "feed_forward": ("supports_feed_forward", "feed-forward (gates conditioned on measured bits)"),
+    "register_conditions": ("supports_register_conditions", "conditions on a register's value"),
+}
+
+
+def check_strategy(strategy: str, caps: Capabilities) -> None:
+    """Refuse a strategy the target cannot run (Q0302, Q0303)."""
+    if strategy not in REQUIREMENTS:
+        raise refuse("Q0302", f"unknown strategy `{strategy}`",
+                     help="strategies: " + ", ".join(STRATEGIES))
+    req = REQUIREMENTS[strategy]
+    missing = [words for name, (cap, words) in _CAPABILITY_OF.items()
+               if getattr(req, name) and not getattr(caps, cap)]
+    if missing:
+        raise refuse("Q0303", f"target `{caps.target}` (backend `{caps.backend}`) cannot run the "
+                     f"`{strategy}` strategy", notes=[f"it has no {m}" for m in missing],
+                     help="strategies it can run: " + ", ".join(f"`{s}`" for s in caps.strategies))
+
+
+def check_noise_kind(kind: str, caps: Capabilities) -> None:
+    if kind not in NOISE_KINDS:
+        raise refuse("Q0307", f"unknown noise kind `{kind}`",
+                     help="noise kinds: " + ", ".join(NOISE_KINDS))
+    if kind not in caps.noise_kinds:
+        raise refuse("Q0307", f"target `{caps.target}` has no `{kind}` noise probe",
+                     help="noise kinds it offers: " + ", ".join(f"`{k}`" for k in caps.noise_kinds))
+
+
+# --------------------------------------------------------------------------- static data
+
+# IonQ devices cannot be queried offline (AwsDevice needs credentials); these are the
+# published qubit counts. Neither runs feed-forward or mid-circuit measurement.
+IONQ_BACKENDS: dict[str, int] = {"forte-1": 36, "aria-1": 25, "aria-2": 25}
+IONQ_DEFAULT = "forte-1"
+
+
+def ionq_capabilities(backend: Optional[str]) -> Capabilities:
+    name = backend or IONQ_DEFAULT
+    if name not in IONQ_BACKENDS:
+        raise refuse("Q0304", f"unknown IonQ backend `{name}`",
+                     help="IonQ backends: " + ", ".join(f"`{b}`" for b in IONQ_BACKENDS))
+    return Capabilities(
+        target="ionq", backend=name, max_qubits=IONQ_BACKENDS[name],
+        supports_mid_circuit_measurement=False, supports_feed_forward=False,
+        supports_register_conditions=False, supports_reset=False,
+        supports_realtime_arithmetic=False, native_gates=("gpi", "gpi2", "ms"),
+        noise_kinds=("sx", "ms"), strategies=("deferred", "layered"),
+    )
+
+
+QUANTINUUM_DEFAULT = "H2-1"

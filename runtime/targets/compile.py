@@ -1,0 +1,213 @@
+"""Compile a network to a target's circuits, and run them on a local simulator."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from qnnc.compiler import ir
+from qnnc.compiler.diagnostics import QnncError
+from qnnc.runtime.targets import host
+from qnnc.runtime.targets.capabilities import STRATEGIES, TARGETS, Capabilities, check_strategy
+from qnnc.runtime.targets.errors import refuse
+from qnnc.runtime.targets.lowering import Lowered, Options, lower
+from qnnc.runtime.targets.network import NetworkSpec, resolve
+
+VENDORS = {
+    "ibm": "qnnc.runtime.targets.ibm",
+    "ionq": "qnnc.runtime.targets.ionq",
+    "quantinuum": "qnnc.runtime.targets.quantinuum",
+}
+# Refusals that make the default strategy choice move on to the next strategy.
+_LIMIT_CODES = ("Q0303", "Q0305", "Q0306", "Q0309")
+
+
+def vendor(target: str):
+    if target not in VENDORS:
+        raise refuse("Q0301", f"unknown target `{target}`",
+                     help="targets: " + ", ".join(f"`{t}`" for t in TARGETS))
+    return importlib.import_module(VENDORS[target])
+
+
+@dataclass
+class CompiledProgram:
+    target: str
+    backend: str
+    strategy: str
+    capabilities: Capabilities
+    spec: NetworkSpec
+    lowered: Lowered
+    native: Any  # the vendor's program (circuits in its SDK's types)
+    summary: dict
+    seed: int = 0
+    refused: list[str] = field(default_factory=list)  # strategies passed over, and why
+    _texts: Optional[dict] = None
+
+    @property
+    def texts(self) -> dict[str, list[str]]:
+        """Output format -> one text per circuit. Made on first use: exporting symbolic
+        angles (pytket's QASM writer evaluates them with sympy) can take seconds."""
+        if self._texts is None:
+            self._texts = vendor(self.target).texts(self.native)
+        return self._texts
+
+    @property
+    def circuits(self):
+        return self.lowered.circuits
+
+    def primary_format(self) -> str:
+        return vendor(self.target).PRIMARY_FORMAT
+
+    def to_json(self) -> dict:
+        return {"format": "qnnc-circuits/1", "summary": self.summary,
+                "circuits": [{"name": c.name, "layers": [self.spec.hidden[l].name for l in c.layers],
+                              "params": list(c.params),
+                              **{fmt: texts[i] for fmt, texts in self.texts.items()}}
+                             for i, c in enumerate(self.circuits)]}
+
+
+def compile_network(program_or_network: Union[ir.Program, ir.Network],
+                    neurons: Union[Mapping[str, ir.NeuronDef], Sequence[ir.NeuronDef], None] = None,
+                    weights: Optional[Mapping[str, np.ndarray]] = None, x=None,
+                    target: str = "ibm", strategy: Optional[str] = None,
+                    backend: Optional[str] = None, noise_pairs: int = 0, noise_kind: str = "sx",
+                    *, copies: Optional[int] = None, max_table_width: Optional[int] = None,
+                    max_qubits: Optional[int] = None, seed: int = 0,
+                    network: Optional[str] = None) -> CompiledProgram:
+    """Lower a network with its weights and one preprocessed input `x` to the target's
+    circuits. `strategy=None` takes the first strategy the target runs (best first)
+    that fits; an explicit strategy that cannot run is refused, never replaced."""
+    if isinstance(program_or_network, ir.Program):
+        net = program_or_network.network(network)
+        if net is None:
+            raise refuse("Q0340", f"the program has no network `{network}`" if network else
+                         "the program has no network",
+                         help="networks: " + ", ".join(n.name for n in program_or_network.networks))
+        neurons = program_or_network.neurons if neurons is None else neurons
+    else:
+        net = program_or_network
+    if neurons is None or weights is None or x is None:
+        raise TypeError("compile_network needs neurons, weights and x")
+    mod = vendor(target)
+    caps: Capabilities = mod.capabilities(backend)
+    if max_qubits is not None:
+        if max_qubits < 1:
+            raise refuse("Q0308", f"max qubits must be at least 1, not {max_qubits}")
+        # use part of the device (e.g. what a local simulator holds)
+        caps = dataclasses.replace(caps, max_qubits=min(caps.max_qubits, max_qubits))
+    spec = resolve(net, neurons, weights, x)
+    opts = Options(noise_pairs=noise_pairs, noise_kind=noise_kind, copies=copies,
+                   max_table_width=max_table_width)
+    refused: list[str] = []
+    if strategy is not None:
+        check_strategy(strategy, caps)
+        lowered = lower(strategy, spec, caps, opts)
+    else:
+        lowered = None
+        for s in caps.strategies:
+            try:
+                check_strategy(s, caps)
+                lowered = lower(s, spec, caps, opts)
+                break
+            except QnncError as exc:
+                if exc.diagnostics[0].code not in _LIMIT_CODES:
+                    raise
+                refused.append(f"`{s}`: [{exc.diagnostics[0].code}] {exc.diagnostics[0].message}")
+        if lowered is None:
+            raise refuse("Q0315", f"no strategy that target `{target}` runs fits network "
+                         f"`{spec.name}`", spec.span, notes=refused,
+                         help="a larger backend, or narrower layers")
+    prog = mod.emit(lowered, caps, seed)
+    compiled = CompiledProgram(target, caps.backend, lowered.strategy, caps, spec, lowered, prog,
+                               {}, seed, refused)
+    compiled.summary = summarise(compiled, mod.native_stats(prog))
+    return compiled
+
+
+def summarise(c: CompiledProgram, native: list[dict]) -> dict:
+    """qubits, depth, two-qubit gates, measurements, conditionals: per circuit (native,
+    after the vendor's compiler) and per layer (neutral ops, before it)."""
+    circuits = []
+    for i, circ in enumerate(c.circuits):
+        chunk = c.lowered.chunks[i] if c.lowered.chunks else None
+        circuits.append({
+            "name": circ.name,
+            "layers": [c.spec.hidden[l].name for l in circ.layers],
+            "copies": chunk.copies if chunk else 1,
+            "neurons": len(chunk.neurons) if chunk else sum(c.spec.widths),
+            "params": len(circ.params),
+            **native[i],
+        })
+    layers = []
+    for li, h in enumerate(c.spec.hidden):
+        st = {"qubits": 0, "depth": 0, "two_qubit_gates": 0, "measurements": 0,
+              "conditionals": 0}
+        for circ in c.circuits:
+            if li in circ.layers:
+                s = circ.stats(li)
+                st["qubits"] = max(st["qubits"], s["qubits"])
+                st["depth"] = max(st["depth"], s["depth"])
+                for k in ("two_qubit_gates", "measurements", "conditionals"):
+                    st[k] += s[k]
+        layers.append({"name": h.name, "size": h.size, "neuron": h.neuron.ndef.name,
+                       "realisation": c.lowered.layer_realisation.get(h.name, ""), **st})
+    total = {k: sum(ci[k] for ci in circuits) for k in
+             ("two_qubit_gates", "measurements", "conditionals")}
+    total["qubits"] = max(ci["qubits"] for ci in circuits)
+    total["depth"] = max(ci["depth"] for ci in circuits)
+    total["circuits"] = len(circuits)
+    return {
+        "network": c.spec.name, "target": c.target, "backend": c.backend,
+        "strategy": c.strategy, "passed_over": list(c.refused), "notes": list(c.lowered.notes),
+        "max_qubits": c.capabilities.max_qubits, "total": total,
+        "circuits": circuits, "layers": layers,
+    }
+
+
+def render_summary(summary: dict) -> str:
+    """The summary as text for a terminal."""
+    s = summary
+    out = [f"network `{s['network']}` -> {s['target']} ({s['backend']}, {s['max_qubits']} qubits), "
+           f"strategy `{s['strategy']}`"]
+    for p in s["passed_over"]:
+        out.append(f"  passed over {p}")
+    for n in s["notes"]:
+        out.append(f"  note: {n}")
+    t = s["total"]
+    out.append(f"  {t['circuits']} circuit(s): up to {t['qubits']} qubits, depth up to {t['depth']}, "
+               f"{t['two_qubit_gates']} two-qubit gates, {t['measurements']} measurements, "
+               f"{t['conditionals']} conditionals")
+    out.append("  layer      size  realisation                        qubits  depth  2q  meas  cond")
+    for l in s["layers"]:
+        out.append(f"  {l['name']:<10} {l['size']:>4}  {l['realisation']:<34} {l['qubits']:>6} "
+                   f"{l['depth']:>6} {l['two_qubit_gates']:>3} {l['measurements']:>5} "
+                   f"{l['conditionals']:>5}")
+    if len(s["circuits"]) > 1:
+        out.append("  circuit      copies  neurons  qubits  depth  2q  meas")
+        for c in s["circuits"]:
+            out.append(f"  {c['name']:<12} {c['copies']:>6} {c['neurons']:>8} {c['qubits']:>7} "
+                       f"{c['depth']:>6} {c['two_qubit_gates']:>3} {c['measurements']:>5}")
+    return "\n".join(out) + "\n"
+
+
+def run_compiled(compiled: CompiledProgram, shots: int, simulator: str = "ideal",
+                 seed: Optional[int] = None) -> np.ndarray:
+    """Sample `shots` forward passes on a local simulator: rows of ±1 hidden outcomes
+    (one column per hidden neuron, layers in order)."""
+    if shots < 1:
+        raise refuse("Q0308", f"shots must be at least 1, not {shots}")
+    mod = vendor(compiled.target)
+    ex = mod.executor(compiled.native, compiled.lowered, simulator, seed)
+    if compiled.lowered.strategy == "layered":
+        rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+        return host.run_layered(compiled.lowered, compiled.spec, ex, shots, rng)
+    return host.run_single(compiled.lowered, compiled.spec, ex, shots)
+
+
+def summary_json(compiled: CompiledProgram) -> str:
+    return json.dumps(compiled.summary, indent=2) + "\n"

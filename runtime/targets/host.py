@@ -1,0 +1,154 @@
+"""The host side of execution, target-neutral: reading outcomes out of measured bits,
+and the `layered` strategy's feed-forward (bind each shot's angles from the previous
+layer's bits, pack shots into circuit copies, track carried qubits).
+
+A vendor supplies an `Executor`: run circuit `index` once per job, with the job's
+parameter values and shot count, and return each job's bits [shots, num_clbits] (bit
+1 is |1>). Each call to a simulator must draw a fresh seed (a fixed Aer seed repeats
+its draws in every run).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Protocol, Sequence
+
+import numpy as np
+
+from qnnc.runtime.targets.circuit import Circuit
+from qnnc.runtime.targets.lowering import ChunkPlan, Lowered
+from qnnc.runtime.targets.network import NetworkSpec
+
+
+class Executor(Protocol):
+    def run(self, index: int, values: Optional[np.ndarray], shots: Sequence[int]) -> list[np.ndarray]:
+        ...
+
+
+def outcomes_from_bits(circuit: Circuit, spec: NetworkSpec, bits: np.ndarray) -> np.ndarray:
+    """Rows of ±1 hidden outcomes from one circuit's measured bits (all layers)."""
+    offs = spec.offsets()
+    out = np.ones((bits.shape[0], spec.num_outcomes), dtype=np.int8)
+    for o in circuit.outcomes:
+        if o.emit and o.copy == 0:
+            out[:, offs[o.layer] + o.neuron] = 1 - 2 * bits[:, o.clbit].astype(np.int8)
+    return out
+
+
+def run_single(lowered: Lowered, spec: NetworkSpec, executor: Executor, shots: int) -> np.ndarray:
+    (bits,) = executor.run(0, None, [shots])
+    return outcomes_from_bits(lowered.circuits[0], spec, bits)
+
+
+def prep_angles(states: np.ndarray) -> np.ndarray:
+    """(ry, rz) angles with Rz(phi) Ry(theta)|0> equal to each state up to phase."""
+    a, b = states[..., 0], states[..., 1]
+    theta = 2 * np.arctan2(np.abs(b), np.abs(a))
+    phi = np.where((np.abs(a) > 1e-12) & (np.abs(b) > 1e-12), np.angle(b) - np.angle(a), 0.0)
+    return np.stack([theta, phi], -1)
+
+
+def _pack(rows: np.ndarray, copies: int):
+    """Jobs for per-sample parameter rows: equal rows share a circuit whose copies all
+    carry them (shots = count // copies); the rest go one per copy, one shot each.
+    Yields (row of copy k for k in copies, shots, assignment [shots, copies] of samples)."""
+    uniq, inverse = np.unique(np.round(rows, 12), axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(uniq.shape[0] + 1))
+    jobs = []
+    pool: list[int] = []
+    for u in range(uniq.shape[0]):
+        samples = order[bounds[u]:bounds[u + 1]]
+        full = samples.size // copies
+        if full:
+            jobs.append(([u] * copies, full, samples[:full * copies].reshape(full, copies)))
+        pool.extend(samples[full * copies:].tolist())
+    for s in range(0, len(pool), copies):
+        group = pool[s:s + copies]
+        assign = np.full((1, copies), -1, dtype=np.int64)
+        assign[0, :len(group)] = group
+        us = [int(inverse[g]) for g in group] + [int(inverse[group[0]])] * (copies - len(group))
+        jobs.append((us, 1, assign))
+    return uniq, jobs
+
+
+def run_layered(lowered: Lowered, spec: NetworkSpec, executor: Executor, shots: int,
+                rng: np.random.Generator) -> np.ndarray:
+    offs = spec.offsets()
+    out = np.ones((shots, spec.num_outcomes), dtype=np.int8)
+    d_prev: Optional[np.ndarray] = None
+    carried: Optional[np.ndarray] = None  # [shots, size, 2]
+    for li, layer in enumerate(spec.hidden):
+        nm = layer.neuron
+        inp = np.broadcast_to(spec.x, (shots, spec.x.size)) if d_prev is None else d_prev
+        z = layer.z(inp)
+        last = layer.last(d_prev, shots)
+        if nm.carried_reg is not None and (carried is None or not layer.carried):
+            carried = np.zeros((shots, layer.size, 2), dtype=complex)
+            carried[..., 0] = 1.0
+        records = np.zeros((shots, layer.size, len(nm.measures)), dtype=np.int8)
+        for ci, ch in enumerate(lowered.chunks):
+            if ch.layer == li:
+                _run_chunk(ci, ch, nm, z, last, carried, executor, records)
+        emits = records[:, :, nm.emit_index]
+        out[:, offs[li]:offs[li] + layer.size] = 1 - 2 * emits
+        if li + 1 < len(spec.hidden) and spec.hidden[li + 1].carried:
+            carried = _carry(nm, z, last, carried, records, rng)
+        else:
+            carried = None
+        d_prev = 1.0 - 2.0 * emits
+    return out
+
+
+def _run_chunk(ci: int, ch: ChunkPlan, nm, z, last, carried, executor: Executor,
+               records: np.ndarray) -> None:
+    shots = z.shape[0]
+    n = len(ch.neurons)
+    n_gates = len(nm.gates)
+    ang = np.zeros((shots, n, n_gates))
+    for j, i in enumerate(ch.neurons):
+        for g, a in enumerate(nm.angles(z[:, i], last[:, i])):
+            if a is not None:
+                ang[:, j, g] = a
+    cols = [ang.reshape(shots, -1)]
+    layout = [ch.angle_params.reshape(ch.copies, -1)]
+    if nm.carried_reg is not None:
+        cols.append(prep_angles(carried[:, list(ch.neurons)]).reshape(shots, -1))
+        layout.append(ch.prep_params.reshape(ch.copies, -1))
+    rows = np.concatenate(cols, 1)
+    layout_idx = np.concatenate(layout, 1)  # [copies, row width] -> param index or -1
+    uniq, jobs = _pack(rows, ch.copies)
+    n_params = len(ch.circuit.params)
+    values = np.zeros((len(jobs), n_params))
+    for jn, (us, _, _) in enumerate(jobs):
+        for cp, u in enumerate(us):
+            ok = layout_idx[cp] >= 0
+            values[jn, layout_idx[cp][ok]] = uniq[u][ok]
+    results = executor.run(ci, values if n_params else None, [s for _, s, _ in jobs])
+    for (_, _, assign), bits in zip(jobs, results):
+        for cp in range(ch.copies):
+            samples = assign[:, cp]
+            ok = samples >= 0
+            if not ok.any():
+                continue
+            got = bits[ok][:, ch.clbits[cp].reshape(-1)].reshape(ok.sum(), n, -1)
+            records[samples[ok][:, None], np.array(ch.neurons)[None, :]] = got
+
+
+def _carry(nm, z, last, carried, records, rng: np.random.Generator) -> np.ndarray:
+    """Each neuron's qubit state after the branch its measurements reported; branches
+    the record does not tell apart (traced-out registers) are drawn with their
+    conditional probabilities."""
+    shots, size = z.shape
+    out = np.zeros((shots, size, 2), dtype=complex)
+    for i in range(size):
+        cin = carried[:, i] if (nm.carried_reg is not None and carried is not None) else None
+        brs = nm.branches(z[:, i], last[:, i], cin)
+        weights = np.stack([np.all(records[:, i, :] == np.array(b.record), axis=1) *
+                            (b.prob + 1e-300) for b in brs], 1)
+        cum = np.cumsum(weights, 1)
+        pick = (cum < rng.random(shots)[:, None] * cum[:, -1:]).sum(1)
+        pick = np.minimum(pick, len(brs) - 1)
+        states = np.stack([b.carried_out for b in brs], 1)  # [shots, branches, 2]
+        out[:, i] = states[np.arange(shots), pick]
+    return out

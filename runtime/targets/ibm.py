@@ -1,0 +1,293 @@
+"""IBM through qiskit: neutral circuits -> `QuantumCircuit` with `if_test` feed-forward,
+transpiled to the ISA of a (fake) backend; OpenQASM 3 out; runs on Qiskit Aer, ideal
+or with the fake backend's noise model. Every qiskit import is lazy."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+
+from qnnc.runtime.targets.capabilities import Capabilities
+from qnnc.runtime.targets.circuit import Circuit, Param
+from qnnc.runtime.targets.errors import missing_extra, refuse
+from qnnc.runtime.targets.lowering import Lowered
+
+DEFAULT_BACKEND = "fake_brisbane"
+PRIMARY_FORMAT = "qasm3"  # what `-o FILE` writes for a non-JSON FILE
+SIMULATORS = ("ideal", "noisy")
+# Aer's state vector holds ~30 qubits here; wider (product-state) circuits use MPS.
+STATEVECTOR_MAX = 24
+
+_BACKENDS: dict = {}
+_NOISY: dict = {}
+
+
+def _qiskit():
+    try:
+        import qiskit  # noqa: F401
+        import qiskit_aer  # noqa: F401
+        import qiskit_ibm_runtime  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise missing_extra("qiskit, qiskit-aer and qiskit-ibm-runtime", "ibm", exc)
+
+
+def fake_backend(name: Optional[str] = None):
+    """A fake backend by name (`fake_brisbane`, `brisbane`), cached per process."""
+    _qiskit()
+    import qiskit_ibm_runtime.fake_provider as fp
+
+    name = (name or DEFAULT_BACKEND).lower()
+    if not name.startswith("fake_"):
+        name = "fake_" + name
+    if name not in _BACKENDS:
+        camel = "Fake" + "".join(p.capitalize() for p in name[5:].split("_"))
+        cls = getattr(fp, camel, None) or getattr(fp, camel + "V2", None)
+        if cls is None:
+            known = sorted("fake_" + n[4:].removesuffix("V2").lower() for n in dir(fp)
+                           if n.startswith("Fake") and n not in ("FakeProviderForBackendV2",
+                                                                 "FakeFractionalBackend"))
+            raise refuse("Q0304", f"unknown IBM backend `{name}`",
+                         help="fake backends: " + ", ".join(f"`{k}`" for k in known[:12]) + ", …")
+        _BACKENDS[name] = cls()
+    return _BACKENDS[name]
+
+
+def noisy_simulator(backend_name: Optional[str] = None):
+    """`AerSimulator.from_backend`, built once per backend (it takes ~1.6 s)."""
+    from qiskit_aer import AerSimulator
+
+    be = fake_backend(backend_name)
+    if be.name not in _NOISY:
+        _NOISY[be.name] = AerSimulator.from_backend(be)
+    return _NOISY[be.name]
+
+
+def capabilities(backend: Optional[str] = None) -> Capabilities:
+    be = fake_backend(backend)
+    ops = set(be.target.operation_names)
+    ff = "if_else" in ops
+    return Capabilities(
+        target="ibm", backend=be.name, max_qubits=int(be.num_qubits),
+        supports_mid_circuit_measurement=ff, supports_feed_forward=ff,
+        supports_register_conditions=ff, supports_reset="reset" in ops,
+        supports_realtime_arithmetic=False,  # IBM runs no arithmetic in dynamic circuits
+        native_gates=tuple(sorted(o for o in ops if o not in (
+            "if_else", "for_loop", "switch_case", "while_loop", "measure", "reset", "delay"))),
+        noise_kinds=("sx", "cz"), strategies=("dynamic", "layered", "deferred"),
+        connectivity="coupling map",
+    )
+
+
+# --------------------------------------------------------------------------- emission
+
+
+def to_qiskit(circ: Circuit):
+    """The neutral circuit as a logical `QuantumCircuit` (Params become `Parameter`s)."""
+    _qiskit()
+    from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
+    from qiskit.circuit import Parameter
+
+    qr = QuantumRegister(circ.num_qubits, "q")
+    cregs = [ClassicalRegister(len(r.clbits), r.name) for r in circ.cregs]
+    qc = QuantumCircuit(qr, *cregs, name=circ.name)
+    by_bits = {tuple(r.clbits): c for r, c in zip(circ.cregs, cregs)}
+    params = [Parameter(n) for n in circ.params]
+
+    def angle(a):
+        return params[a.index] if isinstance(a, Param) else float(a)
+
+    def apply(target, op):
+        q = op.qubits
+        n = op.name
+        if n in ("ry", "rx", "rz"):
+            getattr(target, n)(angle(op.angle), q[0])
+        elif n in ("x", "h", "sx", "sxdg"):
+            getattr(target, n)(q[0])
+        elif n in ("cx", "cz"):
+            getattr(target, n)(q[0], q[1])
+        elif n == "ms":
+            target.rxx(math.pi / 2, q[0], q[1])
+        elif n == "msdg":
+            target.rxx(-math.pi / 2, q[0], q[1])
+        elif n == "measure":
+            target.measure(q[0], op.clbit)
+        elif n == "reset":
+            target.reset(q[0])
+        elif n == "barrier":
+            target.barrier(*q)
+        else:  # pragma: no cover - the neutral IR has no other ops
+            raise refuse("Q0332", f"no qiskit lowering for `{n}`")
+
+    ops = list(circ.ops)
+    i = 0
+    while i < len(ops):
+        op = ops[i]
+        if op.condition is None:
+            apply(qc, op)
+            i += 1
+            continue
+        j = i
+        while j < len(ops) and ops[j].condition == op.condition:
+            j += 1
+        cond = op.condition
+        if cond.clbits in by_bits:
+            test = (by_bits[cond.clbits], cond.value)
+        elif len(cond.clbits) == 1:
+            test = (qc.clbits[cond.clbits[0]], cond.value)
+        else:  # pragma: no cover - lowerings condition on a register or one bit
+            raise refuse("Q0332", "a condition on bits that are not a register")
+        with qc.if_test(test):
+            for o in ops[i:j]:
+                apply(qc, o)
+        i = j
+    return qc
+
+
+@dataclass
+class IbmProgram:
+    backend_name: str
+    logical: list  # QuantumCircuit per neutral circuit
+    isa: list  # transpiled
+    seed: int
+    texts: dict = field(default_factory=dict)
+
+
+def emit(lowered: Lowered, caps: Capabilities, seed: int = 0, optimization_level: int = 1) -> IbmProgram:
+    _qiskit()
+    from qiskit import transpile
+    from qiskit.transpiler.exceptions import TranspilerError
+
+    be = fake_backend(caps.backend)
+    logical = [to_qiskit(c) for c in lowered.circuits]
+    try:
+        # Barriers fence the noise pairs; level 1 optimises single-qubit runs only
+        # between them, so the pairs survive.
+        isa = transpile(logical, backend=be, optimization_level=optimization_level,
+                        seed_transpiler=seed)
+    except TranspilerError as exc:
+        raise refuse("Q0320", f"qiskit could not transpile for `{be.name}`: {exc}",
+                     help="try `--strategy layered`, which needs no feed-forward")
+    if not isinstance(isa, list):
+        isa = [isa]
+    return IbmProgram(be.name, logical, isa, seed)
+
+
+def qasm3(circuit) -> str:
+    from qiskit import qasm3 as q3
+
+    return q3.dumps(circuit)
+
+
+def texts(prog: IbmProgram) -> dict[str, list[str]]:
+    """OpenQASM 3 of the transpiled (ISA) and logical circuits."""
+    return {"qasm3": [qasm3(c) for c in prog.isa],
+            "qasm3_logical": [qasm3(c) for c in prog.logical]}
+
+
+def _walk(circ):
+    """Every instruction, inside control-flow blocks too, with its nesting flag."""
+    for inst in circ.data:
+        yield inst, False
+        if inst.operation.name in ("if_else", "for_loop", "while_loop", "switch_case"):
+            for block in inst.operation.blocks:
+                for sub, _ in _walk(block):
+                    yield sub, True
+
+
+def stats(circ) -> dict:
+    active: set[int] = set()
+    two_q = meas = cond = resets = gates = 0
+    counts: dict[str, int] = {}
+    for inst, _ in _walk(circ):
+        name = inst.operation.name
+        if name == "if_else":
+            cond += 1
+        if name in ("barrier", "if_else", "for_loop", "while_loop", "switch_case", "delay"):
+            continue
+        counts[name] = counts.get(name, 0) + 1
+        for q in inst.qubits:
+            active.add(q._index if hasattr(q, "_index") and q._index is not None else id(q))
+        if name == "measure":
+            meas += 1
+        elif name == "reset":
+            resets += 1
+        else:
+            gates += 1
+            if len(inst.qubits) == 2:
+                two_q += 1
+    return {"qubits": len(active), "depth": circ.depth(), "two_qubit_gates": two_q,
+            "measurements": meas, "conditionals": cond, "resets": resets, "gates": gates,
+            "ops": dict(sorted(counts.items()))}
+
+
+# --------------------------------------------------------------------------- execution
+
+
+class IbmExecutor:
+    def __init__(self, prog: IbmProgram, names: list[list[str]], simulator: str = "ideal",
+                 seed: Optional[int] = None):
+        _qiskit()
+        from qiskit_aer import AerSimulator
+
+        if simulator not in SIMULATORS:
+            raise refuse("Q0317", f"unknown simulator `{simulator}` for target `ibm`",
+                         help="simulators: " + ", ".join(f"`{s}`" for s in SIMULATORS))
+        self.prog = prog
+        self.names = names  # the neutral circuits' parameter order
+        self.sim = noisy_simulator(prog.backend_name) if simulator == "noisy" else AerSimulator()
+        self.seeds = np.random.SeedSequence(seed)
+
+    def _seed(self) -> int:
+        # A fresh seed per call: a fixed seed would repeat the same draws every run.
+        return int(self.seeds.spawn(1)[0].generate_state(1)[0] & 0x7FFFFFFF)
+
+    def run(self, index: int, values: Optional[np.ndarray], shots: Sequence[int]) -> list[np.ndarray]:
+        circ = self.prog.isa[index]
+        n_clbits = circ.num_clbits
+        active = stats(circ)["qubits"]
+        method = "automatic" if active <= STATEVECTOR_MAX else "matrix_product_state"
+        out: list[Optional[np.ndarray]] = [None] * len(shots)
+        params = list(circ.parameters)
+        by_shots: dict[int, list[int]] = {}
+        for j, s in enumerate(shots):
+            by_shots.setdefault(int(s), []).append(j)
+        for s, jobs in by_shots.items():
+            kw = dict(shots=s, memory=True, seed_simulator=self._seed(), method=method)
+            if params:
+                # qiskit sorts circuit.parameters by name; look each up by name
+                order = {name: k for k, name in enumerate(self.names[index])}
+                binds = {p: values[jobs, order[p.name]].tolist() for p in params}
+                res = self.sim.run(circ, parameter_binds=[binds], **kw).result()
+                mems = [res.get_memory(k) for k in range(len(jobs))]
+            else:
+                res = self.sim.run(circ, **kw).result()
+                mems = [res.get_memory(0)] * len(jobs)
+            for j, mem in zip(jobs, mems):
+                out[j] = _bits(mem, n_clbits)
+        return out  # type: ignore[return-value]
+
+
+def _bits(memory: list[str], n: int) -> np.ndarray:
+    """Aer memory strings (clbit 0 rightmost, registers space-separated) to [shots, n]."""
+    if not memory:
+        return np.zeros((0, n), dtype=np.uint8)
+    raw = "".join(m.replace(" ", "") for m in memory).encode("ascii")
+    arr = (np.frombuffer(raw, dtype=np.uint8) - ord("0")).reshape(len(memory), -1)
+    return arr[:, ::-1][:, :n].copy()
+
+
+def executor(prog: IbmProgram, lowered: Lowered, simulator: str = "ideal",
+             seed: Optional[int] = None) -> IbmExecutor:
+    return IbmExecutor(prog, [list(c.params) for c in lowered.circuits], simulator, seed)
+
+
+def native_stats(prog: IbmProgram) -> list[dict]:
+    return [stats(c) for c in prog.isa]
+
+
+def local_qubit_limit(simulator: str) -> Optional[int]:
+    """The widest circuit the local simulator holds here (None: no fixed limit)."""
+    return None  # Aer switches to matrix product states for wide circuits

@@ -1,0 +1,318 @@
+"""IonQ through amazon-braket-sdk: native GPi / GPi2 / MS gates in a verbatim box, by
+our own lowering with virtual Z (not a generic rebase); OpenQASM 3 out; runs on
+Braket's LocalSimulator. IonQ runs no feed-forward, so only measure-at-the-end
+circuits (`deferred`, `layered`) come here. Every braket import is lazy.
+
+Lowering: R(theta, phi) = Rz(phi) Rx(theta) Rz(-phi) is a rotation about an axis in the
+XY plane; GPi2(phi) = R(pi/2, phi) and GPi(phi) = i R(pi, phi). A Z rotation is never
+applied: it is kept in a per-qubit frame f, and each later gate's phase is shifted,
+GPi2(phi) -> GPi2(phi - f), MS(phi0, phi1) -> MS(phi0 - f0, phi1 - f1). The frame left at
+the end is a Z rotation before a Z measurement, and is dropped.
+R_y(t) = GPi2(0), Rz(t), GPi2(pi) in time order, i.e. GPi2(0) then GPi2(pi - t) with the
+frame t left over (toolchain.md). CNOT: Ry(pi/2)_c, MS(0, 0), Rx(-pi/2)_c, Rx(-pi/2)_t,
+Ry(-pi/2)_c (IonQ's recipe). Each decomposition is checked against the gate's matrix in
+the tests.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from qnnc.runtime.targets.capabilities import Capabilities, ionq_capabilities
+from qnnc.runtime.targets.circuit import Circuit, Param
+from qnnc.runtime.targets.errors import missing_extra, refuse
+from qnnc.runtime.targets.lowering import Lowered
+
+PRIMARY_FORMAT = "openqasm3"  # what `-o FILE` writes for a non-JSON FILE
+SIMULATORS = ("ideal", "braket_sv", "braket_dm", "noisy")
+# Qubits a local simulator holds here (state vector 2^n, density matrix 4^n amplitudes).
+LOCAL_LIMITS = {"braket_sv": 26, "braket_dm": 13}
+# Illustrative noise for "noisy" (no IonQ device data offline): depolarising after each
+# one- and two-qubit native gate, and read-out bit flips. Our numbers, not IonQ's.
+ILLUSTRATIVE_NOISE = {"gate_1q": 5e-4, "gate_2q": 5e-3, "readout": 3e-3}
+
+HALF_PI = math.pi / 2
+PI = math.pi
+
+
+def _braket():
+    try:
+        import braket.circuits  # noqa: F401
+        import braket.devices  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise missing_extra("amazon-braket-sdk", "ionq", exc)
+
+
+def capabilities(backend: Optional[str] = None) -> Capabilities:
+    return ionq_capabilities(backend)
+
+
+# --------------------------------------------------------------------------- natives
+
+
+def _is(a, value: float) -> bool:
+    return isinstance(a, (int, float)) and abs(_wrap(a - value)) < 1e-12
+
+
+def _wrap(a):
+    if isinstance(a, (int, float)):
+        return (a + PI) % (2 * PI) - PI
+    return a
+
+
+def natives(name: str, qubits: tuple[int, ...], angle=None) -> list[tuple]:
+    """A neutral gate as primitives ("rz", q, t) | ("gpi2", q, phi) | ("gpi", q, phi) |
+    ("ms", q0, q1, phi0, phi1), in time order, equal to the gate up to global phase."""
+    q = qubits[0]
+    if name == "rz":
+        return [("rz", q, angle)]
+    if name == "ry":
+        if _is(angle, HALF_PI):
+            return [("gpi2", q, HALF_PI)]
+        if _is(angle, -HALF_PI):
+            return [("gpi2", q, -HALF_PI)]
+        if _is(angle, PI):
+            return [("gpi", q, HALF_PI)]
+        return [("gpi2", q, 0.0), ("rz", q, angle), ("gpi2", q, PI)]
+    if name == "rx":
+        if _is(angle, HALF_PI):
+            return [("gpi2", q, 0.0)]
+        if _is(angle, -HALF_PI):
+            return [("gpi2", q, PI)]
+        if _is(angle, PI):
+            return [("gpi", q, 0.0)]
+        return [("rz", q, HALF_PI)] + natives("ry", qubits, angle) + [("rz", q, -HALF_PI)]
+    if name == "x":
+        return [("gpi", q, 0.0)]
+    if name == "h":
+        return [("gpi2", q, HALF_PI), ("gpi", q, 0.0)]
+    if name == "sx":
+        return [("gpi2", q, 0.0)]
+    if name == "sxdg":
+        return [("gpi2", q, PI)]
+    if name == "cx":
+        c, t = qubits
+        return [("gpi2", c, HALF_PI), ("ms", c, t, 0.0, 0.0), ("gpi2", c, PI), ("gpi2", t, PI),
+                ("gpi2", c, -HALF_PI)]
+    if name == "cz":
+        a, b = qubits
+        return natives("h", (b,)) + natives("cx", (a, b)) + natives("h", (b,))
+    if name == "ms":
+        return [("ms", qubits[0], qubits[1], 0.0, 0.0)]
+    if name == "msdg":
+        return [("ms", qubits[0], qubits[1], PI, 0.0)]
+    raise refuse("Q0332", f"no IonQ native lowering for `{name}`")
+
+
+def virtual_z(prims: list[tuple]) -> tuple[list[tuple], dict]:
+    """Drop Z rotations into per-qubit frames; returns native gates and the final frames."""
+    frame: dict[int, object] = {}
+    out = []
+    for p in prims:
+        kind = p[0]
+        if kind == "rz":
+            frame[p[1]] = frame.get(p[1], 0.0) + p[2]
+        elif kind in ("gpi", "gpi2"):
+            out.append((kind, p[1], _wrap(p[2] - frame.get(p[1], 0.0))))
+        else:
+            _, a, b, f0, f1 = p
+            out.append(("ms", a, b, _wrap(f0 - frame.get(a, 0.0)), _wrap(f1 - frame.get(b, 0.0))))
+    return out, frame
+
+
+def native_gates(circ: Circuit, angle_of=lambda a: a) -> tuple[list[tuple], list[tuple[int, int]]]:
+    """The circuit's unitary part as IonQ natives, and its (qubit, clbit) measurements."""
+    prims: list[tuple] = []
+    measures: list[tuple[int, int]] = []
+    for op in circ.ops:
+        if op.condition is not None:
+            raise refuse("Q0303", "IonQ runs no gate conditioned on a measurement",
+                         help="use `--strategy deferred` or `layered`")
+        if op.name == "barrier":
+            continue  # the verbatim box already keeps every gate as written
+        if op.name == "measure":
+            measures.append((op.qubits[0], op.clbit))
+            continue
+        if op.name == "reset":
+            raise refuse("Q0303", "IonQ has no mid-circuit reset")
+        if any(q in {m[0] for m in measures} for q in op.qubits):
+            raise refuse("Q0303", "IonQ runs no gate after a measurement")
+        angle = angle_of(op.angle) if op.angle is not None else None
+        prims += natives(op.name, op.qubits, angle)
+    gates, _ = virtual_z(prims)
+    return gates, sorted(measures, key=lambda m: m[1])
+
+
+# --------------------------------------------------------------------------- emission
+
+
+@dataclass
+class IonqProgram:
+    backend: str
+    circuits: list  # braket Circuit per neutral circuit (FreeParameters for Params)
+    measured: list  # per circuit: clbit order of the measured qubits
+    neutral: list
+
+
+def to_braket(circ: Circuit):
+    _braket()
+    from braket.circuits import Circuit as BCircuit, FreeParameter
+
+    params = [FreeParameter(n) for n in circ.params]
+    gates, measures = native_gates(circ, lambda a: params[a.index] if isinstance(a, Param) else a)
+    inner = BCircuit()
+    for g in gates:
+        if g[0] == "gpi":
+            inner.gpi(g[1], g[2])
+        elif g[0] == "gpi2":
+            inner.gpi2(g[1], g[2])
+        else:
+            inner.ms(g[1], g[2], g[3], g[4], HALF_PI)
+    bc = BCircuit()
+    if len(inner.instructions):
+        bc.add_verbatim_box(inner)
+    for q, _ in measures:
+        bc.measure(q)
+    return bc, [c for _, c in measures]
+
+
+def emit(lowered: Lowered, caps: Capabilities, seed: int = 0) -> IonqProgram:
+    circs, measured = [], []
+    for c in lowered.circuits:
+        bc, cl = to_braket(c)
+        circs.append(bc)
+        measured.append(cl)
+    return IonqProgram(caps.backend, circs, measured, list(lowered.circuits))
+
+
+def openqasm(bc) -> str:
+    from braket.circuits.serialization import IRType
+
+    lines = bc.to_ir(ir_type=IRType.OPENQASM).source.split("\n")
+    # braket lists inputs in set order, which varies between processes: sort them
+    inputs = sorted(l for l in lines if l.startswith("input "))
+    rest = [l for l in lines if not l.startswith("input ")]
+    return "\n".join(rest[:1] + inputs + rest[1:]) + "\n"
+
+
+def texts(prog: IonqProgram) -> dict[str, list[str]]:
+    return {"openqasm3": [openqasm(c) for c in prog.circuits]}
+
+
+def stats(bc) -> dict:
+    counts: dict[str, int] = {}
+    qubits: set[int] = set()
+    for inst in bc.instructions:
+        name = inst.operator.name.lower()
+        if name in ("startverbatimbox", "endverbatimbox"):
+            continue
+        counts[name] = counts.get(name, 0) + 1
+        qubits.update(int(q) for q in inst.target)
+    two_q = counts.get("ms", 0)
+    meas = counts.get("measure", 0)
+    gates = sum(v for k, v in counts.items() if k != "measure")
+    return {"qubits": len(qubits), "depth": _depth(bc), "two_qubit_gates": two_q,
+            "measurements": meas, "conditionals": 0, "resets": 0, "gates": gates,
+            "ops": dict(sorted(counts.items()))}
+
+
+def _depth(bc) -> int:
+    level: dict[int, int] = {}
+    best = 0
+    for inst in bc.instructions:
+        name = inst.operator.name.lower()
+        if name in ("startverbatimbox", "endverbatimbox"):
+            continue
+        qs = [int(q) for q in inst.target]
+        d = max(level.get(q, 0) for q in qs) + 1
+        for q in qs:
+            level[q] = d
+        best = max(best, d)
+    return best
+
+
+def native_stats(prog: IonqProgram) -> list[dict]:
+    return [stats(c) for c in prog.circuits]
+
+
+# --------------------------------------------------------------------------- execution
+
+
+class IonqExecutor:
+    def __init__(self, prog: IonqProgram, simulator: str = "ideal", seed: Optional[int] = None):
+        _braket()
+        from braket.devices import LocalSimulator
+
+        if simulator not in SIMULATORS:
+            raise refuse("Q0317", f"unknown simulator `{simulator}` for target `ionq`",
+                         help="simulators: " + ", ".join(f"`{s}`" for s in SIMULATORS))
+        self.kind = "braket_sv" if simulator in ("ideal", "braket_sv") else "braket_dm"
+        self.noisy = simulator == "noisy"
+        self.prog = prog
+        self.device = LocalSimulator(self.kind)
+        # Braket's local simulators draw from an unseeded generator: runs are not
+        # reproducible; `seed` is accepted for a common interface.
+        self.seed = seed
+        for bc in prog.circuits:
+            n = stats(bc)["qubits"]
+            if n > LOCAL_LIMITS[self.kind]:
+                raise refuse("Q0316", f"a circuit of {n} qubits is too wide for `{self.kind}` "
+                             f"(at most {LOCAL_LIMITS[self.kind]} here)",
+                             help="compile with fewer copies (`--copies 1`), or narrower layers")
+
+    def _circuit(self, index: int):
+        bc = self.prog.circuits[index]
+        if not self.noisy:
+            return bc
+        from braket.circuits import noises
+
+        bc = bc.copy()
+        bc.apply_gate_noise(noises.Depolarizing(ILLUSTRATIVE_NOISE["gate_1q"]),
+                            target_gates=[_gate("GPi"), _gate("GPi2")])
+        bc.apply_gate_noise(noises.TwoQubitDepolarizing(ILLUSTRATIVE_NOISE["gate_2q"]),
+                            target_gates=[_gate("MS")])
+        bc.apply_readout_noise(noises.BitFlip(ILLUSTRATIVE_NOISE["readout"]))
+        return bc
+
+    def run(self, index: int, values: Optional[np.ndarray], shots: Sequence[int]) -> list[np.ndarray]:
+        bc = self._circuit(index)
+        neutral = self.prog.neutral[index]
+        clbits = self.prog.measured[index]
+        out = []
+        for j, s in enumerate(shots):
+            inputs = {n: float(values[j, k]) for k, n in enumerate(neutral.params)} \
+                if values is not None else None
+            res = self.device.run(bc, shots=int(s), inputs=inputs).result()
+            m = np.asarray(res.measurements, dtype=np.uint8)  # columns: measured_qubits order
+            order = {int(q): k for k, q in enumerate(res.measured_qubits)}
+            bits = np.zeros((m.shape[0], neutral.num_clbits), dtype=np.uint8)
+            for (q, cl) in zip(_measured_qubits(neutral), clbits):
+                bits[:, cl] = m[:, order[q]]
+            out.append(bits)
+        return out
+
+
+def _gate(name: str):
+    from braket.circuits import gates
+
+    return getattr(gates, name)
+
+
+def _measured_qubits(circ: Circuit) -> list[int]:
+    return [op.qubits[0] for op in sorted((o for o in circ.ops if o.name == "measure"),
+                                          key=lambda o: o.clbit)]
+
+
+def executor(prog: IonqProgram, lowered: Lowered, simulator: str = "ideal",
+             seed: Optional[int] = None) -> IonqExecutor:
+    return IonqExecutor(prog, simulator, seed)
+
+
+def local_qubit_limit(simulator: str) -> Optional[int]:
+    """The widest circuit the local simulator holds here (None: no fixed limit)."""
+    kind = "braket_sv" if simulator in ("ideal", "braket_sv") else "braket_dm"
+    return LOCAL_LIMITS[kind]

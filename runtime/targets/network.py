@@ -1,0 +1,259 @@
+"""A network ready for circuits: the IR's hidden quantum layers with their weights
+and one preprocessed input, and its exact outcome distribution by branch enumeration.
+
+Outcome layout (common to every target and strategy): one column per hidden neuron,
+layers in order, values +1 (|0>) and -1 (|1>). An outcome *code* packs a row into an
+integer, bit k set when column k is -1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from qnnc.compiler import ir
+from qnnc.runtime.targets.errors import refuse
+from qnnc.runtime.targets.neurons import NeuronModel
+
+
+@dataclass
+class HiddenLayer:
+    name: str
+    index: int
+    size: int
+    neuron: NeuronModel
+    weight: np.ndarray  # [size, fan_in]
+    bias: np.ndarray  # [size]
+    carried: bool  # the neuron's qubit continues the previous layer's
+    span: ir.Span = ir.NO_SPAN
+
+    def z(self, d_prev: np.ndarray) -> np.ndarray:
+        """Pre-activations [..., size] from the previous layer's ±1 outcomes (or x)."""
+        return d_prev @ self.weight.T + self.bias
+
+    def last(self, d_prev: Optional[np.ndarray], batch: int) -> np.ndarray:
+        """`last` per neuron: the same-index outcome of the previous hidden layer, +1
+        before the first hidden layer (and for neurons beyond its width)."""
+        out = np.ones((batch, self.size))
+        if d_prev is not None:
+            k = min(self.size, d_prev.shape[-1])
+            out[:, :k] = d_prev[:, :k]
+        return out
+
+
+@dataclass
+class NetworkSpec:
+    name: str
+    hidden: list[HiddenLayer]
+    x: np.ndarray  # preprocessed input
+    output: Optional[tuple[str, np.ndarray, np.ndarray]]  # classical read-out layer
+    span: ir.Span = ir.NO_SPAN
+
+    @property
+    def widths(self) -> list[int]:
+        return [h.size for h in self.hidden]
+
+    @property
+    def num_outcomes(self) -> int:
+        return sum(self.widths)
+
+    def offsets(self) -> list[int]:
+        return list(np.cumsum([0] + self.widths[:-1]).astype(int))
+
+    def z1(self) -> np.ndarray:
+        return self.hidden[0].z(self.x)
+
+
+def resolve(network: ir.Network, neurons: Union[Mapping[str, ir.NeuronDef], Sequence[ir.NeuronDef]],
+            weights: Mapping[str, np.ndarray], x) -> NetworkSpec:
+    """Check and bind a network for the circuit lowerings."""
+    if not isinstance(neurons, Mapping):
+        neurons = {n.name: n for n in neurons}
+    hidden: list[HiddenLayer] = []
+    output = None
+    prev_name = network.input.name
+    x = np.asarray(x, dtype=float).reshape(-1)
+    if x.size != network.input.features:
+        raise refuse("Q0314", f"the input has {x.size} values; input `{network.input.name}` has "
+                     f"{network.input.features} after preprocessing", network.input.span,
+                     help="pass one preprocessed input vector (after scaling and pooling)")
+    for layer in network.layers:
+        act = layer.activation
+        if layer.role == "output":
+            if not isinstance(act, ir.ClassicalActivation):
+                raise refuse("Q0311", f"output layer `{layer.name}` must be classical for circuits",
+                             layer.span)
+            w, b = _weights(layer, weights, required=False)
+            output = (layer.name, w, b) if w is not None else None
+            continue
+        if not isinstance(act, ir.NeuronActivation):
+            raise refuse("Q0311", f"hidden layer `{layer.name}` has the classical activation "
+                         f"`{act.kind}`; circuits need quantum neurons in every hidden layer",
+                         layer.span, help="compile a network whose hidden layers are all neurons")
+        if layer.dense.source != prev_name:
+            raise refuse("Q0311", f"layer `{layer.name}` reads `{layer.dense.source}`, not the layer "
+                         f"before it (`{prev_name}`); circuits need a chain of layers", layer.span)
+        ndef = neurons.get(act.neuron)
+        if ndef is None:
+            raise refuse("Q0330", f"neuron `{act.neuron}` of layer `{layer.name}` is not defined",
+                         act.span)
+        model = NeuronModel(ndef, {b.name: b.value for b in act.args})
+        w, b = _weights(layer, weights, required=True)
+        fan_in = x.size if not hidden else hidden[-1].size
+        if w.shape != (layer.size, fan_in):
+            raise refuse("Q0313", f"weights `{layer.name}` have shape {tuple(w.shape)}, expected "
+                         f"({layer.size}, {fan_in})", layer.span)
+        carried = ndef.carried
+        if carried and hidden:
+            prev = hidden[-1]
+            if prev.size != layer.size or prev.neuron.qubit_reg is None:
+                raise refuse("Q0312", f"layer `{layer.name}` carries the qubits of `{prev.name}`, "
+                             f"which has {prev.size} neurons, not {layer.size}", layer.span,
+                             help="give carried layers the width of the layer they continue")
+        hidden.append(HiddenLayer(layer.name, len(hidden), layer.size, model, w, b, carried,
+                                  layer.span))
+        prev_name = layer.name
+    if not hidden:
+        raise refuse("Q0311", f"network `{network.name}` has no quantum hidden layer",
+                     network.span)
+    if hidden[0].weight.shape[1] != x.size:
+        raise refuse("Q0314", f"the input has {x.size} values, layer `{hidden[0].name}` reads "
+                     f"{hidden[0].weight.shape[1]}", network.input.span,
+                     help="pass the preprocessed input (after scaling and pooling)")
+    return NetworkSpec(network.name, hidden, x, output, network.span)
+
+
+def _weights(layer: ir.Layer, weights: Mapping[str, np.ndarray], required: bool):
+    if layer.name not in weights:
+        if required:
+            raise refuse("Q0313", f"no weights for layer `{layer.name}`", layer.span,
+                         help="pass a checkpoint, or a weights dict with key "
+                              f"`{layer.name}` (and `{layer.name}.bias`)")
+        return None, None
+    w = np.asarray(weights[layer.name], dtype=float)
+    if w.ndim != 2 or w.shape[0] != layer.size:
+        raise refuse("Q0313", f"weights `{layer.name}` have shape {tuple(w.shape)}, expected "
+                     f"({layer.size}, fan_in)", layer.span)
+    key = f"{layer.name}.bias"
+    if key in weights:
+        b = np.asarray(weights[key], dtype=float).reshape(-1)
+        if b.shape != (layer.size,):
+            raise refuse("Q0313", f"bias `{key}` has shape {tuple(b.shape)}, expected "
+                         f"({layer.size},)", layer.span)
+    elif layer.dense.bias:
+        raise refuse("Q0313", f"layer `{layer.name}` has a bias but no `{key}` was given",
+                     layer.span)
+    else:
+        b = np.zeros(layer.size)
+    if not layer.dense.bias:
+        b = np.zeros(layer.size)
+    return w, b
+
+
+def initial_weights(network: ir.Network, seed: int = 0) -> dict[str, np.ndarray]:
+    """Weights drawn from the network's declared initialisers (for compiling before a
+    checkpoint exists). Checkpoint initialisers must be loaded by the caller."""
+    rng = np.random.default_rng(seed)
+    fan_in = network.input.features
+    out: dict[str, np.ndarray] = {}
+    for layer in network.layers:
+        shape = (layer.size, fan_in)
+        init = layer.dense.init
+        if isinstance(init, ir.NormalInit):
+            w = rng.normal(init.mean, init.std, size=shape)
+        elif isinstance(init, ir.UniformInit):
+            w = rng.uniform(init.low, init.high, size=shape)
+        elif isinstance(init, ir.ZerosInit):
+            w = np.zeros(shape)
+        else:
+            raise refuse("Q0341", f"layer `{layer.name}` takes its weights from checkpoint "
+                         f"`{init.run}`", layer.span, help="pass --checkpoint")
+        out[layer.name] = w
+        if layer.dense.bias:
+            out[f"{layer.name}.bias"] = np.zeros(layer.size)
+        fan_in = layer.size
+    return out
+
+
+# --------------------------------------------------------------------------- exact reference
+
+def exact_distribution(spec: NetworkSpec, max_histories: int = 1 << 18) -> dict[int, float]:
+    """P(outcome code) over all hidden neurons, by enumerating every measurement branch
+    of every neuron (neurons of one layer are independent given the previous layer's
+    outcomes; a carried qubit's branch state goes on to the next layer)."""
+    probs = np.ones(1)
+    codes = np.zeros(1, dtype=np.int64)
+    carried: Optional[np.ndarray] = None  # [H, size, 2]
+    d_prev: Optional[np.ndarray] = None  # [H, size]
+    offset = 0
+    for layer in spec.hidden:
+        h = probs.size
+        inp = np.broadcast_to(spec.x, (h, spec.x.size)) if d_prev is None else d_prev
+        z = layer.z(inp)
+        last = layer.last(d_prev, h)
+        # per neuron: branches over the current histories
+        per_neuron = []
+        for i in range(layer.size):
+            cin = carried[:, i, :] if (layer.carried and carried is not None) else None
+            per_neuron.append(layer.neuron.branches(z[:, i], last[:, i], cin))
+        # expand histories neuron by neuron: index arrays into the branch lists
+        hist = np.arange(h)
+        p = probs.copy()
+        c = codes.copy()
+        bits = np.zeros((h, 0), dtype=np.int8)
+        states = np.zeros((h, 0, 2), dtype=complex)
+        for i, brs in enumerate(per_neuron):
+            new_hist, new_p, new_c, new_bits, new_states = [], [], [], [], []
+            for br in brs:
+                pb = p * br.prob[hist]
+                keep = pb > 1e-15
+                new_hist.append(hist[keep])
+                new_p.append(pb[keep])
+                new_c.append(c[keep] | (np.int64(br.emit) << (offset + i)))
+                new_bits.append(np.concatenate([bits[keep], np.full((keep.sum(), 1), br.emit,
+                                                                     dtype=np.int8)], 1))
+                st = br.carried_out[hist[keep]] if br.carried_out is not None else \
+                    np.zeros((keep.sum(), 2), dtype=complex)
+                new_states.append(np.concatenate([states[keep], st[:, None, :]], 1))
+            hist = np.concatenate(new_hist)
+            p = np.concatenate(new_p)
+            c = np.concatenate(new_c)
+            bits = np.concatenate(new_bits)
+            states = np.concatenate(new_states)
+            if hist.size > max_histories:
+                raise refuse("Q0306", f"exact enumeration needs over {max_histories} branches",
+                             help="use a narrower network for exact references")
+        probs, codes, carried = p, c, states
+        d_prev = 1.0 - 2.0 * bits
+        offset += layer.size
+    out: dict[int, float] = {}
+    for code, pr in zip(codes.tolist(), probs.tolist()):
+        out[code] = out.get(code, 0.0) + pr
+    return out
+
+
+def outcomes_to_codes(outcomes: np.ndarray) -> np.ndarray:
+    """Rows of ±1 outcomes to integer codes (bit k set when column k is -1)."""
+    bits = (np.asarray(outcomes) < 0).astype(np.int64)
+    return (bits << np.arange(bits.shape[1], dtype=np.int64)).sum(axis=1)
+
+
+def tv_distance(samples: np.ndarray, exact: Mapping[int, float]) -> float:
+    """Total-variation distance between the empirical distribution of outcome rows and
+    an exact distribution over codes."""
+    codes = outcomes_to_codes(samples)
+    uniq, counts = np.unique(codes, return_counts=True)
+    emp = dict(zip(uniq.tolist(), (counts / codes.size).tolist()))
+    keys = set(emp) | set(exact)
+    return 0.5 * sum(abs(emp.get(k, 0.0) - exact.get(k, 0.0)) for k in keys)
+
+
+def tv_bound(shots: int, categories: int, delta: float = 1e-6) -> float:
+    """A bound that the TV distance of `shots` samples from their distribution exceeds
+    with probability at most `delta`: Weissman et al. (2003),
+    P(||p_hat - p||_1 >= eps) <= (2^m - 2) exp(-n eps^2 / 2) for m categories, so
+    TV <= sqrt(2 (m ln 2 + ln(1/delta)) / n) / 2."""
+    m = max(categories, 2)
+    return 0.5 * float(np.sqrt(2.0 * (m * np.log(2.0) + np.log(1.0 / delta)) / shots))

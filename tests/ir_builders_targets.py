@@ -1,0 +1,165 @@
+"""IR built by hand for the target tests: NeuronDefs equivalent to stdlib's `rotation`
+and `weak`, and small chain networks with random weights."""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+import numpy as np
+
+from qnnc.compiler import ir
+
+PI = ir.Const(math.pi)
+
+
+def _div(a, b):
+    return ir.Binary("/", a, b)
+
+
+def _mul(a, b):
+    return ir.Binary("*", a, b)
+
+
+def _sub(a, b):
+    return ir.Binary("-", a, b)
+
+
+def rotation_def() -> ir.NeuronDef:
+    """neuron rotation(a: real in [0, inf] = 0, f: squash = tanh):
+    qubit q; ry(pi / 2 * (1 - f(z / a))) q; emit measure q"""
+    angle = _mul(_div(PI, ir.Const(2.0)),
+                 _sub(ir.Const(1.0), ir.Call("f", (_div(ir.Ref("z"), ir.Ref("a")),))))
+    return ir.NeuronDef(
+        "rotation", "stdlib.neurons",
+        (ir.NeuronParam("a", "real", 0.0, None, 0.0), ir.NeuronParam("f", "squash", None, None, "tanh")),
+        (ir.Register("q", "qubit"),),
+        (ir.GateOp("ry", angle, ("q",)), ir.MeasureOp("q", True)),
+    )
+
+
+def weak_def() -> ir.NeuronDef:
+    """neuron weak(a, g, f): qubit q carried; ancilla b;
+    ry(pi/2 * (last - f(z/a))) q; ry(pi/2 - g) b; cx q, b; emit measure b"""
+    angle_q = _mul(_div(PI, ir.Const(2.0)),
+                   _sub(ir.Ref("last"), ir.Call("f", (_div(ir.Ref("z"), ir.Ref("a")),))))
+    angle_b = _sub(_div(PI, ir.Const(2.0)), ir.Ref("g"))
+    return ir.NeuronDef(
+        "weak", "stdlib.neurons",
+        (ir.NeuronParam("a", "real", 0.0, None, 0.0),
+         ir.NeuronParam("g", "real", 0.0, math.pi / 2, math.pi / 2),
+         ir.NeuronParam("f", "squash", None, None, "tanh")),
+        (ir.Register("q", "qubit", carried=True), ir.Register("b", "ancilla")),
+        (ir.GateOp("ry", angle_q, ("q",)), ir.GateOp("ry", angle_b, ("b",)),
+         ir.GateOp("cx", None, ("q", "b")), ir.MeasureOp("b", True)),
+    )
+
+
+NEURONS = {"rotation": rotation_def(), "weak": weak_def()}
+
+
+def chain_network(n_in: int, widths: Sequence[int], neurons: Sequence[str] | str = "rotation",
+                  args: Sequence[dict] | dict | None = None, n_out: Optional[int] = 10,
+                  name: str = "net") -> ir.Network:
+    """input[n_in] -> hidden widths (quantum neurons) -> optional linear output."""
+    if isinstance(neurons, str):
+        neurons = [neurons] * len(widths)
+    if args is None or isinstance(args, dict):
+        args = [dict(args or {})] * len(widths)
+    layers = []
+    src = "x"
+    for i, (w, nn, aa) in enumerate(zip(widths, neurons, args)):
+        ndef = NEURONS[nn]
+        bound = {p.name: p.default for p in ndef.params}
+        bound.update(aa)
+        binds = tuple(ir.Binding(k, v) for k, v in bound.items())
+        lname = f"h{i + 1}"
+        layers.append(ir.Layer(lname, w, "hidden", ir.Dense(src, False, ir.NormalInit(0, 1, 1)),
+                               ir.NeuronActivation(nn, binds)))
+        src = lname
+    if n_out:
+        layers.append(ir.Layer("y", n_out, "output", ir.Dense(src, False, ir.NormalInit(0, 1, 1)),
+                               ir.ClassicalActivation("linear")))
+    return ir.Network(name, ir.Input("x", (n_in,), ()), tuple(layers), ir.Readout("argmax", 1))
+
+
+def random_weights(network: ir.Network, seed: int = 0, scale: float = 1.0) -> dict:
+    rng = np.random.default_rng(seed)
+    fan_in = network.input.features
+    out = {}
+    for layer in network.layers:
+        out[layer.name] = rng.normal(0, scale / math.sqrt(fan_in), size=(layer.size, fan_in))
+        fan_in = layer.size
+    return out
+
+
+def hardware_network(width: int = 16, depth: int = 3, a: float = 0.5) -> ir.Network:
+    """784-16-16-16-10 with clip rotation neurons, like examples/hardware.qnn."""
+    return chain_network(784, [width] * depth, "rotation", {"a": a, "f": "clip"}, 10, "hardware")
+
+
+# --------------------------------------------------------------------------- exact neutral-circuit simulation
+
+def simulate_neutral(circ, values=None, max_qubits: int = 12) -> dict:
+    """Exact distribution over the clbits of a neutral circuit (numpy state vectors,
+    branching on every measurement and reset): {clbit tuple: probability}."""
+    from qnnc.runtime.targets.circuit import Param
+    from qnnc.runtime.targets.neurons import _apply, _project, gate_matrix
+
+    n = circ.num_qubits
+    assert n <= max_qubits
+    psi = np.zeros((1, 2 ** n), dtype=complex)
+    psi[0, 0] = 1
+    branches = [(1.0, psi, (0,) * circ.num_clbits)]
+    for op in circ.ops:
+        new = []
+        for p, s, cl in branches:
+            if op.condition is not None:
+                v = sum(cl[b] << k for k, b in enumerate(op.condition.clbits))
+                if v != op.condition.value:
+                    new.append((p, s, cl))
+                    continue
+            if op.name == "barrier":
+                new.append((p, s, cl))
+            elif op.name in ("measure", "reset"):
+                for bit in (0, 1):
+                    pb, sb = _project(s, op.qubits[0], bit, n)
+                    if pb[0] < 1e-15:
+                        continue
+                    if op.name == "measure":
+                        c2 = list(cl)
+                        c2[op.clbit] = bit
+                        new.append((p * pb[0], sb, tuple(c2)))
+                    else:
+                        if bit:
+                            sb = _apply(sb, gate_matrix("x"), [0 + op.qubits[0]], n)
+                        new.append((p * pb[0], sb, cl))
+            else:
+                a = op.angle
+                if isinstance(a, Param):
+                    a = values[a.index]
+                m = gate_matrix(op.name, a if a is not None else 0.0)
+                new.append((p, _apply(s, m, list(op.qubits), n), cl))
+        branches = new
+    out: dict = {}
+    for p, _, cl in branches:
+        out[cl] = out.get(cl, 0.0) + p
+    return out
+
+
+def emitted_distribution(circ, spec, values=None) -> dict:
+    """The exact distribution of a single-circuit strategy's emitted outcomes, as codes."""
+    offs = spec.offsets()
+    dist = simulate_neutral(circ, values)
+    out: dict = {}
+    for cl, p in dist.items():
+        code = 0
+        for o in circ.outcomes:
+            if o.emit and o.copy == 0 and cl[o.clbit]:
+                code |= 1 << (offs[o.layer] + o.neuron)
+        out[code] = out.get(code, 0.0) + p
+    return out
+
+
+def max_abs_diff(d1: dict, d2: dict) -> float:
+    return max(abs(d1.get(k, 0.0) - d2.get(k, 0.0)) for k in set(d1) | set(d2))

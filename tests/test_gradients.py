@@ -1,0 +1,182 @@
+"""Gradients of the simulator: the straight-through estimator's window, and the exact
+expectation's gradient against central finite differences (float64)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import ir_builders as B
+from qnnc.compiler import ir
+from qnnc.runtime.simulator import QNNModel
+
+F64 = torch.float64
+
+
+# --------------------------------------------------------------------------- straight-through
+
+
+@pytest.mark.parametrize("window", [1.0, 0.3])
+@pytest.mark.parametrize("act", [("rotation", {"a": 0.5}), ("weak", {"a": 0.5, "g": 1.0}), "sign"])
+def test_straight_through_is_the_window_indicator(window, act):
+    prog = B.network(6, [(7, act), (7, act), (3, "linear")], gradient=ir.Gradient("straight_through", window))
+    m = QNNModel(prog, dtype=F64, seed=2)
+    # Scale the weights so a good share of |z| falls on each side of the window.
+    m.load_tensors({k: v * 1.5 for k, v in m.tensors().items()})
+    x = torch.rand(5, 6, dtype=F64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    S = 4
+    tr = m.trace(x, shots=S, generator=torch.Generator().manual_seed(3))
+    for name in ("h1", "h2"):
+        z, d = tr[name]
+        c = torch.randn(d.shape, dtype=F64, generator=torch.Generator().manual_seed(1))
+        (g,) = torch.autograd.grad((c * d).sum(), z, retain_graph=True)
+        mask = (z.detach().abs() < window).to(F64)
+        want = (c * mask).sum_to_size(z.shape)  # z of h1 is shared by the shots: their gradients add
+        assert torch.equal(g, want)
+        assert 0 < float(mask.mean()) < 1
+
+
+def test_straight_through_whole_network_gradient_by_hand():
+    """W1's gradient through two hidden layers, written out: the carried state and `last`
+    contribute nothing; only the window indicators and the weights do."""
+    prog = B.network(4, [(3, ("weak", {"a": 0.4, "g": 0.9})), (3, ("weak", {"a": 0.4, "g": 1.3})), (2, "linear")])
+    m = QNNModel(prog, dtype=F64, seed=5)
+    x = torch.rand(6, 4, dtype=F64, generator=torch.Generator().manual_seed(0))
+    tr = m.trace(x, shots=3, generator=torch.Generator().manual_seed(1))
+    loss = tr["y"][1].pow(2).sum()
+    loss.backward()
+    W1, W2, W3 = (m.tensors()[k] for k in ("h1", "h2", "y"))
+    z1, d1 = (t.detach() for t in tr["h1"])
+    z2, d2 = (t.detach() for t in tr["h2"])
+    y = tr["y"][1].detach()
+    gy = 2 * y                                          # [S, B, 2]
+    gd2 = gy @ W3
+    gz2 = gd2 * (z2.abs() < 1)
+    gd1 = gz2 @ W2
+    gz1 = (gd1 * (z1.abs() < 1)).sum(0)                 # z1 is shared by the shots
+    gW1 = gz1.t() @ x
+    assert torch.allclose(m.weight["h1"].grad, gW1, atol=1e-12)
+    assert torch.allclose(m.weight["h2"].grad, torch.einsum("sbn,sbk->nk", gz2, d1), atol=1e-12)
+
+
+def test_forward_backward_runs_in_float32_training_step():
+    prog = B.network(20, [(16, ("rotation", {"a": 0.5})), (16, ("rotation", {"a": 0.5})), (10, "linear")])
+    m = QNNModel(prog)
+    opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
+    x, y = torch.rand(64, 20, generator=torch.Generator().manual_seed(0)), torch.randint(0, 10, (64,), generator=torch.Generator().manual_seed(0))
+    before = m.tensors()
+    loss = torch.nn.functional.cross_entropy(m(x, shots=1)[0], y)
+    loss.backward()
+    opt.step()
+    after = m.tensors()
+    assert all(not torch.equal(before[k], after[k]) for k in before)
+
+
+# --------------------------------------------------------------------------- exact expectation
+
+
+def flat_params(m: QNNModel):
+    return [p for p in m.parameters()]
+
+
+def check_grads(m: QNNModel, loss_fn, eps=1e-6, rtol=1e-4, directions=3, seed=0):
+    """Central finite differences, per coordinate and along random directions."""
+    params = flat_params(m)
+    loss = loss_fn()
+    grads = torch.autograd.grad(loss, params)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p, g in zip(params, grads):
+            flat, gflat = p.view(-1), g.reshape(-1)
+            for i in range(flat.numel()):
+                old = float(flat[i])
+                flat[i] = old + eps
+                up = float(loss_fn())
+                flat[i] = old - eps
+                down = float(loss_fn())
+                flat[i] = old
+                fd = (up - down) / (2 * eps)
+                err = abs(fd - float(gflat[i]))
+                assert err <= rtol * max(abs(fd), abs(float(gflat[i])), 1e-3), (i, fd, float(gflat[i]))
+        for _ in range(directions):
+            vs = [torch.randn(p.shape, dtype=p.dtype, generator=gen) for p in params]
+            for p, v in zip(params, vs):
+                p.add_(eps * v)
+            up = float(loss_fn())
+            for p, v in zip(params, vs):
+                p.sub_(2 * eps * v)
+            down = float(loss_fn())
+            for p, v in zip(params, vs):
+                p.add_(eps * v)
+            fd = (up - down) / (2 * eps)
+            an = float(sum((g * v).sum() for g, v in zip(grads, vs)))
+            assert abs(fd - an) <= rtol * max(abs(fd), abs(an), 1e-3), (fd, an)
+
+
+NETWORKS = {
+    "rotation": lambda: B.network(3, [(3, ("rotation", {"a": 0.7})), (2, ("rotation", {"a": 1.3})), (3, "linear")],
+                                  bias=True),
+    "weak": lambda: B.network(3, [(2, ("weak", {"a": 0.6, "g": 0.8})), (2, ("weak", {"a": 0.9, "g": 1.2})),
+                                  (2, ("weak", {"a": 0.5, "g": math.pi / 2})), (3, "linear")]),
+    "user": lambda: B.network(2, [(2, ("probe", {"s": 0.3})), (2, ("rotation", {"a": 0.8})), (2, "tanh"),
+                                  (3, "linear")], extra_neurons=[B.probe_neuron()], bias=True),
+    "carried_user": lambda: B.network(2, [(2, ("cprobe", {"a": 0.8, "g": 0.6})),
+                                          (2, ("cprobe", {"a": 1.1, "g": 1.0})), (3, "linear")],
+                                      extra_neurons=[B.carried_probe()]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_exact_gradient_matches_finite_differences(name):
+    prog = NETWORKS[name]()
+    m = QNNModel(prog, dtype=F64, seed=3, gradient=ir.Gradient("exact", 1.0))
+    x = torch.rand(3, prog.networks[0].input.features, dtype=F64, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    y = torch.tensor([0, 2, 1])
+    check_grads(m, lambda: m.expected_loss(x, y))
+    w = torch.randn(3, 3, dtype=F64, generator=torch.Generator().manual_seed(2))
+    check_grads(m, lambda: (m.expected_logits(x) * w).sum())
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10 ** 6), widths=st.lists(st.integers(1, 3), min_size=1, max_size=2),
+       a=st.floats(0.3, 3.0), g=st.floats(0.2, math.pi / 2), kind=st.sampled_from(["rotation", "weak"]))
+def test_exact_gradient_random_networks(seed, widths, a, g, kind):
+    if kind == "weak":
+        widths = [widths[0]] * len(widths)
+        spec = ("weak", {"a": a, "g": g})
+    else:
+        spec = ("rotation", {"a": a})
+    prog = B.network(3, [(w, spec) for w in widths] + [(2, "linear")], bias=bool(seed % 2))
+    m = QNNModel(prog, dtype=F64, seed=seed)
+    x = torch.rand(2, 3, dtype=F64, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    y = torch.tensor([1, 0])
+    check_grads(m, lambda: m.expected_loss(x, y), directions=2, seed=seed)
+
+
+def test_expected_output_distribution_is_a_distribution():
+    prog = NETWORKS["weak"]()
+    m = QNNModel(prog, dtype=F64)
+    x = torch.rand(4, 3, dtype=F64, generator=torch.Generator().manual_seed(0))
+    dist = m.expected_output_distribution(x)
+    assert torch.allclose(dist.sum(-1), torch.ones(4, dtype=F64))
+    logits, P = m.exact_branches(x)
+    assert torch.allclose(P.sum(0), torch.ones(4, dtype=F64))
+    assert logits.shape == (m.branch_count(), 4, 3)
+
+
+def test_exact_at_a0_is_the_sign_network():
+    rng = np.random.default_rng(0)
+    q = QNNModel(B.network(4, [(3, ("rotation", {"a": 0.0})), (3, ("rotation", {"a": 0.0})), (2, "linear")]),
+                 dtype=F64)
+    c = QNNModel(B.network(4, [(3, "sign"), (3, "sign"), (2, "linear")]), dtype=F64)
+    c.load_tensors(q.tensors())
+    x = torch.from_numpy(rng.uniform(-1, 1, (5, 4)))
+    _, P = q.exact_branches(x)
+    # One certain branch per input (the others get cos(pi/2)^2 ~ 1e-33, floating point's zero).
+    assert torch.all((P < 1e-12) | (P > 1 - 1e-12)) and torch.all((P > 0.5).sum(0) == 1)
+    assert torch.allclose(q.expected_logits(x), c.expected_logits(x), atol=1e-12)
