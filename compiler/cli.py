@@ -104,7 +104,6 @@ def _cmd_check(args) -> int:
 
 def _cmd_ir(args) -> int:
     from qnnc.compiler import dump_ir
-    from qnnc.compiler.fileio import atomic_write_text
     from qnnc.compiler.serialize import schema_text
 
     if args.schema:
@@ -114,7 +113,7 @@ def _cmd_ir(args) -> int:
             raise error(BAD_USAGE, "`qnnc ir` needs a FILE (or --schema)", exit_code=2)
         text = dump_ir(load_from_args(args))
     if args.output:
-        atomic_write_text(args.output, text)
+        _write(args.output, text)
     else:
         sys.stdout.write(text)
     return 0
@@ -122,7 +121,6 @@ def _cmd_ir(args) -> int:
 
 def _cmd_fmt(args) -> int:
     from qnnc.compiler import format_source, read_source
-    from qnnc.compiler.fileio import atomic_write_text
 
     status = 0
     for path in args.files:
@@ -138,9 +136,21 @@ def _cmd_fmt(args) -> int:
         elif args.stdout:
             sys.stdout.write(formatted)
         elif formatted != text:
-            atomic_write_text(path, formatted)
+            _write(path, formatted)
             print(f"reformatted {path}")
     return status
+
+
+def _write(path: str, text: str) -> None:
+    """Write an output file atomically; a path the system refuses is the user's error."""
+    from qnnc.compiler.fileio import atomic_write_text
+
+    try:
+        atomic_write_text(path, text)
+    except OSError as exc:
+        raise error("Q0405", f"cannot write {path}: {exc.strerror or exc}",
+                    help="check that the folder exists and is writable, and that the path is not a folder",
+                    exit_code=1) from None
 
 
 def _add_check(p):
@@ -175,6 +185,8 @@ _RUNTIME: dict[str, tuple[str, str]] = {
     # name -> (help, module with add_arguments(parser) and run(args) -> int)
     "train": ("train a network with its recipe (torch simulator)", "qnnc.runtime.cmd_train"),
     "eval": ("test accuracy of a checkpoint, majority vote over shots", "qnnc.runtime.cmd_eval"),
+    "hamiltonian": ("the network as an Ising spin model: spectrum, T_c, phase", "qnnc.runtime.cmd_hamiltonian"),
+    "tap": ("TAP analysis over a training run: T_c(t), spectrum, solutions, power law", "qnnc.runtime.cmd_tap"),
     "data": ("inspect, verify or download data sets", "qnnc.runtime.cmd_data"),
 }
 

@@ -56,14 +56,11 @@ def load_weights(program: ir.Program, network: ir.Network, run_dir: Optional[str
         tensors = c.tensors
         source, at = f"checkpoint {path}", c.step
     else:
-        import torch
+        from qnnc.runtime.train import build_model
 
-        from qnnc.runtime.simulator import QNNModel
-
-        model = QNNModel(program, network.name, seed=seed)
+        model = build_model(program, network, seed)
         tensors = {k: v.detach().cpu().double().numpy() for k, v in model.tensors().items()}
         source, at = f"initialisation, seed {seed}", 0
-        del torch
     weights, biases, names, sizes, gains = [], [], [network.input.name], [network.input.features], []
     fan_in = network.input.features
     for layer in network.layers:
@@ -79,3 +76,37 @@ def load_weights(program: ir.Program, network: ir.Network, run_dir: Optional[str
         gains.append(init_gain(layer, fan_in))
         fan_in = layer.size
     return NetworkWeights(network, names, sizes, weights, biases, gains, source, at)
+
+
+def ising_model(nw: NetworkWeights, fields: bool = False):
+    from qnnc.runtime.ising import IsingModel
+
+    if fields and all(b is None for b in nw.biases):
+        raise error("Q0605", "--fields needs biases, and this network has none",
+                    help="declare `bias = on` in the dense layers, or drop --fields")
+    return IsingModel.from_weights(nw.weights, nw.layer_names, nw.biases if fields else None,
+                                   fields=fields, source=nw.source)
+
+
+def analyse(nw: NetworkWeights, fields: bool = False, temperature: Optional[float] = None) -> dict:
+    """What `qnnc hamiltonian` reports: sizes, norms, spectrum against the random bulk,
+    the TAP T_c of this instance and the analytic T_c of the random network."""
+    from qnnc.runtime import tap
+
+    model = ising_model(nw, fields)
+    spectrum = tap.spectral_outliers(model)
+    tc = tap.hessian_tc(model)
+    gains = nw.gains
+    analytic = tap.analytic_tc(nw.sizes, gains) if all(math.isfinite(g) for g in gains) else None
+    out = {
+        "format": "qnnc-hamiltonian", "version": 1,
+        "network": nw.network.name, "source": nw.source, "step": nw.step,
+        "model": model.to_json_dict(),
+        "spectrum": spectrum.to_json_dict(),
+        "tc": tc.to_json_dict(curve=False),
+        "analytic_tc": analytic, "init_gains": [g if math.isfinite(g) else None for g in gains],
+        "phase": None,
+    }
+    if temperature is not None:
+        out["phase"] = {"T": temperature, "phase": tc.phase_at(temperature)}
+    return out

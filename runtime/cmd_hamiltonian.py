@@ -1,0 +1,82 @@
+"""`qnnc hamiltonian FILE [--checkpoint N]`: the network as an Ising spin model.
+
+Without --checkpoint the weights are the network's initialisation drawn from --seed
+(the same as step 0 of `qnnc train` with that seed): a layered SK glass.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+
+def add_arguments(p) -> None:
+    from qnnc.compiler.cli import add_program_arguments
+
+    add_program_arguments(p)
+    p.add_argument("--checkpoint", metavar="STEP", help="step of the run (`last` for the latest)")
+    p.add_argument("--run", metavar="DIR", help="run directory (default: runs/NETWORK)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation (no --checkpoint)")
+    p.add_argument("--fields", action="store_true", help="map biases to fields h_i (off by default)")
+    p.add_argument("--temperature", type=float, metavar="T", help="also report the phase at T")
+    p.add_argument("--format", choices=("text", "json", "npz"), default="text",
+                   help="text summary, JSON for tools, or the bond matrix as .npz (needs -o)")
+    p.add_argument("-o", "--output", metavar="OUT", help="write to OUT (atomically) instead of stdout")
+
+
+def run(args) -> int:
+    from qnnc.compiler.cli import load_from_args
+    from qnnc.compiler.diagnostics import error
+    from qnnc.compiler.fileio import atomic_write_text
+    from qnnc.runtime.spin import analyse, ising_model, load_weights
+
+    if args.temperature is not None and not (math.isfinite(args.temperature) and args.temperature > 0):
+        raise error("Q0407", f"--temperature {args.temperature}: must be positive", exit_code=2)
+    if args.format == "npz" and not args.output:
+        raise error("Q0407", "--format npz writes a file: give -o OUT.npz", exit_code=2)
+    program = load_from_args(args)
+    network = program.network(args.network) if args.network else program.network()
+    if network is None:
+        raise error("Q0232", f"{args.file} defines no network")
+    if args.run and args.checkpoint is None:
+        args.checkpoint = "last"
+    nw = load_weights(program, network, args.run, args.checkpoint, args.seed)
+    if args.format == "npz":
+        ising_model(nw, args.fields).to_npz(args.output)
+        print(f"wrote {args.output}")
+        return 0
+    report = analyse(nw, args.fields, args.temperature)
+    text = json.dumps(report, indent=2) + "\n" if args.format == "json" else summary(report)
+    if args.output:
+        atomic_write_text(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def summary(r: dict) -> str:
+    m, sp, tc = r["model"], r["spectrum"], r["tc"]
+    at = f"step {r['step']}" if r["step"] is not None else ""
+    lines = [f"hamiltonian of network `{r['network']}` ({r['source']}{', ' + at if at else ''})",
+             "  spins   " + ", ".join(f"{l['name']} {l['spins']}" for l in m["layers"]) + f"  (total {m['n_spins']})",
+             f"  bonds   {m['n_bonds']:,}; fields {'on' if m['fields'] else 'off'}",
+             "  block norms (Frobenius)  " + ", ".join(f"{k} {v:.3f}" for k, v in m["block_norms"].items())]
+    eig = ", ".join(f"{x:.4f}" for x in sp["eigenvalues"][:6])
+    lines.append(f"  top eigenvalues of J  {eig}")
+    lines.append(f"  random-bulk edge      {sp['bulk_edge']:.4f} (outlier above {sp['threshold']:.4f}): "
+                 + (f"{len(sp['outliers'])} outlier(s)" if sp["outliers"] else "no outlier"))
+    for o in sp["outliers"][:3]:
+        tco = "n/a" if o["tc"] is None else f"{o['tc']:.4f}"
+        lines.append(f"    outlier Λ = {o['eigenvalue']:.4f}, d̄ = {o['dbar']:.4f}, predicted T_c = {tco}")
+    kind = {"cross": "λ_min crosses zero: hidden order below T_c",
+            "touch": "λ_min only touches zero: spin glass below T_c",
+            "none": "no bonds"}[tc["kind"]]
+    lines.append(f"  T_c (TAP Hessian)     {tc['tc']:.4f}  [{tc['kind']}: {kind}]")
+    if r["analytic_tc"] is not None:
+        gains = ", ".join(f"{g:.3g}" for g in r["init_gains"])
+        lines.append(f"  T_c random network    {r['analytic_tc']:.4f}  (analytic layered SK, C = {gains})")
+    if r["phase"]:
+        lines.append(f"  phase at T = {r['phase']['T']:g}: {r['phase']['phase']}")
+    return "\n".join(lines) + "\n"

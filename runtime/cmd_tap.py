@@ -1,0 +1,182 @@
+"""`qnnc tap FILE --run DIR`: TAP analysis over every checkpoint of a training run.
+
+For each checkpoint: T_c from the TAP Hessian (cross: hidden order, touch: glass), the
+top eigenvalues of J against the random-bulk edge, and, with --temperature, the number
+of distinct TAP solutions at that fixed T. Then a power-law fit of T_c(t) over a window
+of training time (chosen automatically unless --window is given), plots and JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+
+def add_arguments(p) -> None:
+    from qnnc.compiler.cli import add_program_arguments
+
+    add_program_arguments(p)
+    p.add_argument("--run", metavar="DIR", help="run directory (default: runs/NETWORK)")
+    p.add_argument("--temperature", type=float, metavar="T", help="count TAP solutions at this T")
+    p.add_argument("--starts", type=int, default=128, help="random starts of the TAP solver (default 128)")
+    p.add_argument("--window", type=float, nargs=2, metavar=("T_LO", "T_HI"),
+                   help="fit the power law over these steps (default: chosen automatically)")
+    p.add_argument("--plot", metavar="PREFIX", help="write PREFIX_tc.png/.pdf and PREFIX_spectrum.png/.pdf")
+    p.add_argument("--json", action="store_true", help="print the series and fit as JSON")
+    p.add_argument("-o", "--output", metavar="OUT", help="write the JSON to OUT (atomically)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def analyse_run(program, network, run_dir, temperature=None, starts=128, window=None, progress=True) -> dict:
+    from qnnc.runtime import checkpoint as ckpt
+    from qnnc.runtime import tap
+    from qnnc.runtime.spin import ising_model, load_weights
+
+    steps = ckpt.list_checkpoints(run_dir)
+    if not steps:
+        ckpt.resolve_checkpoint(run_dir, None)  # raises the right diagnostic
+    meta = ckpt.read_run_file(run_dir)
+    spe = meta.get("steps_per_epoch")
+    iterator = steps
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(steps, unit="checkpoint", desc="tap", leave=False)
+        iterator = bar
+    series = []
+    analytic = None
+    for step in iterator:
+        nw = load_weights(program, network, run_dir, step, 0)
+        model = ising_model(nw)
+        tc = tap.hessian_tc(model)
+        spec = tap.spectral_outliers(model)
+        row = {"step": step, "epoch": step / spe if spe else None, "tc": tc.tc, "kind": tc.kind,
+               "tc_argmin": tc.tc_argmin, "lam_min_min": tc.lam_min_min,
+               "top_eigenvalues": [float(x) for x in spec.eigenvalues], "bulk_edge": spec.bulk_edge,
+               "n_outliers": len(spec.outliers),
+               "outlier_tc": [o.tc if not math.isnan(o.tc) else None for o in spec.outliers]}
+        if temperature is not None:
+            sol = tap.solve_tap(model, temperature, starts=starts, seed=step)
+            row["tap"] = {"T": temperature, "n_solutions": sol.n_solutions,
+                          "basin_counts": [int(x) for x in sol.basin_counts],
+                          "q_layers": sol.q_layers.tolist(), "top_overlap": sol.top_overlap.tolist(),
+                          "free_energy": sol.free_energy.tolist()}
+        if step == 0 and analytic is None and all(math.isfinite(g) for g in nw.gains):
+            analytic = tap.analytic_tc(nw.sizes, nw.gains)
+        series.append(row)
+    if bar is not None:
+        bar.close()
+    fit = None
+    fit_error = None
+    pts = [(r["step"], r["tc"]) for r in series if r["step"] > 0]
+    if len(pts) >= 3:
+        try:
+            f = tap.fit_power_law([p[0] for p in pts], [p[1] for p in pts],
+                                  window=tuple(window) if window else None)
+            fit = f.to_json_dict()
+        except Exception as exc:  # a QnncError from the fit: report, keep the series
+            from qnnc.compiler.diagnostics import QnncError
+
+            if not isinstance(exc, QnncError):
+                raise
+            fit_error = exc.diagnostics[0].message
+    return {"format": "qnnc-tap-series", "version": 1, "network": network.name, "run": str(run_dir),
+            "analytic_tc_random": analytic, "series": series, "power_law": fit, "power_law_error": fit_error}
+
+
+def run(args) -> int:
+    from qnnc.compiler.cli import load_from_args
+    from qnnc.compiler.diagnostics import error
+    from qnnc.compiler.fileio import atomic_write_text
+
+    if args.temperature is not None and not (math.isfinite(args.temperature) and args.temperature > 0):
+        raise error("Q0407", f"--temperature {args.temperature}: must be positive", exit_code=2)
+    if args.starts < 1:
+        raise error("Q0407", "--starts must be at least 1", exit_code=2)
+    program = load_from_args(args)
+    network = program.network(args.network) if args.network else program.network()
+    if network is None:
+        raise error("Q0232", f"{args.file} defines no network")
+    run_dir = Path(args.run) if args.run else Path("runs") / network.name
+    r = analyse_run(program, network, run_dir, args.temperature, args.starts, args.window,
+                    progress=not args.no_progress and sys.stderr.isatty())
+    if args.plot:
+        plot(r, args.plot)
+    text = json.dumps(r, indent=2) + "\n"
+    if args.output:
+        atomic_write_text(args.output, text)
+    if args.json:
+        sys.stdout.write(text)
+    elif not args.output:
+        sys.stdout.write(table(r))
+    return 0
+
+
+def table(r: dict) -> str:
+    has_tap = any("tap" in s for s in r["series"])
+    head = "| step | epoch | T_c | kind | λ_max(J) | bulk edge | outliers |" + (" TAP solutions |" if has_tap else "")
+    lines = [f"TAP analysis of `{r['network']}` over {len(r['series'])} checkpoints of {r['run']}", "", head,
+             "|" + "---|" * (head.count("|") - 1)]
+    for s in r["series"]:
+        ep = "" if s["epoch"] is None else f"{s['epoch']:.2f}"
+        row = (f"| {s['step']} | {ep} | {s['tc']:.4f} | {s['kind']} | {s['top_eigenvalues'][0]:.4f} | "
+               f"{s['bulk_edge']:.4f} | {s['n_outliers']} |")
+        if has_tap:
+            row += f" {s['tap']['n_solutions']} |"
+        lines.append(row)
+    if r["analytic_tc_random"] is not None:
+        lines.append(f"\nanalytic T_c of the random network (step 0 sizes and gains): {r['analytic_tc_random']:.4f}")
+    f = r["power_law"]
+    if f:
+        lines.append(f"power law T_c(t) = A t^α over steps {f['window'][0]:g}–{f['window'][1]:g} "
+                     f"({f['n_points']} points{', window chosen automatically' if f['automatic'] else ''}): "
+                     f"α = {f['exponent']:.4f} ± {f['exponent_stderr']:.4f}, A = {f['amplitude']:.4f}")
+    elif r["power_law_error"]:
+        lines.append(f"no power-law fit: {r['power_law_error']}")
+    return "\n".join(lines) + "\n"
+
+
+def plot(r: dict, prefix: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    s = [x for x in r["series"] if x["step"] > 0]
+    t = np.array([x["step"] for x in s], float)
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for kind, marker in (("touch", "o"), ("cross", "s")):
+        sel = [i for i, x in enumerate(s) if x["kind"] == kind]
+        if sel:
+            ax.loglog(t[sel], [s[i]["tc"] for i in sel], marker, label=f"T_c ({'glass' if kind == 'touch' else 'hidden order'})")
+    if r["analytic_tc_random"]:
+        ax.axhline(r["analytic_tc_random"], color="gray", ls=":", label="random network (analytic)")
+    f = r["power_law"]
+    if f:
+        tt = np.geomspace(f["window"][0], f["window"][1], 50)
+        ax.loglog(tt, f["offset"] + f["amplitude"] * tt ** f["exponent"], "k--",
+                  label=f"fit α = {f['exponent']:.3f} ± {f['exponent_stderr']:.3f}")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("T_c")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    for ext in ("png", "pdf"):
+        fig.savefig(f"{prefix}_tc.{ext}", dpi=150)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    top = np.array([x["top_eigenvalues"][:4] + [np.nan] * (4 - len(x["top_eigenvalues"][:4])) for x in s])
+    for k in range(top.shape[1]):
+        ax.semilogx(t, top[:, k], "-", lw=1, label="top eigenvalues of J" if k == 0 else None, color=f"C{k}")
+    ax.semilogx(t, [x["bulk_edge"] for x in s], "k:", label="random-bulk edge")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("eigenvalue")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    for ext in ("png", "pdf"):
+        fig.savefig(f"{prefix}_spectrum.{ext}", dpi=150)
+    plt.close(fig)
