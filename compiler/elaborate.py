@@ -427,7 +427,8 @@ class _Elaborator:
         seen: set[str] = set()
         for p in d.params:
             if p.name in seen:
-                self.c.add(DUPLICATE_NAME, f"parameter `{p.name}` appears twice", p.name_span)
+                self.c.add(DUPLICATE_NAME, f"parameter `{p.name}` appears twice", p.name_span,
+                           "declared again here", help="each parameter of a neuron has its own name")
                 continue
             if p.name in ir.NEURON_SPECIAL_NAMES or p.name in CONSTANTS:
                 self.c.add(DUPLICATE_NAME, f"`{p.name}` is a reserved name", p.name_span,
@@ -514,7 +515,8 @@ class _Elaborator:
 
     def _declare(self, declared, registers, reg: ir.Register, span: Span) -> None:
         if reg.name in declared:
-            self.c.add(DUPLICATE_NAME, f"register `{reg.name}` is declared twice", span)
+            self.c.add(DUPLICATE_NAME, f"register `{reg.name}` is declared twice", span, "declared again here",
+                       notes=[f"first declared at {_where(declared[reg.name].span)}"])
             return
         declared[reg.name] = reg
         registers.append(reg)
@@ -1231,7 +1233,7 @@ def _set_value(name: str, text: str) -> Number:
     try:
         expr = parse_expression(text, f"--set {name}")
         return _eval(expr, {}, "in --set")
-    except (QnncError, _EvalError):
+    except (QnncError, _EvalError, RecursionError):
         raise error(SET_BAD_VALUE, f"`--set {name}={text}`: `{text}` is not a number",
                     help=f"write e.g. `--set {name}=0.5` or `--set {name}=pi/4`", exit_code=2) from None
 

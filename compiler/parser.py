@@ -14,7 +14,7 @@ from typing import Optional
 
 import lark
 from lark import Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from qnnc.compiler import syntax as S
 from qnnc.compiler.diagnostics import Diagnostic, QnncError, source_lines
@@ -253,7 +253,7 @@ def parse_module(text: str, file: str = "<string>") -> S.Module:
         raise QnncError(_syntax_diagnostic(exc, text, file)) from None
     finally:
         _comment_sink.reset(token)
-    items = _ToSyntax(file).transform(tree)
+    items = _transform(tree, file)
     return S.Module(file, items, tuple(comments), text)
 
 
@@ -263,7 +263,19 @@ def parse_expression(text: str, file: str = "<string>") -> S.Expr:
         tree = _parser("expr").parse(text)
     except UnexpectedInput as exc:
         raise QnncError(_syntax_diagnostic(exc, text, file)) from None
-    return _ToSyntax(file).transform(tree)
+    return _transform(tree, file)
+
+
+def _transform(tree, file: str):
+    try:
+        return _ToSyntax(file).transform(tree)
+    except VisitError as exc:
+        # lark wraps what a callback raises; a RecursionError (a very deep expression such
+        # as `2 ^ 2 ^ ... ^ 2`) is re-raised as itself for the callers' "nested too
+        # deeply" diagnostic.
+        if isinstance(exc.orig_exc, RecursionError):
+            raise RecursionError(str(exc.orig_exc)) from None
+        raise
 
 
 # --------------------------------------------------------------------------- errors

@@ -141,7 +141,13 @@ def _decode_node(value: Any, cls: type, path: str) -> Any:
         if name not in value:
             raise _DecodeError(path, f"missing field {name!r} in {cls.__name__}")
         kwargs[name] = _decode(value[name], hints[name], f"{path}.{name}")
-    return cls(**kwargs)
+    node = cls(**kwargs)
+    if cls is ir.Span and (min(node.line, node.col, node.end_col) < 1
+                           or (node.end_line, node.end_col) < (node.line, node.col)):
+        # Diagnostics point at spans: one that starts before 1:1 or ends before it starts
+        # would put the caret nowhere.
+        raise _DecodeError(path, f"invalid span {node.line}:{node.col} to {node.end_line}:{node.end_col}")
+    return node
 
 
 def loads(text: str, file: str = "<ir>") -> ir.Program:

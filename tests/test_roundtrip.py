@@ -45,9 +45,36 @@ def ir_without_spans(text: str, name: str = "prog.qnn"):
     return strip_spans(json.loads(dump_ir(parse_program(text, name))))
 
 
-# A program text: mostly generated, sometimes a shipped file (with its comments).
+# Comments in every place `fmt` distinguishes: own-line, trailing a statement or a `{`,
+# before a `}`, at the end; blank lines kept between statements.
+COMMENTED = """\
+# header comment
+import neurons from stdlib  # the papers' neurons
+
+param a: real in [0, inf] = 0.5  # quantum
+param b = 2
+
+# own-line before network
+network n {  # trailing after brace
+    input x[4] with scale(0.5)  # scale
+
+    # own-line inside
+    layer h[b] = rotation(a) of dense(x)
+    output y[2] = linear of dense(h)  # logits
+    # before the closing brace
+}
+
+train n {
+    data mnist.train5k  # 5,000 images
+    checkpoint at steps [1, 2]  # two
+}
+
+# at the end
+"""
+
+# A program text: mostly generated, sometimes a shipped file or COMMENTED.
 texts = st.one_of(programs(), programs(), programs(),
-                  st.sampled_from([p.read_text(encoding="utf-8") for p in SOURCES]))
+                  st.sampled_from([p.read_text(encoding="utf-8") for p in SOURCES] + [COMMENTED]))
 
 
 # --------------------------------------------------------------------------- IR <-> JSON
@@ -123,6 +150,12 @@ def test_fmt_keeps_comments(data):
 def test_shipped_files_are_formatted(path):
     text = path.read_text(encoding="utf-8")
     assert format_source(text, str(path)) == text
+
+
+def test_comments_stay_where_they_are():
+    assert format_source(COMMENTED, "c.qnn") == COMMENTED
+    squeezed = "\n".join(line.strip() for line in COMMENTED.splitlines()) + "\n"
+    assert format_source(squeezed, "c.qnn") == COMMENTED
 
 
 # --------------------------------------------------------------------------- schema

@@ -2,12 +2,18 @@
 
 For property tests of the compiler and of anything that consumes its IR:
 
-    from hypothesis import given
-    from qnnc.testing import programs, ir_programs, messy_layout
+    from hypothesis import given, strategies as st
+    from qnnc.compiler import format_source, parse_program
+    from qnnc.testing import messy_layout, programs
 
     @given(programs())
     def test_checks(text):
-        qnnc.compiler.parse_program(text)      # every generated program is valid
+        parse_program(text)                    # every generated program is valid
+
+    @given(st.data())
+    def test_fmt_ignores_layout(data):
+        text = data.draw(programs())
+        assert format_source(data.draw(messy_layout(text))) == text
 
 Strategies:
 
@@ -15,6 +21,7 @@ Strategies:
     programs()        -> str                            its canonical text (`qnnc fmt` layout)
     ir_programs()     -> qnnc.compiler.ir.Program       programs().map(parse_program)
     messy_layout(text, comments=False) -> str           the same program, re-laid out
+    names()           -> str                            a user name (identifier or keyword)
 
 Generated programs are small (a few parameters, neurons and layers) so that hundreds of
 examples run in seconds, but they use every construct of the language: typed and ranged
@@ -38,26 +45,21 @@ import functools
 import math
 import random
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional, Union
 
 from hypothesis import strategies as st
 
 from qnnc.compiler import ir
 from qnnc.compiler import syntax as S
+from qnnc.compiler.parser import KEYWORDS as _PARSER_KEYWORDS
 
 __all__ = ["syntax_modules", "programs", "ir_programs", "messy_layout", "names"]
 
 Number = Union[int, float]
 
 # Keywords are contextual in the grammar, so any of them may name a parameter, a layer...
-KEYWORDS = (
-    "import", "from", "stdlib", "param", "in", "neuron", "qubit", "carried", "ancilla",
-    "measure", "emit", "reset", "network", "input", "with", "layer", "output", "of",
-    "readout", "vote", "over", "shots", "train", "data", "validate", "on", "optimizer",
-    "batch", "epochs", "seed", "loss", "gradient", "checkpoint", "and", "every", "steps",
-    "at", "log", "end",
-)
+KEYWORDS = tuple(sorted(_PARSER_KEYWORDS))
 # Names with a meaning of their own somewhere (constants, built-ins, activations, inits,
 # stdlib neurons...): never generated as user names, so a program's meaning is plain.
 RESERVED = frozenset(
@@ -299,7 +301,7 @@ def _stdlib_specs() -> list[_NeuronSpec]:
 
 
 _RANGE_BOUNDS = [
-    # (expression, value); value None: infinite (no bound)
+    # (expression, value) of finite range bounds; `inf` bounds are drawn separately
     (S.Num("0"), 0), (S.Num("1"), 1), (S.Neg(S.Num("1")), -1), (S.Num("0.5"), 0.5),
     (S.Name("pi"), math.pi), (S.BinOp("/", S.Name("pi"), S.Num("2")), math.pi / 2),
     (S.BinOp("*", S.Num("2"), S.Name("pi")), 2 * math.pi), (S.Neg(S.Name("pi")), -math.pi),
@@ -418,6 +420,11 @@ def _neuron(draw, name: str) -> tuple[S.NeuronSyntax, _NeuronSpec]:
             ops.append(S.MeasureStmt(target, False))
         else:
             ops.append(S.ResetStmt(target))
+    if carried and draw(st.booleans()):
+        # model B's opening move: undo the previous outcome `last` on the carried qubit
+        angle = S.BinOp("*", S.BinOp("/", S.Name("pi"), S.Num("2")),
+                        S.BinOp("-", S.Name("last"), _angle(draw, reals, squashes, carried, 2).expr))
+        ops.insert(0, S.GateStmt("ry", (angle,), (reg_names[0],)))
     emit_at = draw(st.integers(0, len(ops)))
     ops.insert(emit_at, S.MeasureStmt(_pick(draw, reg_names), True))
     body.extend(ops)
@@ -718,14 +725,14 @@ def _is_space(tok: str) -> bool:
     return tok[0] in " \t\r\n\f"
 
 
-def _gap(rng: random.Random, original: str, needs_space: bool, comments: bool) -> str:
+def _gap(rng: random.Random, original: str, needs_space: bool, comments: bool, newline: bool = True) -> str:
     """New whitespace for a gap between two tokens. A gap that held a blank line keeps
     one (`qnnc fmt` keeps the author's blank lines between statements); one that did not
     gets at most one newline, so no blank line appears. Spaces where tokens would merge."""
     parts = [rng.choice(_SPACES) if needs_space or rng.random() < 0.5 else ""]
     if original.count("\n") >= 2:
         parts.append("\n" + rng.choice(("", " ", "\t")) + "\n" * rng.randint(1, 2))
-    elif rng.random() < 0.3:
+    elif newline and rng.random() < 0.3:
         parts.append("\n" + rng.choice(("", "    ", "\t", "  ")))
     if comments and rng.random() < 0.2:
         text = "".join(rng.choice(_COMMENT_CHARS) for _ in range(rng.randint(0, 16)))
@@ -735,6 +742,18 @@ def _gap(rng: random.Random, original: str, needs_space: bool, comments: bool) -
 
 def _relayout(tokens: list[str], seed: int, comments: bool) -> str:
     rng = random.Random(seed)
+    # The tokens of lines that end in a comment after code: such a line keeps its line
+    # breaks (before it and inside it), so the comment keeps trailing the same statement.
+    commented, line = set(), []
+    for idx, tok in enumerate(tokens):
+        if _is_space(tok) and "\n" in tok:
+            line = []
+        elif tok.startswith("#"):
+            if any(not _is_space(tokens[j]) for j in line):
+                commented.update(line)
+            line = []
+        else:
+            line.append(idx)
     out = [rng.choice(("", " ", "\n", "\t")) if tokens and not tokens[0].startswith("#") else ""]
     i = 0
     while i < len(tokens):
@@ -746,14 +765,15 @@ def _relayout(tokens: list[str], seed: int, comments: bool) -> str:
         gap = tokens[i + 1] if i + 1 < len(tokens) and _is_space(tokens[i + 1]) else ""
         k = i + 2 if gap else i + 1
         nxt = tokens[k] if k < len(tokens) else None
-        if tok.startswith("#") or (nxt is not None and nxt.startswith("#")):
+        if tok.startswith("#") or (nxt is not None and nxt.startswith("#")) or (
+                "\n" in gap and k in commented):
             # Around an existing comment the layout stays: it decides own-line vs trailing.
             out.append(gap if not tok.startswith("#") or "\n" in gap else gap + "\n")
         elif nxt is None:
             out.append(rng.choice(("", "\n", "\n\n", "  \n", " ")))
         else:
             needs = bool(gap) and bool(_WORDISH.match(tok[-1])) and bool(_WORDISH.match(nxt[0]))
-            out.append(_gap(rng, gap, needs, comments))
+            out.append(_gap(rng, gap, needs, comments, newline=i not in commented))
         i = k
     return "".join(out)
 
@@ -762,8 +782,9 @@ def messy_layout(text: str, comments: bool = False) -> st.SearchStrategy[str]:
     """The program `text` with its layout scrambled: random spaces, tabs, form feeds and
     line breaks between tokens (and with `comments=True`, random `#` comments), same
     tokens in the same order. Without new comments `qnnc fmt` gives the same text for it
-    as for `text`: existing comments and the gaps around them are kept as they are, and
-    blank lines are kept exactly where `text` had them.
+    as for `text`: existing comments and the gaps around them are kept as they are, a
+    line that ends in a comment keeps its line breaks, and blank lines are kept exactly
+    where `text` had them.
 
     The layout comes from one drawn seed (a program has hundreds of gaps; one draw each
     would dominate a test's time), so failures shrink the program, not the layout."""
