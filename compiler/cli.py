@@ -187,6 +187,8 @@ _RUNTIME: dict[str, tuple[str, str]] = {
     "eval": ("test accuracy of a checkpoint, majority vote over shots", "qnnc.runtime.cmd_eval"),
     "hamiltonian": ("the network as an Ising spin model: spectrum, T_c, phase", "qnnc.runtime.cmd_hamiltonian"),
     "tap": ("TAP analysis over a training run: T_c(t), spectrum, solutions, power law", "qnnc.runtime.cmd_tap"),
+    "compile": ("compile a network to IBM, IonQ or Quantinuum circuits", "qnnc.runtime.cmd_compile"),
+    "run": ("run compiled circuits on a local simulator (Aer, Braket, pytket)", "qnnc.runtime.cmd_run"),
     "data": ("inspect, verify or download data sets", "qnnc.runtime.cmd_data"),
 }
 

@@ -296,3 +296,17 @@ def test_ionq_virtual_z_keeps_measured_distribution():
                 code |= 1 << (offs[o.layer] + o.neuron)
         dist[code] = dist.get(code, 0.0) + p
     assert max_abs_diff(dist, exact_distribution(spec)) < 1e-9
+
+
+@pytest.mark.parametrize("module,package", [("ionq", "braket.circuits"), ("quantinuum", "pytket"),
+                                            ("ibm", "qiskit_aer")])
+def test_missing_extra_is_a_clear_error(monkeypatch, module, package):
+    import importlib
+
+    mod = importlib.import_module(f"qnnc.runtime.targets.{module}")
+    monkeypatch.setitem(sys.modules, package, None)  # makes `import package` fail
+    guard = {"ionq": "_braket", "quantinuum": "_pytket", "ibm": "_qiskit"}[module]
+    with pytest.raises(QnncError) as e:
+        getattr(mod, guard)()
+    d = e.value.diagnostics[0]
+    assert d.code == "Q0310" and f"qnnc[{module}]" in d.help

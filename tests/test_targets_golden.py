@@ -14,7 +14,7 @@ import pytest
 
 from ir_builders_targets import NEURONS, chain_network
 from qnnc.compiler import ir
-from qnnc.runtime.targets import compile_network, exact_distribution, resolve, run_compiled
+from qnnc.runtime.targets import compile_network, exact_distribution, resolve
 from qnnc.runtime.targets.network import tv_bound, tv_distance
 from qnnc.runtime.targets.qasm import to_openqasm3
 

@@ -33,8 +33,8 @@ def test_hardware_ibm_default_runs_on_fake_brisbane_noise(hardware):
     assert c.strategy == "layered" and c.backend == "fake_brisbane"
     assert "dynamic" in c.refused[0]  # 16-bit tables are refused, and the summary says so
     assert [ch.copies for ch in c.lowered.chunks] == [7, 7, 7]
-    out = run_compiled(c, 24, "noisy", seed=0)  # AerSimulator.from_backend(FakeBrisbane())
-    assert out.shape == (24, 48) and set(np.unique(out)) <= {-1, 1}
+    out = run_compiled(c, 12, "noisy", seed=0)  # AerSimulator.from_backend(FakeBrisbane())
+    assert out.shape == (12, 48) and set(np.unique(out)) <= {-1, 1}
 
 
 def test_narrow_dynamic_runs_on_fake_brisbane_noise():
@@ -85,9 +85,10 @@ def test_mnist512_ibm_noisy(mnist512):
 
 def test_mnist512_ionq_and_quantinuum_layered(mnist512):
     net, w = mnist512
-    c = compile_network(net, NEURONS, w, X, target="ionq", max_qubits=26)
-    assert c.strategy == "layered" and len(c.circuits) == 2 * 20
-    assert run_compiled(c, 2, "braket_sv", seed=0).shape == (2, 1024)
+    # Braket's state vector simulates every qubit: chunks of at most 16 keep it quick
+    c = compile_network(net, NEURONS, w, X, target="ionq", max_qubits=16)
+    assert c.strategy == "layered" and len(c.circuits) == 2 * 32
+    assert run_compiled(c, 1, "braket_sv", seed=0).shape == (1, 1024)
     c = compile_network(net, NEURONS, w, X, target="quantinuum")
     assert len(c.circuits) == 2 * 10
     assert run_compiled(c, 2, "ideal", seed=0).shape == (2, 1024)

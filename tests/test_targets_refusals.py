@@ -4,7 +4,6 @@ Regenerate with `QNNC_UPDATE_GOLDEN=1 pytest tests/test_targets_refusals.py`."""
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 

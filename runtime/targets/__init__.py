@@ -18,7 +18,6 @@ Diagnostics (Q03xx: target capabilities):
   Q0306 a table of conditions (or multiplexed rotation) is wider than the limit
   Q0307 noise kind not available on the target
   Q0308 bad noise-pair count, copies count or shot count
-  Q0309 a carried qubit's state cannot be re-prepared between layered circuits
   Q0310 a vendor SDK (an optional extra) is not installed
   Q0311 the network cannot be lowered to circuits (no quantum hidden layer, or a
         classical one, or layers that are not a chain)
@@ -35,7 +34,6 @@ Diagnostics (Q03xx: target capabilities):
   Q0340 the program has no such network
   Q0341 a checkpoint cannot be read
   Q0342 a test image cannot be bound
-  Q0343 a compiled program file cannot be read back
 """
 
 from qnnc.runtime.targets.capabilities import STRATEGIES, TARGETS, Capabilities

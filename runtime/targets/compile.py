@@ -13,7 +13,7 @@ import numpy as np
 from qnnc.compiler import ir
 from qnnc.compiler.diagnostics import QnncError
 from qnnc.runtime.targets import host
-from qnnc.runtime.targets.capabilities import STRATEGIES, TARGETS, Capabilities, check_strategy
+from qnnc.runtime.targets.capabilities import TARGETS, Capabilities, check_strategy
 from qnnc.runtime.targets.errors import refuse
 from qnnc.runtime.targets.lowering import Lowered, Options, lower
 from qnnc.runtime.targets.network import NetworkSpec, resolve
@@ -24,7 +24,7 @@ VENDORS = {
     "quantinuum": "qnnc.runtime.targets.quantinuum",
 }
 # Refusals that make the default strategy choice move on to the next strategy.
-_LIMIT_CODES = ("Q0303", "Q0305", "Q0306", "Q0309")
+_LIMIT_CODES = ("Q0303", "Q0305", "Q0306")
 
 
 def vendor(target: str):

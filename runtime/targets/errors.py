@@ -16,7 +16,6 @@ CODES: dict[str, str] = {
     "Q0306": "a table of conditions (or multiplexed rotation) is wider than the limit",
     "Q0307": "noise kind not available on the target",
     "Q0308": "bad noise-pair count or copies count",
-    "Q0309": "a carried qubit's state cannot be re-prepared between layered circuits",
     "Q0310": "a vendor SDK (an optional extra) is not installed",
     "Q0311": "the network cannot be lowered to circuits (no quantum hidden layer, or a classical one between them)",
     "Q0312": "a carried layer has a different width from the layer it continues",
@@ -32,7 +31,6 @@ CODES: dict[str, str] = {
     "Q0340": "the program has no such network",
     "Q0341": "a checkpoint cannot be read",
     "Q0342": "a test image cannot be bound",
-    "Q0343": "a compiled program file cannot be read back",
 }
 
 

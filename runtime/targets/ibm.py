@@ -18,8 +18,9 @@ from qnnc.runtime.targets.lowering import Lowered
 DEFAULT_BACKEND = "fake_brisbane"
 PRIMARY_FORMAT = "qasm3"  # what `-o FILE` writes for a non-JSON FILE
 SIMULATORS = ("ideal", "noisy")
-# Aer's state vector holds ~30 qubits here; wider (product-state) circuits use MPS.
-STATEVECTOR_MAX = 24
+# Wider circuits use matrix product states: ours are product states or nearly (every
+# neuron is one qubit and its ancilla), where MPS is fast and a state vector is not.
+STATEVECTOR_MAX = 16
 
 _BACKENDS: dict = {}
 _NOISY: dict = {}

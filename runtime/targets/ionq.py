@@ -29,8 +29,9 @@ from qnnc.runtime.targets.lowering import Lowered
 
 PRIMARY_FORMAT = "openqasm3"  # what `-o FILE` writes for a non-JSON FILE
 SIMULATORS = ("ideal", "braket_sv", "braket_dm", "noisy")
-# Qubits a local simulator holds here (state vector 2^n, density matrix 4^n amplitudes).
-LOCAL_LIMITS = {"braket_sv": 26, "braket_dm": 13}
+# Qubits a local simulator runs in about a second here (state vector 2^n, density
+# matrix 4^n amplitudes; every qubit is simulated, even in a product state).
+LOCAL_LIMITS = {"braket_sv": 22, "braket_dm": 11}
 # Illustrative noise for "noisy" (no IonQ device data offline): depolarising after each
 # one- and two-qubit native gate, and read-out bit flips. Our numbers, not IonQ's.
 ILLUSTRATIVE_NOISE = {"gate_1q": 5e-4, "gate_2q": 5e-3, "readout": 3e-3}

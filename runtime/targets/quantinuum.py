@@ -22,9 +22,10 @@ from qnnc.runtime.targets.lowering import Lowered
 
 PRIMARY_FORMAT = "hqslib1"  # what `-o FILE` writes for a non-JSON FILE
 SIMULATORS = ("ideal", "noisy")
-STATEVECTOR_MAX = 24
+STATEVECTOR_MAX = 16
 # pytket optimisation level 3 removes barriers (and with them the noise pairs); 2 keeps them.
 OPTIMISATION_LEVEL = 2
+CONDITIONALS_FOR_LEVEL_0 = 64
 # Illustrative depolarising noise for "noisy" (pytket-quantinuum has no offline noise
 # model): our numbers, of the order of published H-series error rates.
 ILLUSTRATIVE_NOISE = {"gate_1q": 3e-5, "gate_2q": 1e-3, "readout": 1e-3}
@@ -135,9 +136,11 @@ def emit(lowered: Lowered, caps: Capabilities, seed: int = 0) -> QuantinuumProgr
     logical, compiled, symbols = [], [], []
     for circ in lowered.circuits:
         c, syms = to_pytket(circ)
-        # Level 2's resynthesis is slow on symbolic angles (about a minute for a
-        # packed 56-qubit layer); level 1 gives the same gate counts there.
-        level = 1 if circ.params else OPTIMISATION_LEVEL
+        # Level 2's resynthesis is slow on symbolic angles (about a minute for a packed
+        # 56-qubit layer) and on large tables of conditionals (30 s for 756); levels 1
+        # and 0 gave the same gate counts on both.
+        n_cond = sum(1 for o in circ.ops if o.condition is not None)
+        level = 0 if n_cond > CONDITIONALS_FOR_LEVEL_0 else 1 if circ.params else OPTIMISATION_LEVEL
         try:
             cc = be.get_compiled_circuit(c, optimisation_level=level)
         except Exception as exc:  # pytket raises several types; report them as one
