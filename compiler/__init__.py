@@ -34,8 +34,9 @@ def parse_program(text: str, filename: str = "<string>",
                     help="split very long or deeply nested expressions into parameters") from None
 
 
-def read_source(path: str) -> str:
+def read_source(path) -> str:
     """A source file's text, or a Q0404/Q0405 diagnostic."""
+    path = os.fspath(path)
     if not os.path.exists(path):
         raise error("Q0404", f"no such file: {path}", help="check the path", exit_code=1)
     if os.path.isdir(path):
@@ -58,6 +59,8 @@ def read_source(path: str) -> str:
 
 def load_program(path: str, overrides: Optional[Mapping[str, str]] = None) -> ir.Program:
     """Load a `.qnn` program, or an IR JSON file (by its `.json` extension)."""
+    path = os.fspath(path)
+    overrides = {k: str(v) for k, v in (overrides or {}).items()}
     text = read_source(path)
     if path.endswith(".json"):
         if overrides:
@@ -82,7 +85,8 @@ def load_ir_text(text: str, filename: str = "<ir>") -> ir.Program:
                     help="an IR file is written by `qnnc ir FILE`") from None
 
 
-def load_ir(path: str) -> ir.Program:
+def load_ir(path) -> ir.Program:
+    path = os.fspath(path)
     return load_ir_text(read_source(path), path)
 
 

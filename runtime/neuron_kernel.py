@@ -24,7 +24,6 @@ a sample does not depend on how the batch was chunked.
 from __future__ import annotations
 
 import math
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -360,12 +359,13 @@ def _apply_fn(name: str, args: list) -> Value:
 # --------------------------------------------------------------------------- random fields
 
 
-# Random numbers are generated on (at most) two threads: numpy's generators release the GIL.
-_RNG_THREADS = max(1, min(2, os.cpu_count() or 1))
+# Random numbers are generated on up to two threads (numpy's generators release the GIL),
+# never more than torch is allowed to use. The values do not depend on the thread count.
+_MAX_RNG_THREADS = 2
 
 
 def _default_rng_threads() -> int:
-    return _RNG_THREADS
+    return max(1, min(_MAX_RNG_THREADS, torch.get_num_threads()))
 
 
 _POOL: Optional[ThreadPoolExecutor] = None
@@ -374,7 +374,7 @@ _POOL: Optional[ThreadPoolExecutor] = None
 def _pool() -> ThreadPoolExecutor:
     global _POOL
     if _POOL is None:
-        _POOL = ThreadPoolExecutor(_default_rng_threads(), thread_name_prefix="qnnc-rng")
+        _POOL = ThreadPoolExecutor(_MAX_RNG_THREADS, thread_name_prefix="qnnc-rng")
     return _POOL
 
 
@@ -657,25 +657,21 @@ class NeuronKernel:
     # ----------------------------------------------------------------- sampling
 
     def sample(self, z: torch.Tensor, last: Value, state, fields: RandomFields, key: tuple, start: int,
-               shape: Sequence[int], *, inplace: bool = False, out: Optional[torch.Tensor] = None):
+               shape: Sequence[int], *, inplace: bool = False, out: Optional[torch.Tensor] = None,
+               threshold: Optional[torch.Tensor] = None):
         """One trajectory per element. z: pre-activations broadcastable to `shape`
         ([B, S, N] image-major, or [B, 1, N] when deterministic across shots); last: the
         previous outcomes (or 1.0); state: carried (amp0, amp1) or None for |0>. Returns
         (d, post) with d = ±1 of `shape` and post the carried qubit's state (or None).
         Runs without autograd; the caller attaches the straight-through gradient. `out`:
-        an optional buffer for d (used by the fast path)."""
+        an optional buffer for d; `threshold`: `fast_threshold(z)` computed beforehand
+        (fast path only), e.g. once per image for all shots."""
         with torch.no_grad():
             ev = _Evaluator(z, last, inplace, z_owned=self.uses_z == 1)
             if self.fast_ry:
-                theta, own = ev.ev(self.ops[0][3])
-                if not isinstance(theta, torch.Tensor):
-                    theta = torch.full((), float(theta), dtype=z.dtype)
-                c = theta.cos_() if own else torch.cos(theta)
-                # As sample_pm1 with t = p1 - p0 = -cos θ: -1 exactly when f < (3 - cos θ)/2,
-                # i.e. when f + (cos θ / 2 - 3/2) < 0; that threshold is exact on f's grid.
-                c = torch.add(_THREE_HALVES[c.dtype], c, alpha=0.5, out=c)  # c is ours either way
+                thr = threshold if threshold is not None else self._fast_threshold(ev, z.dtype)
                 f = fields.uniform_12(key + (1,), start, shape, out=out)
-                f.add_(c)
+                f.add_(thr)
                 return torch.copysign(_ONE[f.dtype], f, out=f), None
             amps = self._fresh_amps(state)
             basis = [True] * self.k  # register known to be in a basis state
@@ -704,6 +700,22 @@ class NeuronKernel:
                                              True, z.dtype)
                 post = self._qubit_state(amps, shape, z.dtype)
             return d, post
+
+    def fast_threshold(self, z: torch.Tensor, *, inplace: bool = False) -> torch.Tensor:
+        """Fast path: the per-element threshold that `sample` compares with the random
+        field (it depends on z only, so it can be computed once for all shots)."""
+        assert self.fast_ry
+        with torch.no_grad():
+            return self._fast_threshold(_Evaluator(z, 1.0, inplace, z_owned=self.uses_z == 1), z.dtype)
+
+    def _fast_threshold(self, ev: _Evaluator, dtype) -> torch.Tensor:
+        theta, own = ev.ev(self.ops[0][3])
+        if not isinstance(theta, torch.Tensor):
+            theta = torch.full((), float(theta), dtype=dtype)
+        c = theta.cos_() if own else torch.cos(theta)
+        # As sample_pm1 with t = p1 - p0 = -cos θ: -1 exactly when f < (3 - cos θ)/2, i.e.
+        # when f + (cos θ / 2 - 3/2) < 0; that threshold is exact on f's grid.
+        return torch.add(_THREE_HALVES[c.dtype], c, alpha=0.5, out=c)  # c is ours either way
 
     def _measure_sample(self, amps, r, fields, key, start, shape, live, dtype):
         m = 1 << (self.k - 1 - r)

@@ -61,12 +61,14 @@ __all__ = ["QNNModel", "DEFAULT_MAX_BRANCHES"]
 DEFAULT_MAX_BRANCHES = 1 << 20
 DEFAULT_GRADIENT = ir.Gradient("straight_through", 1.0)
 # A no-grad pass works in chunks of images whose widest [images x shots, width] block
-# has about this many values: enough to amortise each op's fixed cost (Python dispatch,
-# waking the intra-op threads: ~10 us) over a million values, while the two buffers per
-# layer (reused from chunk to chunk, 4 MiB each in float32) stay in the last-level cache.
-DEFAULT_CHUNK_ELEMENTS = 1 << 20
-# Pre-activations that are the same for every shot are computed for blocks this large.
-_DET_BLOCK_ELEMENTS = 1 << 21
+# has about this many values. Each op has a fixed cost (Python dispatch, and the intra-op
+# threads meeting at a barrier: ~10 us when the cores are free, milliseconds when other
+# processes hold them), so chunks are large; the few buffers per layer are reused from
+# chunk to chunk (8 MiB each in float32), so large chunks cost no page faults.
+DEFAULT_CHUNK_ELEMENTS = 1 << 21
+# What is the same for every shot (the first layer's pre-activation or threshold) is
+# computed for blocks of images of this many values.
+_DET_BLOCK_ELEMENTS = 1 << 22
 
 
 def _buffer(ws: dict, key, rows: int, cols: int, dtype) -> torch.Tensor:
@@ -300,7 +302,9 @@ class QNNModel(torch.nn.Module):
         carry = None  # (post state, emitted d) of the previous layer, when carried
         window = self._window()
         for p in self.plans:
-            if pre is not None and p.name in pre:
+            if pre is not None and (p.name, "threshold") in pre:
+                z = None  # the kernel needs only its precomputed threshold
+            elif pre is not None and p.name in pre:
                 z = pre[p.name]
             else:
                 z = self._layer_z(p, acts[p.source], inplace, ws)
@@ -312,10 +316,12 @@ class QNNModel(torch.nn.Module):
                 state, last = carry if p.chained else (None, 1.0)
                 shape = (b, shots, p.size)
                 out = _buffer(ws, (p.index, "d"), b * shots, p.size, self.dtype) if ws is not None else None
-                d, post = p.kernel.sample(z.detach(), last, state, fields, (p.index,), first * shots * p.size,
-                                          shape, inplace=inplace and record is None, out=out)
+                thr = pre.get((p.name, "threshold")) if pre is not None else None
+                d, post = p.kernel.sample(z.detach() if z is not None else None, last, state, fields, (p.index,),
+                                          first * shots * p.size, shape, inplace=inplace and record is None,
+                                          out=out, threshold=thr)
                 carry = (post, d) if p.kernel.carried else None
-                if grad and z.requires_grad:
+                if grad and z is not None and z.requires_grad:
                     d = _StraightThrough.apply(z, d, window)
             else:
                 carry = None
@@ -363,7 +369,8 @@ class QNNModel(torch.nn.Module):
     def _sample_chunked(self, x: torch.Tensor, shots: int, fields: RandomFields) -> torch.Tensor:
         B = x.shape[0]
         out = torch.empty(B, shots, self.n_out, dtype=self.dtype)
-        chunk = max(1, self.chunk_elements // (shots * self.max_width))
+        per_image = max(self.features, shots * max(p.size for p in self.plans))  # values per image
+        chunk = max(1, self.chunk_elements // per_image)
         block = max(chunk, (_DET_BLOCK_ELEMENTS // self.max_width) // chunk * chunk)
         ws: dict = {}
         with torch.no_grad():
@@ -372,20 +379,25 @@ class QNNModel(torch.nn.Module):
                 pre = self._deterministic_prefix(xb)
                 for c0 in range(0, xb.shape[0], chunk):
                     sl = slice(c0, c0 + chunk)
-                    pc = {k: v[sl] for k, v in pre.items()}
+                    pc = {k: v[sl] for k, v in pre.items()}  # views: [images, 1, N] each
                     out[b0 + c0:b0 + c0 + chunk] = self._sample(xb[sl], shots, fields, b0 + c0,
                                                                 inplace=True, pre=pc, ws=ws)
         return out
 
-    def _deterministic_prefix(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Pre-activations that do not depend on the shot ([B, 1, N]), for a block of images:
-        every layer fed by the input or by classical layers of it, computed once per image."""
+    def _deterministic_prefix(self, x: torch.Tensor) -> dict:
+        """What does not depend on the shot ([B, 1, N]), for a block of images, computed once
+        per image: the pre-activation of every layer fed by the input or by classical layers
+        of it (key: layer name), or, for a fast-path neuron layer, its sampling threshold
+        (key: (layer name, "threshold"))."""
         det = {self.network.input.name: x.unsqueeze(1)}
         pre = {}
         for p in self.plans:
             if p.source not in det:
                 continue
             z = self._layer_z(p, det[p.source], inplace=True)
+            if p.kind == "neuron" and p.kernel.fast_ry:
+                pre[(p.name, "threshold")] = p.kernel.fast_threshold(z, inplace=True)
+                continue
             pre[p.name] = z
             if p.kind != "neuron":  # a classical layer of deterministic inputs is deterministic
                 det[p.name] = self._classical(p.kind, z.clone(), True, 1.0)

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence
 
 from qnnc.compiler import ir
 from qnnc.compiler.ir import Binary, Call, Const, Ref
@@ -138,9 +138,6 @@ def carried_probe() -> ir.NeuronDef:
                                             ir.NeuronParam("g", "real", None, None, 0.7)),
                         (ir.Register("q", "qubit", carried=True), ir.Register("b", "ancilla"),
                          ir.Register("c", "ancilla")), ops)
-
-
-LayerSpec = tuple  # (size, activation) with activation a str (classical) or (neuron, {args})
 
 
 def activation(spec, neurons: dict[str, ir.NeuronDef]) -> ir.Activation:

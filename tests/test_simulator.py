@@ -687,3 +687,33 @@ def test_expression_evaluator_in_place_and_reference(e, a, f, seed):
         if math.isnan(want) or math.isinf(want):
             continue
         assert got == pytest.approx(want, rel=1e-9, abs=1e-9), (idx, got, want)
+
+
+# --------------------------------------------------------------------------- random fields
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_random_fields_are_counter_based(dtype):
+    n = (1 << 17) + 3  # above the two-thread threshold, odd
+    fields = RandomFields(torch.Generator().manual_seed(0), dtype)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        whole = fields.uniform_12((1, 2), 5, (n,))
+        torch.set_num_threads(1)
+        single = fields.uniform_12((1, 2), 5, (n,))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(whole, single)
+    # any split of the range, at odd offsets, gives the same values
+    cuts = [0, 1, 7, 1000, 70001, n]
+    parts = [fields.uniform_12((1, 2), 5 + a, (b - a,)) for a, b in zip(cuts, cuts[1:])]
+    assert torch.equal(torch.cat(parts), whole)
+    # on the grid 1 + j 2^-m in [1, 2), uniform
+    m = 23 if dtype == torch.float32 else 52
+    j = (whole.double() - 1) * 2.0 ** m
+    assert torch.all((whole >= 1) & (whole < 2)) and torch.equal(j, j.round())
+    assert abs(float(whole.double().mean()) - 1.5) < 5 * (1 / math.sqrt(12 * n))
+    # another key, or another generator draw, is another stream
+    assert not torch.equal(fields.uniform_12((1, 3), 5, (n,)), whole)
+    assert not torch.equal(RandomFields(torch.Generator().manual_seed(1), dtype).uniform_12((1, 2), 5, (n,)), whole)
