@@ -21,7 +21,7 @@ from __future__ import annotations
 import io
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Optional, Sequence, Union
 
@@ -49,7 +49,7 @@ class IsingModel:
     blocks: tuple[sp.csr_matrix, ...]
     h: Optional[np.ndarray] = None
     # Where the model came from (free text, carried into summaries and .npz files).
-    source: str = field(default="")
+    source: str = ""
 
     # ------------------------------------------------------------------ construction
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
 import numpy as np
@@ -54,9 +54,9 @@ from qnnc.compiler.diagnostics import error
 from qnnc.runtime.ising import IsingModel
 
 # Default width of the finite-size band, in units of the spectral-edge fluctuation
-# n^(-2/3) (Tracy–Widom scaling). Three units put a random instance's dip (mean about
-# +1, spread about 1.3 units: docs/spin-analysis.md) well inside the band, while an
-# outlier three fluctuation widths above the bulk edge already counts as order.
+# n^(-2/3) (Tracy–Widom scaling). Three units put a random instance's minimum of λ_min
+# (2.4 ± 1.2 units, lowest −0.9 in 36 instances: docs/spin-analysis.md) inside the band,
+# while an outlier three fluctuation widths above the bulk edge already counts as order.
 EDGE_UNITS = 3.0
 
 # Up to this many spins J is held dense: BLAS matrix-vector products use every core,
@@ -65,6 +65,11 @@ DENSE_MAX_SPINS = 4096
 
 # Below this many spins ARPACK's overhead exceeds a full dense eigendecomposition.
 SMALL_SPINS = 300
+
+# The batched TAP iteration judges each column's progress over windows of this many
+# steps, from PREDICT_WARMUP steps on (after the initial transient).
+PREDICT_WINDOW = 25
+PREDICT_WARMUP = 100
 
 # Warm-started LOBPCG refines this many lowest pairs; not converged in LOBPCG_MAXITER
 # block steps, the solve falls back to Lanczos.
@@ -79,7 +84,8 @@ def finite_size_tolerance(n_spins: int, edge_units: float = EDGE_UNITS) -> float
 
     For SK-normalised couplings λ_max(J) = 2 + n^(−2/3)·TW₁, and at its minimum over β
     λ_min(A) ≈ 1 − λ_max²/4 ≈ −(λ_max − 2): the dip is a Tracy–Widom variable of scale
-    n^(−2/3). (Measured on layered networks of 10³ spins: mean +2, spread 1.5 units.)"""
+    n^(−2/3). (Measured on 36 random layered networks of 10³–1.8·10³ spins: 2.4 ± 1.2
+    units, lowest −0.9.)"""
     return float(edge_units) * float(n_spins) ** (-2.0 / 3.0)
 
 
@@ -88,11 +94,12 @@ def finite_size_tolerance(n_spins: int, edge_units: float = EDGE_UNITS) -> float
 
 @dataclass
 class _Couplings:
-    """J in the forms the algorithms need, checked once."""
+    """J in the forms the algorithms need, checked once. Up to DENSE_MAX_SPINS spins
+    `dense` holds J and the CSR form is made only on demand."""
 
     n: int
-    sparse: sp.csr_matrix
     dense: Optional[np.ndarray]
+    _sparse: Optional[sp.csr_matrix]
     d: np.ndarray  # d_i = Σ_j J_ij²
     layer_sizes: tuple[int, ...]
     layer_names: tuple[str, ...]
@@ -100,17 +107,33 @@ class _Couplings:
     _squared: Optional[Union[np.ndarray, sp.csr_matrix]] = None
 
     @property
+    def sparse(self) -> sp.csr_matrix:
+        if self._sparse is None:
+            self._sparse = sp.csr_matrix(self.dense)
+        return self._sparse
+
+    @property
     def op(self):
-        return self.dense if self.dense is not None else self.sparse
+        return self.dense if self.dense is not None else self._sparse
 
     def matvec(self, x: np.ndarray) -> np.ndarray:
         return self.op @ x
+
+    def array(self) -> np.ndarray:
+        return self.dense if self.dense is not None else self._sparse.toarray()
+
+    @property
+    def empty(self) -> bool:
+        return not bool(self.d.any())
 
     @property
     def squared(self):
         """J∘J (elementwise), in the same storage as J."""
         if self._squared is None:
-            self._squared = self.dense * self.dense if self.dense is not None else self.sparse.multiply(self.sparse).tocsr()
+            if self.dense is not None:
+                self._squared = self.dense * self.dense
+            else:
+                self._squared = self._sparse.multiply(self._sparse).tocsr()
         return self._squared
 
     @property
@@ -121,17 +144,17 @@ class _Couplings:
         """s_kl: mean of J_ij² over the block of layers k, l (the random-bulk profile)."""
         off = self.offsets
         K = len(self.layer_sizes)
-        sq = self.sparse.multiply(self.sparse).tocsr()
+        sq = self.squared
         s = np.zeros((K, K))
         for a in range(K):
             rows = sq[off[a]:off[a + 1]]
             for b in range(K):
-                block_sum = rows[:, off[b]:off[b + 1]].sum()
-                s[a, b] = block_sum / (self.layer_sizes[a] * self.layer_sizes[b])
+                s[a, b] = rows[:, off[b]:off[b + 1]].sum() / (self.layer_sizes[a] * self.layer_sizes[b])
         return s
 
 
 def _couplings(J: Couplings, layer_sizes: Optional[Sequence[int]] = None) -> _Couplings:
+    dense = sparse = None
     if isinstance(J, IsingModel):
         sparse = J.sparse().astype(np.float64)
         names, sizes, h = J.layer_names, J.layer_sizes, J.h
@@ -139,43 +162,54 @@ def _couplings(J: Couplings, layer_sizes: Optional[Sequence[int]] = None) -> _Co
             raise error("Q0619", f"layer_sizes {list(layer_sizes)} differ from the model's {list(sizes)}",
                         help="leave layer_sizes out when passing an IsingModel")
     else:
+        h = None
         if sp.issparse(J):
             sparse = sp.csr_matrix(J, dtype=np.float64)
+            shape = sparse.shape
         else:
-            arr = np.asarray(J)
-            if arr.ndim != 2:
-                raise error("Q0607", f"bond matrix of shape {arr.shape}: expected a square 2-D matrix")
-            if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-                raise error("Q0607", f"bond matrix of dtype {arr.dtype}: expected real numbers")
-            arr = arr.astype(np.float64, copy=False)
-            if not np.all(np.isfinite(arr)):
-                raise error("Q0609", f"bond matrix has {int((~np.isfinite(arr)).sum())} non-finite entries",
-                            help="the weights diverged or the file is damaged")
-            sparse = sp.csr_matrix(arr)
-        h = None
+            dense = np.asarray(J)
+            if dense.ndim != 2:
+                raise error("Q0607", f"bond matrix of shape {dense.shape}: expected a square 2-D matrix")
+            if not np.issubdtype(dense.dtype, np.number) or np.iscomplexobj(dense):
+                raise error("Q0607", f"bond matrix of dtype {dense.dtype}: expected real numbers")
+            dense = dense.astype(np.float64, copy=False)
+            shape = dense.shape
         if layer_sizes is None:
-            sizes = (sparse.shape[0],)
+            sizes = (shape[0],)
         else:
             sizes = tuple(int(s) for s in layer_sizes)
-            if any(s <= 0 for s in sizes) or sum(sizes) != sparse.shape[0]:
-                raise error("Q0619", f"layer sizes {list(sizes)} do not add up to the {sparse.shape[0]} spins of J")
+            if any(s <= 0 for s in sizes) or sum(sizes) != shape[0]:
+                raise error("Q0619", f"layer sizes {list(sizes)} do not add up to the {shape[0]} spins of J")
         names = tuple(f"layer{k}" for k in range(len(sizes)))
-    n = sparse.shape[0]
-    if sparse.shape[0] != sparse.shape[1] or n == 0:
-        raise error("Q0607", f"bond matrix of shape {sparse.shape}: expected a nonempty square matrix")
-    if not np.all(np.isfinite(sparse.data)):
-        raise error("Q0609", "bond matrix has non-finite entries", help="the weights diverged or the file is damaged")
-    scale = float(np.abs(sparse.data).max()) if sparse.nnz else 0.0
-    asym = sparse - sparse.T
-    if asym.nnz and float(np.abs(asym.data).max()) > 1e-10 * max(scale, 1e-300):
+    M = dense if dense is not None else sparse
+    n = M.shape[0]
+    if M.shape[0] != M.shape[1] or n == 0:
+        raise error("Q0607", f"bond matrix of shape {M.shape}: expected a nonempty square matrix")
+    values = dense if dense is not None else sparse.data
+    if not np.all(np.isfinite(values)):
+        raise error("Q0609", f"bond matrix has {int((~np.isfinite(values)).sum())} non-finite entries",
+                    help="the weights diverged or the file is damaged")
+    scale = float(np.abs(values).max()) if values.size else 0.0
+    if dense is not None:
+        asym = float(np.abs(dense - dense.T).max())
+        diag = float(np.abs(np.diagonal(dense)).max())
+    else:
+        diff = sparse - sparse.T
+        asym = float(np.abs(diff.data).max()) if diff.nnz else 0.0
+        diag = float(np.abs(sparse.diagonal()).max())
+    if asym > 1e-10 * max(scale, 1e-300):
         raise error("Q0607", "bond matrix is not symmetric (J_ij ≠ J_ji)",
                     help="pass the full symmetric J; for a layered network build an IsingModel from the weights")
-    if scale and float(np.abs(sparse.diagonal()).max()) > 0.0:
+    if diag > 0.0:
         raise error("Q0608", "bond matrix has a nonzero diagonal",
                     help="self-couplings only add a constant to the energy of ±1 spins: set the diagonal to zero")
-    dense = sparse.toarray() if n <= DENSE_MAX_SPINS else None
-    d = np.asarray(sparse.multiply(sparse).sum(axis=1)).ravel()
-    return _Couplings(n, sparse, dense, d, tuple(sizes), tuple(names), h)
+    if dense is None and n <= DENSE_MAX_SPINS:
+        dense, sparse = sparse.toarray(), sparse
+    elif dense is not None and n > DENSE_MAX_SPINS:
+        dense, sparse = None, sp.csr_matrix(dense)
+    c = _Couplings(n, dense, sparse, np.zeros(n), tuple(sizes), tuple(names), h)
+    c.d = np.asarray(c.squared.sum(axis=1)).ravel()
+    return c
 
 
 # =========================================================================== analytic T_c
@@ -224,7 +258,7 @@ def _top_eigenpair(op, n: int, v0: Optional[np.ndarray] = None, tol: float = 1e-
 
 
 def _plefka_tc(c: _Couplings) -> float:
-    if c.sparse.nnz == 0:
+    if c.empty:
         return 0.0
     # J∘J is entrywise non-negative: its top eigenvalue is the Perron root, well
     # separated from the rest, so Lanczos converges in a few tens of products.
@@ -330,7 +364,7 @@ def _spectral_outliers(c: _Couplings, k: int, edge_units: float) -> SpectrumRepo
         raise error("Q0611", f"k = {k}: ask for at least one eigenvalue")
     k = min(k, c.n)
     if c.n <= SMALL_SPINS or k >= c.n - 1:
-        w, V = sla.eigh(c.sparse.toarray(), subset_by_index=[c.n - k, c.n - 1])
+        w, V = sla.eigh(c.array(), subset_by_index=[c.n - k, c.n - 1])
     else:
         w, V = spla.eigsh(c.op, k=k, which="LA", tol=1e-10)
     order = np.argsort(w)[::-1]
@@ -367,6 +401,8 @@ class _HessianFamily:
         self.JQ = np.zeros((c.n, 0))
         self.n_solves = 0
         self.exact_points: list[tuple[float, float]] = []
+        self._exact_lower: list[tuple[float, float]] = []  # (β, λ − residual): certified
+        self.d_max = float(c.d.max())
 
     # -- exact
     def _operator(self, beta: float):
@@ -385,7 +421,7 @@ class _HessianFamily:
         c = self.c
         self.n_solves += 1
         if c.n <= SMALL_SPINS:
-            A = np.eye(c.n) - beta * c.sparse.toarray() + np.diag(beta * beta * c.d)
+            A = np.eye(c.n) - beta * c.array() + np.diag(beta * beta * c.d)
             w, V = sla.eigh(A, subset_by_index=[0, min(self.k, c.n) - 1])
         else:
             w = V = None
@@ -393,22 +429,50 @@ class _HessianFamily:
                 # Warm start: the Ritz vectors at this β are already close, so the block
                 # method LOBPCG needs a few tens of block products (GEMMs) where Lanczos,
                 # resolving the crowded edge from scratch, needs hundreds of matvecs.
-                # Residual 1e-6 suffices: the eigenvalue error is ~‖r‖²/gap ≈ 1e-9.
+                # LOBPCG stalls near ‖r‖ ~ 1e-6; ‖r‖ ≤ 1e-5 on the lowest pair suffices:
+                # the eigenvalue error is then ~‖r‖²/gap ≲ 1e-7, far below any decision here.
                 X = self.ritz_vectors(beta, LOBPCG_BLOCK)
+                op = self._operator(beta)
                 with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # non-convergence is checked below
-                    w, V, rnorms = spla.lobpcg(self._operator(beta), X, largest=False, tol=1e-6,
-                                               maxiter=LOBPCG_MAXITER, retResidualNormsHistory=True)
-                if not np.all(np.asarray(rnorms[-1]) <= 1e-6):
+                    warnings.simplefilter("ignore")  # convergence is checked below
+                    w, V = spla.lobpcg(op, X, largest=False, tol=1e-6, maxiter=LOBPCG_MAXITER)
+                i0 = int(np.argmin(w))
+                if not np.linalg.norm(op @ V[:, i0] - w[i0] * V[:, i0]) <= 1e-5:
                     w = V = None
             if w is None:
                 v0 = self.ritz_vector(beta) if self.Q.shape[1] else None
                 w, V = spla.eigsh(self._operator(beta), k=self.k, which="SA", v0=v0, tol=1e-10,
                                   ncv=min(c.n, max(2 * self.k + 1, 40)))
         self._add(V)
-        lam = float(w.min())
+        i0 = int(np.argmin(w))
+        v = V[:, i0]
+        resid = float(np.linalg.norm(v - beta * c.matvec(v) + beta * beta * c.d * v - w[i0] * v))
+        lam = float(w[i0])
         self.exact_points.append((beta, lam))
+        self._exact_lower.append((beta, lam - resid))
         return lam
+
+    def chord_bound(self, betas: np.ndarray) -> np.ndarray:
+        """A certified lower bound on λ_min(A(β)) between exact solves.
+
+        For a unit vector x, f(β) = xᵀA(β)x = 1 − β xᵀJx + β² xᵀDx is a quadratic with
+        leading coefficient xᵀDx ≤ d_max, so f(β) = chord(β) − xᵀDx (β − a)(b − β) on
+        [a, b]; with f(a) ≥ λ_min(A(a)), f(b) ≥ λ_min(A(b)) and minimising over x:
+        λ_min(A(β)) ≥ chord of the λ_min values − d_max (β − a)(b − β). β = 0 (A = I,
+        λ_min = 1) is the first point. −inf beyond the last solve."""
+        pts = sorted([(0.0, 1.0)] + self._exact_lower)
+        xs = np.array([p[0] for p in pts])
+        ys = np.array([p[1] for p in pts])
+        out = np.full(np.shape(betas), -np.inf)
+        j = np.searchsorted(xs, betas, side="right") - 1
+        inside = (j >= 0) & (j < xs.size - 1)
+        a, b = xs[j[inside]], xs[j[inside] + 1]
+        ya, yb = ys[j[inside]], ys[j[inside] + 1]
+        x = np.asarray(betas)[inside]
+        out[inside] = ya + (yb - ya) * (x - a) / (b - a) - self.d_max * (x - a) * (b - x)
+        on_point = np.isin(np.asarray(betas), xs)
+        out[on_point] = np.interp(np.asarray(betas)[on_point], xs, ys)
+        return out
 
     def _add(self, V: np.ndarray) -> None:
         # Two passes of classical Gram–Schmidt against Q, then an orthonormal basis of
@@ -478,7 +542,7 @@ class _HessianFamily:
         self.n_solves += 1
         scale = 1.0 / np.sqrt(1.0 + beta * beta * c.d)
         if c.n <= SMALL_SPINS:
-            K = scale[:, None] * c.sparse.toarray() * scale[None, :]
+            K = scale[:, None] * c.array() * scale[None, :]
             w, y = sla.eigh(K, subset_by_index=[c.n - 1, c.n - 1])
             mu, y = float(w[0]), y[:, 0]
         else:
@@ -562,7 +626,7 @@ def hessian_tc(J: Couplings, *, layer_sizes: Optional[Sequence[int]] = None,
     φ(β) = β μ_max(J, I + β²D), which is unbiased by the finite-size gap; `"argmin"` the
     minimum of λ_min(β), which lands about (gap/2) higher (docs/spin-analysis.md).
 
-    The curve is sampled on `n_curve` points of β ∈ [1/λ_max(J), 1.3 β_guess] by
+    The curve is sampled on `n_curve` points of β ∈ [0.9/λ_max(J), 1.3/T_plefka] by
     Rayleigh–Ritz in a subspace of exact Lanczos eigenvectors (`_HessianFamily`);
     the minimum, the root and φ's maximum are refined and checked by exact solves.
     Fields, if the model has any, play no part: the criterion is about m = 0."""
@@ -578,7 +642,7 @@ def hessian_tc(J: Couplings, *, layer_sizes: Optional[Sequence[int]] = None,
     if not (tol >= 0 and math.isfinite(tol)):
         raise error("Q0611", f"touch_tol = {touch_tol}: must be finite and ≥ 0")
 
-    if c.sparse.nnz == 0:
+    if c.empty:
         return TcResult(0.0, "none", estimator, 0.0, 0.0, 1.0, 0.0, tol, np.zeros(0), np.zeros(0),
                         np.zeros(0), (), 0.0, 0.0, c.n, 0, True, time.perf_counter() - t_start)
 
@@ -602,9 +666,12 @@ def hessian_tc(J: Couplings, *, layer_sizes: Optional[Sequence[int]] = None,
     beta_hi = 1.3 / t_plefka
 
     def curve():
+        # λ_min ∈ [lower, θ]: θ the Ritz value (an upper bound); lower the better of two
+        # certified bounds, θ − ‖residual‖ and the chord bound between exact solves.
         betas = np.linspace(beta_lo, beta_hi, n_curve)
         vals = np.array([fam.ritz(b) for b in betas])
-        return betas, vals[:, 0], vals[:, 0] - vals[:, 1]
+        lower = np.maximum(vals[:, 0] - vals[:, 1], fam.chord_bound(betas))
+        return betas, vals[:, 0], np.minimum(lower, vals[:, 0])
 
     # ---- locate the critical point. Each pass finds it on the Ritz curve, then solves
     # exactly there (which makes the Ritz curve exact at that β); it is settled when the
@@ -638,9 +705,15 @@ def hessian_tc(J: Couplings, *, layer_sizes: Optional[Sequence[int]] = None,
                 fam.exact(beta_hi)
                 continue
             kind, beta_c = "touch", beta_m
-        # Grid points whose certified lower bound leaves the decision open: below −tol
-        # anywhere (a crossing the Ritz curve misses), or below 0 before the root.
-        open_ = (theta - lower > 1e-6) & ((lower < -tol) | ((kind == "cross") & (betas < beta_c) & (lower < 0)))
+        # Grid points whose certified lower bound leaves the decision open, except where
+        # an exact solve has been done already: for touch, below −tol anywhere (a
+        # crossing the Ritz curve misses); for cross, below 0 before the root.
+        if kind == "cross":
+            open_ = (betas < beta_c) & (lower < 0)
+        else:
+            open_ = lower < -tol
+        open_ &= theta - lower > 1e-6
+        open_ &= ~np.array([solved_near(float(x)) for x in betas])
         if fam.n_solves >= max_solves:
             break
         if open_.any():
@@ -898,7 +971,7 @@ def _cluster(vectors: np.ndarray, order: np.ndarray, threshold: float, signed: b
 def solve_tap(J: Couplings, T: float, starts: int = 256, fields: Union[None, bool, np.ndarray] = None,
               damping: float = 0.5, tol: float = 1e-8, max_iter: int = 400, seed: int = 0, *,
               layer_sizes: Optional[Sequence[int]] = None, overlap_threshold: float = 0.99,
-              edge_units: float = EDGE_UNITS, reject_plefka: bool = True, polish_iter: int = 200,
+              edge_units: float = EDGE_UNITS, reject_plefka: bool = True, polish_iter: int = 50,
               newton_steps: int = 8, top_vector: Optional[np.ndarray] = None,
               merge_every: int = 10, merge_threshold: float = 0.999) -> TapResult:
     """Solve m_i = tanh(β Σ_j J_ij m_j − β² m_i Σ_j J_ij² (1 − m_j²) + β h_i) from `starts`
@@ -925,7 +998,8 @@ def solve_tap(J: Couplings, T: float, starts: int = 256, fields: Union[None, boo
     if int(starts) < 1:
         raise error("Q0611", f"starts = {starts}: at least one start is needed")
     if not (0 < damping <= 1):
-        raise error("Q0611", f"damping = {damping}: must be in (0, 1]", help="m ← (1−γ) m + γ F(m); 0.5 is a safe default")
+        raise error("Q0611", f"damping = {damping}: must be in (0, 1]",
+                    help="m ← (1−γ) m + γ F(m); 0.5 is a safe default")
     if not (tol > 0 and math.isfinite(tol)) or int(max_iter) < 1 or int(polish_iter) < 0 or int(newton_steps) < 0:
         raise error("Q0611", "tol > 0, max_iter ≥ 1, polish_iter ≥ 0 and newton_steps ≥ 0 are needed")
     if not (0 < overlap_threshold < 1):
@@ -954,7 +1028,7 @@ def solve_tap(J: Couplings, T: float, starts: int = 256, fields: Union[None, boo
     rng = np.random.default_rng(seed)
     M = rng.uniform(-1.0, 1.0, size=(n, S)).astype(np.float32)
     M_prev = M.copy()
-    J32 = (c.dense if c.dense is not None else c.sparse).astype(np.float32)
+    J32 = c.op.astype(np.float32)
     J2_32 = c.squared.astype(np.float32)
     bh = None if h is None else (beta * h).astype(np.float32)[:, None]
     b32, bb32, g32 = np.float32(beta), np.float32(beta * beta), np.float32(damping)
@@ -964,6 +1038,8 @@ def solve_tap(J: Couplings, T: float, starts: int = 256, fields: Union[None, boo
     weight = np.ones(S, dtype=np.int64)  # starts each column stands for (merging adds them up)
     active = np.arange(S)
     alive = np.ones(S, dtype=bool)
+    window_max = np.zeros(S)
+    previous_max = np.full(S, np.inf)
     iterations = 0
     for iterations in range(1, int(max_iter) + 1):
         Ma, Mp = M[:, active], M_prev[:, active]
@@ -975,6 +1051,22 @@ def solve_tap(J: Couplings, T: float, starts: int = 256, fields: Union[None, boo
         M[:, active] = Ma + g32 * step
         step_size[active] = np.abs(step).max(axis=0)
         active = active[step_size[active] >= coarse_tol]
+        window_max[active] = np.maximum(window_max[active], step_size[active])
+        if iterations % PREDICT_WINDOW == 0:
+            # Stop columns that cannot finish in the iterations left: extrapolating the
+            # geometric decay seen over the last window (AMP converges linearly near a
+            # fixed point), a column that will still be ≥ near_tol at max_iter never gets
+            # close (chaotic glass columns: no decay at all); one already < near_tol but
+            # not reaching coarse_tol goes to Newton now rather than later. Only after
+            # PREDICT_WARMUP iterations, when the initial transient is over.
+            if iterations >= PREDICT_WARMUP:
+                rate = np.minimum(window_max[active] / previous_max[active], 1.0)
+                left = (int(max_iter) - iterations) / PREDICT_WINDOW
+                predicted = step_size[active] * rate ** left
+                stop = (predicted >= near_tol) | ((step_size[active] < near_tol) & (predicted >= coarse_tol))
+                active = active[~stop]
+            previous_max[active] = window_max[active]
+            window_max[active] = 0.0
         if iterations % merge_every == 0:
             # Columns already near the same fixed point (overlap > merge_threshold, or all
             # near zero) will end in it: keep iterating one of them only.
@@ -982,7 +1074,8 @@ def solve_tap(J: Couplings, T: float, starts: int = 256, fields: Union[None, boo
             if idx.size > 1:
                 Mi = M[:, idx].astype(np.float64)
                 zero_i = (np.sqrt((Mi * Mi).mean(axis=0)) < near_tol) if h is None else np.zeros(idx.size, dtype=bool)
-                for g in _cluster(Mi, np.argsort(step_size[idx], kind="stable"), merge_threshold, h is not None, zero_i):
+                order = np.argsort(step_size[idx], kind="stable")
+                for g in _cluster(Mi, order, merge_threshold, h is not None, zero_i):
                     rep, rest = idx[g[0]], idx[g[1:]]
                     weight[rep] += weight[rest].sum()
                     weight[rest] = 0

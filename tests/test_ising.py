@@ -177,7 +177,8 @@ def test_bad_files_are_diagnosed(tmp_path):
         load_npz(foreign)
     assert _code(e) == "Q0615"
     pickled = tmp_path / "pickled.npz"
-    np.savez(pickled, format=np.array("qnnc-ising"), version=np.array(1), layer_names=np.array([{"a": 1}], dtype=object))
+    np.savez(pickled, format=np.array("qnnc-ising"), version=np.array(1),
+             layer_names=np.array([{"a": 1}], dtype=object))
     with pytest.raises(QnncError) as e:
         load_npz(pickled)
     assert _code(e) == "Q0615"

@@ -180,12 +180,11 @@ def planted():
     xi = rng.choice([-1.0, 1.0], n)
     J = sk_couplings(n, seed=7) + theta * np.outer(xi, xi) / n
     np.fill_diagonal(J, 0.0)
-    return J, xi, theta
+    return J, xi, theta, hessian_tc(J)
 
 
 def test_planted_pattern_orders_at_the_outlier_temperature(planted):
-    J, xi, theta = planted
-    res = hessian_tc(J)
+    J, xi, theta, res = planted
     assert res.kind == "cross" and res.lam_min_min < -res.touch_tol
     spec = spectral_outliers(J, k=3)
     assert len(spec.outliers) == 1
@@ -196,8 +195,8 @@ def test_planted_pattern_orders_at_the_outlier_temperature(planted):
 
 
 def test_planted_pattern_gives_one_aligned_tap_solution(planted):
-    J, xi, theta = planted
-    tc = hessian_tc(J).tc
+    J, xi, theta, res_tc = planted
+    tc = res_tc.tc
     # At T = 2/3 T_c the replica-symmetric cavity prediction of the alignment is 0.98.
     res = solve_tap(J, 2.0 * tc / 3.0, starts=64, seed=1)
     assert res.n_solutions == 1
@@ -305,6 +304,46 @@ def test_bad_input_gives_diagnostics():
     with pytest.raises(QnncError) as e:
         fit_power_law([1, 2, 3, 4], [1.0, 2.0, 3.0, 4.0], window=(10, 20))
     assert code_of(e) == "Q0614"
+
+
+def test_sparse_storage_gives_the_same_answers(monkeypatch):
+    """Above DENSE_MAX_SPINS J stays in CSR (and Newton uses a sparse solve): force that
+    path on a small planted system and compare with the dense one."""
+    import qnnc.runtime.tap as tap
+
+    n, theta = 400, 2.5
+    rng = np.random.default_rng(11)
+    xi = rng.choice([-1.0, 1.0], n)
+    J = sk_couplings(n, seed=11) + theta * np.outer(xi, xi) / n
+    np.fill_diagonal(J, 0.0)
+    dense_tc = hessian_tc(J)
+    dense_tap = solve_tap(J, 0.7 * dense_tc.tc, starts=8, seed=0)
+    monkeypatch.setattr(tap, "DENSE_MAX_SPINS", 0)
+    sparse_tc = hessian_tc(J)
+    sparse_tap = solve_tap(J, 0.7 * dense_tc.tc, starts=8, seed=0)
+    assert tap._couplings(J).dense is None
+    assert sparse_tc.kind == dense_tc.kind == "cross"
+    assert sparse_tc.tc == pytest.approx(dense_tc.tc, rel=1e-6)
+    assert sparse_tap.n_solutions == dense_tap.n_solutions == 1
+    assert abs(sparse_tap.overlaps[0, 0]) == 1.0
+    m_dense, m_sparse = dense_tap.solutions[0], sparse_tap.solutions[0]
+    assert abs(m_dense @ m_sparse) / (m_dense @ m_dense) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_model_fields_are_used_by_default():
+    rng = np.random.default_rng(2)
+    sizes = [8, 6, 4]
+    weights = [rng.normal(0, 0.3, (sizes[k], sizes[k - 1])) for k in (1, 2)]
+    biases = [rng.normal(0, 1.0, sizes[1]), rng.normal(0, 1.0, sizes[2])]
+    model = from_weights(weights, ["a", "b", "c"], biases, fields=True)
+    with_fields = solve_tap(model, 2.0, starts=4)
+    without = solve_tap(model, 2.0, starts=4, fields=False)
+    assert with_fields.n_solutions == 1 and not with_fields.paramagnetic[0]
+    assert without.n_solutions == 1 and without.paramagnetic[0]
+    # Fields polarise the biased layers; the input layer follows through the bonds only.
+    np.testing.assert_allclose(with_fields.solutions[0],
+                               solve_tap(model.sparse().toarray(), 2.0, starts=4, fields=model.h).solutions[0],
+                               atol=1e-9)
 
 
 def test_no_bonds_is_a_paramagnet():
