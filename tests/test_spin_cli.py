@@ -51,6 +51,11 @@ def test_hamiltonian_json_of_a_checkpoint_validates(run, capsys):
     jsonschema.Draft202012Validator(_schema()).validate(out)
     assert out["step"] == 50 and out["model"]["n_spins"] == 49 + 24 + 10
     assert out["phase"]["phase"] in ("paramagnet", "spin glass", "hidden order")
+    # The trained end of the run orders (λ_min crosses zero): that report validates too.
+    assert main(["hamiltonian", str(f), "--run", str(r), "--checkpoint", "last", "--format", "json"]) == 0
+    last = json.loads(capsys.readouterr().out)
+    jsonschema.Draft202012Validator(_schema()).validate(last)
+    assert last["tc"]["kind"] == "cross" and last["spectrum"]["outliers"]
 
 
 def test_step_zero_is_the_seeded_initialisation(run, capsys):
