@@ -16,6 +16,10 @@ Targets: T_c ≤ 2 s, solver ≤ 10 s, series of 30 ≤ 60 s.
 
     .venv/bin/python benchmarks/bench_tap.py --json out/bench_tap.json
     .venv/bin/python benchmarks/bench_tap.py --quick
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_tap.py --json out/bench_tap_1thread.json
+
+On a machine shared with other work, multi-threaded BLAS (dsyevd above all) slows down
+erratically when a core is taken; one BLAS thread gives reproducible single-core figures.
 """
 
 from __future__ import annotations

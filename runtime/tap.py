@@ -79,6 +79,12 @@ LOBPCG_MAXITER = 80
 Couplings = Union[IsingModel, np.ndarray, sp.spmatrix]
 
 
+def _json_number(x: float) -> Optional[float]:
+    """A float for JSON: NaN and infinities (not JSON) become null."""
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
 def finite_size_tolerance(n_spins: int, edge_units: float = EDGE_UNITS) -> float:
     """κ n^(−2/3): how far below zero λ_min(A) of a purely random instance may dip.
 
@@ -328,8 +334,8 @@ class Outlier:
     layer_weights: dict  # Σ_{i in layer} v_i², per layer
 
     def to_json_dict(self) -> dict:
-        return {"eigenvalue": self.eigenvalue, "dbar": self.dbar,
-                "tc": None if math.isnan(self.tc) else self.tc, "layer_weights": self.layer_weights}
+        return {"eigenvalue": self.eigenvalue, "dbar": self.dbar, "tc": _json_number(self.tc),
+                "layer_weights": self.layer_weights}
 
 
 @dataclass(frozen=True)
@@ -597,11 +603,12 @@ class TcResult:
         return "hidden order" if self.kind == "cross" else "spin glass"
 
     def to_json_dict(self, curve: bool = True) -> dict:
+        num = _json_number
         out = {
-            "tc": self.tc, "kind": self.kind, "estimator": self.estimator,
-            "tc_argmin": self.tc_argmin, "tc_stability": self.tc_stability,
-            "lam_min_min": self.lam_min_min, "phi_max": self.phi_max, "touch_tol": self.touch_tol,
-            "top_eigenvalue": self.top_eigenvalue, "plefka_tc": self.plefka_tc,
+            "tc": num(self.tc), "kind": self.kind, "estimator": self.estimator,
+            "tc_argmin": num(self.tc_argmin), "tc_stability": num(self.tc_stability),
+            "lam_min_min": num(self.lam_min_min), "phi_max": num(self.phi_max), "touch_tol": self.touch_tol,
+            "top_eigenvalue": num(self.top_eigenvalue), "plefka_tc": num(self.plefka_tc),
             "n_spins": self.n_spins, "n_eigensolves": self.n_eigensolves, "converged": self.converged,
             "seconds": self.seconds,
             "exact_points": [[b, l] for b, l in self.exact_points],
@@ -1196,11 +1203,12 @@ class PowerLawFit:
         return self.offset + self.amplitude * np.asarray(t, dtype=np.float64) ** self.exponent
 
     def to_json_dict(self) -> dict:
-        return {"exponent": self.exponent, "exponent_stderr": self.exponent_stderr,
-                "amplitude": self.amplitude, "amplitude_stderr": self.amplitude_stderr,
+        num = _json_number
+        return {"exponent": num(self.exponent), "exponent_stderr": num(self.exponent_stderr),
+                "amplitude": num(self.amplitude), "amplitude_stderr": num(self.amplitude_stderr),
                 "window": list(self.window), "n_points": self.n_points,
-                "rms_log_residual": self.rms_log_residual, "curvature": self.curvature,
-                "curvature_stderr": self.curvature_stderr, "offset": self.offset, "automatic": self.automatic}
+                "rms_log_residual": num(self.rms_log_residual), "curvature": num(self.curvature),
+                "curvature_stderr": num(self.curvature_stderr), "offset": self.offset, "automatic": self.automatic}
 
 
 def _loglog_fit(x: np.ndarray, y: np.ndarray, degree: int):

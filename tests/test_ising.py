@@ -107,7 +107,7 @@ def test_npz_round_trip(tmp_path, fields):
         np.testing.assert_array_equal(back.h, model.h)
     with np.load(path, allow_pickle=False) as z:  # plain arrays only
         assert "format" in z.files
-    json.dumps(back.to_json_dict())
+    json.dumps(back.to_json_dict(), allow_nan=False)
 
 
 def test_fields_on_and_off():

@@ -75,7 +75,7 @@ def test_hessian_tc_of_random_networks_matches_the_layered_sk_value(sizes):
     assert res.tc_argmin / res.tc_stability == pytest.approx((1 - res.lam_min_min) ** -0.5, rel=1e-3)
     # The curve is certified: Ritz values are upper bounds with a bracket below.
     assert np.all(res.lam_min_lower <= res.lam_min + 1e-12)
-    json.dumps(res.to_json_dict())
+    json.dumps(res.to_json_dict(), allow_nan=False)
 
 
 def test_hessian_tc_of_sherrington_kirkpatrick_is_one():
@@ -205,7 +205,7 @@ def test_planted_pattern_gives_one_aligned_tap_solution(planted):
     assert res.top_overlap[0] > 0.9
     assert res.residual[0] < 1e-8 and res.plefka_general[0] < 1
     assert res.basin_counts.sum() + res.n_not_converged + res.n_rejected_hessian + res.n_rejected_plefka == 64
-    json.dumps(res.to_json_dict())
+    json.dumps(res.to_json_dict(), allow_nan=False)
     # Above T_c only the paramagnet remains.
     hot = solve_tap(J, 1.2 * tc, starts=16, seed=2)
     assert hot.n_solutions == 1 and hot.paramagnetic[0] and hot.q_ea[0] == 0.0
@@ -242,7 +242,11 @@ def test_power_law_fit_recovers_exponent_and_window():
     assert fit.automatic and fit.window[1] <= 500 and fit.window[0] == 1.0
     assert fit.exponent == pytest.approx(0.3, abs=5 * fit.exponent_stderr + 1e-3)
     assert fit.predict(10.0) == pytest.approx(1.1 * 10**0.3, rel=0.01)
-    json.dumps(fit.to_json_dict())
+    json.dumps(fit.to_json_dict(), allow_nan=False)
+    # Three points: no curvature test possible (reported as null), errors still defined.
+    three = fit_power_law([1.0, 10.0, 100.0], [1.0, 2.1, 3.9], window=(1, 100))
+    assert math.isnan(three.curvature) and three.exponent_stderr > 0
+    assert json.loads(json.dumps(three.to_json_dict(), allow_nan=False))["curvature"] is None
 
 
 # --------------------------------------------------------------------------- (5) bad input
