@@ -115,31 +115,7 @@ def _eval(expr: S.Expr, env: dict[str, Number], context: str) -> Number:
     if isinstance(expr, S.Neg):
         return -_eval(expr.operand, env, context)
     if isinstance(expr, S.BinOp):
-        a = _eval(expr.lhs, env, context)
-        b = _eval(expr.rhs, env, context)
-        try:
-            if expr.op == "+":
-                v = a + b
-            elif expr.op == "-":
-                v = a - b
-            elif expr.op == "*":
-                v = a * b
-            elif expr.op == "/":
-                if b == 0:
-                    raise _EvalError(BAD_VALUE, "division by zero", expr.span, "the divisor is 0")
-                v = a / b
-            else:
-                if isinstance(a, int) and isinstance(b, int) and b >= 0 and b < 64:
-                    v = a ** b
-                else:
-                    v = float(a) ** float(b)
-        except (OverflowError, ZeroDivisionError, ValueError):
-            raise _EvalError(BAD_VALUE, "this expression has no finite value", expr.span) from None
-        if isinstance(v, complex) or (isinstance(v, float) and math.isnan(v)):
-            raise _EvalError(BAD_VALUE, "this expression has no real value", expr.span)
-        if isinstance(v, int) and abs(v) > 1 << 62:
-            raise _EvalError(BAD_VALUE, "this integer is too large", expr.span)
-        return v
+        return _arith(expr.op, _eval(expr.lhs, env, context), _eval(expr.rhs, env, context), expr.span)
     if isinstance(expr, S.Apply):
         fn = expr.function
         if fn not in ir.BUILTIN_FUNCTIONS:
@@ -1146,7 +1122,9 @@ def _to_ir_expr(e: S.Expr, param_types: dict[str, str]) -> ir.Expr:
     raise AssertionError(e)
 
 
-def _fold(op: str, a: float, b: float, span: Span) -> float:
+def _arith(op: str, a: Number, b: Number, span: Span) -> Number:
+    """One binary operation of a constant expression. Integers stay integers under
+    + - * and small non-negative integer powers; `/` gives a float."""
     try:
         if op == "+":
             v = a + b
@@ -1158,13 +1136,25 @@ def _fold(op: str, a: float, b: float, span: Span) -> float:
             if b == 0:
                 raise _EvalError(BAD_VALUE, "division by zero", span, "the divisor is 0")
             v = a / b
-        else:
+        elif isinstance(a, int) and isinstance(b, int) and 0 <= b < 64:
             v = a ** b
-    except (OverflowError, ZeroDivisionError):
+        else:
+            v = float(a) ** float(b)
+    except (OverflowError, ZeroDivisionError, ValueError):
         raise _EvalError(BAD_VALUE, "this expression has no finite value", span) from None
-    if isinstance(v, complex) or not math.isfinite(v):
+    if isinstance(v, complex) or (isinstance(v, float) and math.isnan(v)):
+        raise _EvalError(BAD_VALUE, "this expression has no real value", span)
+    if isinstance(v, int) and abs(v) > 1 << 62:
+        raise _EvalError(BAD_VALUE, "this integer is too large", span)
+    return v
+
+
+def _fold(op: str, a: float, b: float, span: Span) -> float:
+    """Constant folding inside a gate angle: as `_arith`, and the result must be finite."""
+    v = float(_arith(op, a, b, span))
+    if not math.isfinite(v):
         raise _EvalError(BAD_VALUE, "this expression has no finite real value", span)
-    return float(v)
+    return v
 
 
 def _ref_span(e: ir.Expr, name: str) -> Optional[Span]:
