@@ -4,7 +4,6 @@ target's local simulator (a few shots)."""
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -67,13 +66,11 @@ def test_hardware_quantinuum_default(hardware):
 
 def test_mnist512_ibm_layered_chunked(mnist512):
     net, w = mnist512
-    t0 = time.perf_counter()
     c = compile_network(net, NEURONS, w, X, target="ibm")
     assert c.strategy == "layered" and len(c.circuits) == 10
     assert max(ci["qubits"] for ci in c.summary["circuits"]) <= 127
     out = run_compiled(c, 3, "ideal", seed=0)
     assert out.shape == (3, 1024)
-    assert time.perf_counter() - t0 < 120
 
 
 @pytest.mark.slow
