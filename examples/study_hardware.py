@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     from qnnc.runtime import checkpoint as ckpt
     from qnnc.runtime.data import load_dataset, preprocess
     from qnnc.runtime.simulator import QNNModel
-    from qnnc.runtime.train import majority_vote, train, wilson_interval
+    from qnnc.runtime.train import train, wilson_interval
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -68,8 +68,7 @@ def main(argv=None) -> int:
         y = torch.from_numpy(test.labels.astype(np.int64))
         gen = torch.Generator().manual_seed(args.image_seed + 1)
         with torch.no_grad():
-            per_shot = model(x[idx55], shots=10, generator=gen).argmax(-1)  # [10, 55]
-            vote = majority_vote(per_shot, 10)
+            vote, _ = model.predict(x[idx55], 10, gen)
             k55 = int((vote == y[idx55]).sum())
             single = {}
             for image in (6929, 0):

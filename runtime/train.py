@@ -305,28 +305,15 @@ def wilson_interval(k: int, n: int, z: float = 1.959963984540054) -> tuple[float
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def majority_vote(per_shot: "torch.Tensor", n_classes: int) -> "torch.Tensor":
-    """Most frequent class over shots (dim 0); ties go to the smallest class index."""
-    import torch
-
-    counts = torch.nn.functional.one_hot(per_shot, n_classes).sum(0)
-    return counts.argmax(-1)
-
-
 def predict(model, x, shots: int, seed: int, batch: int = 2000):
-    """Majority-vote predictions and per-shot argmax over `shots` independent passes."""
+    """Majority-vote predictions and per-shot argmax over `shots` independent passes
+    (`QNNModel.predict`, in batches of images so memory stays bounded)."""
     import torch
 
     gen = torch.Generator().manual_seed(seed)
-    votes, per_shot_all = [], []
     model.eval()
-    with torch.no_grad():
-        for i in range(0, x.shape[0], batch):
-            logits = model(x[i:i + batch], shots=shots, generator=gen)
-            per_shot = logits.argmax(-1)  # [shots, batch]
-            votes.append(majority_vote(per_shot, logits.shape[-1]))
-            per_shot_all.append(per_shot)
-    return torch.cat(votes), torch.cat(per_shot_all, dim=1)
+    parts = [model.predict(x[i:i + batch], shots, gen) for i in range(0, x.shape[0], batch)]
+    return torch.cat([v for v, _ in parts]), torch.cat([p for _, p in parts], dim=1)
 
 
 def evaluate_accuracy(model, x, y, shots: int, seed: int) -> tuple[float, float, float]:

@@ -46,12 +46,14 @@ import math
 import random
 import re
 from dataclasses import dataclass
-from typing import Callable, Optional, Union
+from typing import Optional, Union
 
 from hypothesis import strategies as st
 
 from qnnc.compiler import ir
 from qnnc.compiler import syntax as S
+from qnnc.compiler.elaborate import _EvalError, _apply_builtin, _arith
+from qnnc.compiler.ir import NO_SPAN
 from qnnc.compiler.parser import KEYWORDS as _PARSER_KEYWORDS
 
 __all__ = ["syntax_modules", "programs", "ir_programs", "messy_layout", "names"]
@@ -82,47 +84,27 @@ def names() -> st.SearchStrategy[str]:
 
 
 # --------------------------------------------------------------------------- values
-# The compiler's constant evaluation, mirrored: ints stay ints under + - * and small
-# non-negative integer powers; `/` and functions give floats. None: the compiler refuses it.
+# The compiler's own constant evaluation (ints stay ints under + - * and small integer
+# powers), so a generated program is valid exactly when the compiler says so. None: the
+# compiler refuses it, or the value is outside what the generator keeps.
 
 
 def _binop(op: str, a: Number, b: Number) -> Optional[Number]:
     try:
-        if op == "+":
-            v = a + b
-        elif op == "-":
-            v = a - b
-        elif op == "*":
-            v = a * b
-        elif op == "/":
-            if b == 0:
-                return None
-            v = a / b
-        elif isinstance(a, int) and isinstance(b, int) and 0 <= b < 64:
-            v = a ** b
-        else:
-            v = float(a) ** float(b)
-    except (OverflowError, ZeroDivisionError, ValueError):
+        v = _arith(op, a, b, NO_SPAN)
+    except _EvalError:
         return None
-    if isinstance(v, complex) or (isinstance(v, float) and not math.isfinite(v)) or abs(v) > _BOUND:
+    if (isinstance(v, float) and not math.isfinite(v)) or abs(v) > _BOUND:
         return None
     return v
 
 
-_FUNCTIONS: dict[str, Callable[..., float]] = {
-    "sin": math.sin, "cos": math.cos, "tan": math.tan, "asin": math.asin, "acos": math.acos,
-    "atan": math.atan, "exp": math.exp, "log": math.log, "sqrt": math.sqrt, "tanh": math.tanh,
-    "abs": abs, "sign": lambda x: 1.0 if x >= 0 else -1.0,
-    "clip": lambda x, lo, hi: min(max(x, lo), hi), "min": min, "max": max,
-}
-
-
-_FUNCTION_NAMES = tuple(sorted(_FUNCTIONS))
+_FUNCTION_NAMES = tuple(sorted(ir.BUILTIN_FUNCTIONS))
 
 
 def _apply(fn: str, args: list[Number]) -> Optional[float]:
     try:
-        v = float(_FUNCTIONS[fn](*[float(a) for a in args]))
+        v = _apply_builtin(fn, [float(a) for a in args])
     except (ValueError, OverflowError):
         return None
     return v if math.isfinite(v) and abs(v) <= _BOUND else None
