@@ -95,3 +95,122 @@ def test_layered_seed_advances_per_call():
     assert np.mean(out[:, 0] == out[:, 1]) < 0.65
     again = run_compiled(compiled, 400, "ideal", seed=5)
     assert np.array_equal(out, again)  # but a run is reproducible from its seed
+
+
+# Chains that mix carried and fresh neurons. A carried neuron continues the previous
+# layer's qubit only when that layer's neuron is carried too; after a `rotation` layer
+# (or as the first layer) its qubit starts in |0> with `last` = +1, whatever the widths.
+MIXED = [(("rotation", "weak"), (2, 3)), (("weak", "rotation", "weak"), (2, 2, 1)),
+         (("weak", "weak", "rotation"), (2, 2, 3)), (("rotation", "weak", "weak"), (3, 1, 1))]
+
+
+def _mixed(kinds, widths, seed):
+    args = [{"a": 0.6, "f": "tanh"} if k == "rotation" else {"a": 0.5, "g": 0.8, "f": "clip"}
+            for k in kinds]
+    net = chain_network(3, list(widths), list(kinds), args, 2)
+    w = random_weights(net, seed)
+    x = np.random.default_rng(seed + 2).uniform(-1, 1, 3)
+    return net, w, x
+
+
+@pytest.mark.parametrize("kinds,widths", MIXED)
+def test_mixed_chains_agree_with_torch_simulator(kinds, widths):
+    sim = pytest.importorskip("qnnc.runtime.simulator")
+    torch = pytest.importorskip("torch")
+    net, w, x = _mixed(kinds, widths, 7)
+    prog = ir.Program("<test>", (), (), tuple(NEURONS.values()), (net,), ())
+    model = sim.QNNModel(prog, net.name, seed=0)
+    model.load_tensors({k: torch.tensor(v, dtype=torch.float64) for k, v in w.items()})
+    with torch.no_grad():
+        outs, probs = model.exact_outcome_distribution(torch.tensor(x, dtype=torch.float64))
+    theirs: dict = {}
+    for c, p in zip(outcomes_to_codes(outs.numpy()).tolist(), probs.double().numpy().tolist()):
+        theirs[c] = theirs.get(c, 0.0) + p
+    mine = exact_distribution(resolve(net, NEURONS, w, x))
+    assert max(abs(theirs.get(k, 0) - mine.get(k, 0)) for k in set(theirs) | set(mine)) < 1e-5
+
+
+@pytest.mark.parametrize("target,strategy", COMBOS)
+@pytest.mark.parametrize("kinds,widths", MIXED[:2])
+def test_mixed_chains_sampled_match_exact(target, strategy, kinds, widths):
+    net, w, x = _mixed(kinds, widths, 11)
+    spec = resolve(net, NEURONS, w, x)
+    exact = exact_distribution(spec)
+    copies = 1 if target == "ionq" else None
+    compiled = compile_network(net, NEURONS, w, x, target=target, strategy=strategy, copies=copies)
+    out = run_compiled(compiled, SHOTS, "ideal", seed=3)
+    support = sum(1 for p in exact.values() if p > 0)
+    tv = tv_distance(out, exact)
+    assert tv <= tv_bound(SHOTS, support + 1), f"TV {tv:.4f} for {target}/{strategy} {kinds}"
+
+
+def _twist_def() -> ir.NeuronDef:
+    """A user neuron with three host-bound rotations on one qubit around fixed gates:
+    qubit q; h q; ry(pi/2 (1 - f(z/a))) q; rx(pi/2 f(z/a)) q; h q; rz(z) q; h q; emit measure q.
+    At a = 0 its angles sit on 0, pi/2 and pi, where fused symbolic rotations break."""
+    from ir_builders_targets import PI
+    fz = ir.Call("f", (ir.Binary("/", ir.Ref("z"), ir.Ref("a")),))
+    half_pi = ir.Binary("/", PI, ir.Const(2.0))
+    return ir.NeuronDef(
+        "twist", "<test>",
+        (ir.NeuronParam("a", "real", 0.0, None, 0.0), ir.NeuronParam("f", "squash", None, None, "clip")),
+        (ir.Register("q", "qubit"),),
+        (ir.GateOp("h", None, ("q",)),
+         ir.GateOp("ry", ir.Binary("*", half_pi, ir.Binary("-", ir.Const(1.0), fz)), ("q",)),
+         ir.GateOp("rx", ir.Binary("*", half_pi, fz), ("q",)),
+         ir.GateOp("h", None, ("q",)), ir.GateOp("rz", ir.Ref("z"), ("q",)), ir.GateOp("h", None, ("q",)),
+         ir.MeasureOp("q", True)))
+
+
+@pytest.mark.parametrize("target,strategy", COMBOS)
+@pytest.mark.parametrize("a", [0.0, 0.7])
+def test_several_host_bound_rotations_on_one_qubit(target, strategy, a):
+    neurons = dict(NEURONS, twist=_twist_def())
+    net = chain_network(3, [2, 2], "rotation", {"a": a, "f": "clip"}, 2)
+    binds = (ir.Binding("a", a), ir.Binding("f", "clip"))
+    net = ir.Network(net.name, net.input, tuple(
+        ir.Layer(l.name, l.size, l.role, l.dense, ir.NeuronActivation("twist", binds))
+        if l.role == "hidden" else l for l in net.layers), net.readout)
+    w = random_weights(net, 5)
+    x = np.array([0.5, -0.25, 1.0])
+    spec = resolve(net, neurons, w, x)
+    exact = exact_distribution(spec)
+    copies = 1 if target == "ionq" else None
+    compiled = compile_network(net, neurons, w, x, target=target, strategy=strategy, copies=copies)
+    out = run_compiled(compiled, SHOTS, "ideal", seed=4)
+    support = sum(1 for p in exact.values() if p > 0)
+    tv = tv_distance(out, exact)
+    assert tv <= tv_bound(SHOTS, support + 1), f"TV {tv:.4f} for {target}/{strategy} a={a}"
+
+
+@pytest.mark.parametrize("target", ["ibm", "quantinuum"])
+def test_layered_host_bound_angles_stay_single_symbols(target):
+    """Every compiled gate carries at most one host-bound parameter, as a plain multiple
+    of it: a fused formula over several (acos of a sum) fails to bind at 0 and pi."""
+    neurons = dict(NEURONS, twist=_twist_def())
+    net = chain_network(3, [2, 2], ["weak", "weak"], {"a": 0.0, "g": 0.7, "f": "clip"}, 2)
+    net = ir.Network(net.name, net.input, net.layers[:1] + (ir.Layer(
+        "h2", 2, "hidden", net.layers[1].dense,
+        ir.NeuronActivation("twist", (ir.Binding("a", 0.0), ir.Binding("f", "clip")))),)
+        + net.layers[2:], net.readout)
+    w = random_weights(net, 5)
+    compiled = compile_network(net, neurons, w, np.array([0.5, -0.25, 1.0]), target=target,
+                               strategy="layered", copies=1)
+    checked = 0
+    if target == "ibm":
+        for qc in compiled.native.isa:
+            for inst in qc.data:
+                for p in inst.operation.params:
+                    if hasattr(p, "parameters") and p.parameters:
+                        assert len(p.parameters) == 1, (inst.operation.name, p)
+                        assert "acos" not in str(p) and "atan" not in str(p), p
+                        checked += 1
+    else:
+        for circ in compiled.native.compiled:
+            for cmd in circ.get_commands():
+                syms = cmd.op.free_symbols()
+                if syms:
+                    assert len(syms) == 1, str(cmd)
+                    assert "acos" not in str(cmd) and "atan" not in str(cmd), str(cmd)
+                    checked += 1
+    assert checked >= 6  # the weak layer's prep (2 per neuron) and the twist's 3 rotations

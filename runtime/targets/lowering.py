@@ -250,7 +250,7 @@ def lower_dynamic(spec: NetworkSpec, caps: Capabilities, opts: Options) -> Lower
             regs: dict[str, int] = {}
             pre: list[Op] = []
             for reg in nm.ndef.registers:
-                if reg.carried and li > 0:
+                if reg.carried and layer.carried:
                     regs[reg.name] = prev_qubit[i]
                     continue
                 if free and caps.supports_reset:
@@ -374,7 +374,7 @@ def lower_deferred(spec: NetworkSpec, caps: Capabilities, opts: Options) -> Lowe
         for i in range(layer.size):
             regs = {}
             for reg in nm.ndef.registers:
-                regs[reg.name] = prev_qubit[i] if (reg.carried and li > 0) else b.qubit()
+                regs[reg.name] = prev_qubit[i] if (reg.carried and layer.carried) else b.qubit()
             later = _later_uses(nm.ndef.ops)
             segs: list[Segment] = []
             gi = mi = 0
@@ -534,6 +534,15 @@ def lower_layered(spec: NetworkSpec, caps: Capabilities, opts: Options) -> Lower
     return lowered
 
 
+def _fenced(op: Op) -> list[Op]:
+    """A host-bound rotation between barriers. Compilers would otherwise fuse it with its
+    neighbours into one symbolic gate; pytket's fused formulas (acos of a sum of
+    products) leave their domain by rounding at angles such as 0 and pi, and binding
+    the values then fails."""
+    fence = Op("barrier", op.qubits, role="fence", layer=op.layer)
+    return [fence, op, fence]
+
+
 def _layered_chunk(spec: NetworkSpec, li: int, idx: tuple[int, ...], copies: int, c: int,
                    n_chunks: int, opts: Options) -> ChunkPlan:
     layer = spec.hidden[li]
@@ -556,8 +565,8 @@ def _layered_chunk(spec: NetworkSpec, li: int, idx: tuple[int, ...], copies: int
                 py = b.param(f"{layer.name}_c{cp}_n{i}_prep_y")
                 pz = b.param(f"{layer.name}_c{cp}_n{i}_prep_z")
                 prep_params[cp, j] = (py.index, pz.index)
-                segs.append(("gate", [Op("ry", (q,), py, role="prep", layer=li),
-                                      Op("rz", (q,), pz, role="prep", layer=li)], None))
+                segs.append(("gate", _fenced(Op("ry", (q,), py, role="prep", layer=li))
+                             + _fenced(Op("rz", (q,), pz, role="prep", layer=li)), None))
             gi = mi = 0
             for k, op in enumerate(nm.ndef.ops):
                 if isinstance(op, ir.GateOp):
@@ -571,7 +580,7 @@ def _layered_chunk(spec: NetworkSpec, li: int, idx: tuple[int, ...], copies: int
                     else:
                         p = b.param(f"{layer.name}_c{cp}_n{i}_g{gi}")
                         angle_params[cp, j, gi] = p.index
-                        segs.append(("rotation", [Op(op.gate, qs, p, layer=li)], qs[0]))
+                        segs.append(("rotation", _fenced(Op(op.gate, qs, p, layer=li)), qs[0]))
                     gi += 1
                 elif isinstance(op, ir.MeasureOp):
                     q = regs[op.target]

@@ -26,7 +26,9 @@ class HiddenLayer:
     neuron: NeuronModel
     weight: np.ndarray  # [size, fan_in]
     bias: np.ndarray  # [size]
-    carried: bool  # the neuron's qubit continues the previous layer's
+    # The neuron's qubit continues the previous layer's: its neuron has a carried qubit
+    # and so has the previous layer's (as in the simulator; otherwise it starts in |0>).
+    carried: bool
     span: ir.Span = ir.NO_SPAN
 
     def z(self, d_prev: np.ndarray) -> np.ndarray:
@@ -34,10 +36,11 @@ class HiddenLayer:
         return d_prev @ self.weight.T + self.bias
 
     def last(self, d_prev: Optional[np.ndarray], batch: int) -> np.ndarray:
-        """`last` per neuron: the same-index outcome of the previous hidden layer, +1
-        before the first hidden layer (and for neurons beyond its width)."""
+        """`last` per neuron: the same-index outcome of the previous hidden layer when
+        this layer continues its qubits, else +1 (the chain's first layer, as in the
+        simulator)."""
         out = np.ones((batch, self.size))
-        if d_prev is not None:
+        if d_prev is not None and self.carried:
             k = min(self.size, d_prev.shape[-1])
             out[:, :k] = d_prev[:, :k]
         return out
@@ -105,10 +108,10 @@ def resolve(network: ir.Network, neurons: Union[Mapping[str, ir.NeuronDef], Sequ
         if w.shape != (layer.size, fan_in):
             raise refuse("Q0313", f"weights `{layer.name}` have shape {tuple(w.shape)}, expected "
                          f"({layer.size}, {fan_in})", layer.span)
-        carried = ndef.carried
-        if carried and hidden:
+        carried = bool(ndef.carried and hidden and hidden[-1].neuron.carried_reg is not None)
+        if carried:
             prev = hidden[-1]
-            if prev.size != layer.size or prev.neuron.qubit_reg is None:
+            if prev.size != layer.size:
                 raise refuse("Q0312", f"layer `{layer.name}` carries the qubits of `{prev.name}`, "
                              f"which has {prev.size} neurons, not {layer.size}", layer.span,
                              help="give carried layers the width of the layer they continue")
