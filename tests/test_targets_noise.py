@@ -1,6 +1,7 @@
 """Noise probes survive each vendor's compiler: K identity pairs after every neuron
 rotation raise the native gate counts by exactly 2K per rotation (one-qubit pairs) or
-2K two-qubit gates per neighbouring pair."""
+2K two-qubit gates per neighbouring pair, against the same probe with K = 0 (its
+fences, and on a coupling map the routing that makes each pair's qubits neighbours)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ K = 3
 CASES = [
     ("ibm", "dynamic", "sx", "sx"), ("ibm", "layered", "sx", "sx"),
     ("ibm", "dynamic", "cz", "ecr"), ("ibm", "layered", "cz", "ecr"),
+    # deferred circuits are routed (multiplexers span layers): the pairs join after routing
+    ("ibm", "deferred", "sx", "sx"), ("ibm", "deferred", "cz", "ecr"),
     ("ionq", "deferred", "sx", "gpi2"), ("ionq", "layered", "sx", "gpi2"),
     ("ionq", "deferred", "ms", "ms"), ("ionq", "layered", "ms", "ms"),
     ("quantinuum", "dynamic", "sx", "PhasedX"), ("quantinuum", "layered", "sx", "PhasedX"),
@@ -41,7 +44,8 @@ def _ops(compiled) -> dict:
 
 @pytest.mark.parametrize("target,strategy,kind,op", CASES)
 def test_noise_pairs_rise_by_exactly_2k(target, strategy, kind, op):
-    base = _ops(compile_network(NET, NEURONS, W, X, target=target, strategy=strategy, copies=1))
+    base = _ops(compile_network(NET, NEURONS, W, X, target=target, strategy=strategy, copies=1,
+                                noise_pairs=0, noise_kind=kind))
     probed = compile_network(NET, NEURONS, W, X, target=target, strategy=strategy, copies=1,
                              noise_pairs=K, noise_kind=kind)
     per = ROTATIONS if kind == "sx" else PAIRS
@@ -67,3 +71,24 @@ def test_noise_pairs_add_noise_on_a_noisy_simulator():
         c = compile_network(net, NEURONS, w, X, target="ibm", strategy="dynamic", noise_pairs=k)
         flips.append(tv_distance(run_compiled(c, 2000, "noisy", seed=3), exact))
     assert flips[1] > flips[0] + 0.02
+
+
+def test_ibm_noise_pairs_sit_on_the_probed_qubits():
+    """The pairs join after routing, on the physical qubits that then hold the probed
+    logical ones: for layer 1 of a deferred circuit (no SWAP precedes its probes) these
+    are the initial layout's images of the probed qubits, each with 2K sx gates."""
+    k = 2
+    c = compile_network(NET, NEURONS, W, X, target="ibm", strategy="deferred", copies=1,
+                        noise_pairs=k, noise_kind="sx")
+    isa = c.native.isa[0]
+    physical = {v._index: p for v, p in
+                isa.layout.initial_virtual_layout(filter_ancillas=True).get_virtual_bits().items()}
+    probed = [op.qubits[0] for op in c.circuits[0].ops if op.role == "probe" and op.layer == 0]
+    assert len(probed) == 4
+    for q in probed:
+        wire = isa.qubits[physical[q]]
+        ops = [inst.operation.name for inst in isa.data if wire in inst.qubits]
+        # the wire's first barrier opens the probe: then sx, sxdg (as rz sx rz), ... K times
+        start = ops.index("barrier")
+        block = [o for o in ops[start:start + 8 * k] if o != "barrier"]
+        assert block[:4 * k] == ["sx", "rz", "sx", "rz"] * k, (q, ops[:start + 8 * k])

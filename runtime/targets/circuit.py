@@ -19,7 +19,7 @@ NON_UNITARY = ("measure", "reset", "barrier")
 OP_NAMES = ONE_QUBIT_ANGLE + ONE_QUBIT_FIXED + TWO_QUBIT + NON_UNITARY
 
 # What an op is for; the summary and the noise probes read it.
-ROLES = ("neuron", "table", "multiplex", "prep", "noise", "copy", "reset", "fence")
+ROLES = ("neuron", "table", "multiplex", "prep", "noise", "copy", "reset", "fence", "probe")
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,9 @@ def add_compile_arguments(p) -> None:
                    help="use at most N of the device's qubits (default: all)")
     p.add_argument("--max-table-width", type=int, metavar="BITS",
                    help="widest previous layer a table of conditions may span (default: 8)")
-    p.add_argument("--noise-pairs", type=int, default=0, metavar="K",
-                   help="insert K identity pairs after each neuron rotation (noise probe)")
+    p.add_argument("--noise-pairs", type=int, metavar="K",
+                   help="insert K identity pairs after each neuron rotation (noise probe); "
+                        "0 places the probe's fences only: the baseline of a noise study")
     p.add_argument("--noise-kind", choices=NOISE_KINDS, default="sx",
                    help="pairs of sx·sx† on each qubit, or cz·cz / ms·ms† on neighbours")
     p.add_argument("--seed", type=int, default=0, help="seed (transpiler, untrained weights, shots)")

@@ -75,7 +75,7 @@ def compile_network(program_or_network: Union[ir.Program, ir.Network],
                     neurons: Union[Mapping[str, ir.NeuronDef], Sequence[ir.NeuronDef], None] = None,
                     weights: Optional[Mapping[str, np.ndarray]] = None, x=None,
                     target: str = "ibm", strategy: Optional[str] = None,
-                    backend: Optional[str] = None, noise_pairs: int = 0, noise_kind: str = "sx",
+                    backend: Optional[str] = None, noise_pairs: Optional[int] = None, noise_kind: str = "sx",
                     *, copies: Optional[int] = None, max_table_width: Optional[int] = None,
                     max_qubits: Optional[int] = None, seed: int = 0,
                     network: Optional[str] = None) -> CompiledProgram:

@@ -85,8 +85,13 @@ def capabilities(backend: Optional[str] = None) -> Capabilities:
 # --------------------------------------------------------------------------- emission
 
 
-def to_qiskit(circ: Circuit):
-    """The neutral circuit as a logical `QuantumCircuit` (Params become `Parameter`s)."""
+def to_qiskit(circ: Circuit, probes: Optional[dict] = None, tag: str = ""):
+    """The neutral circuit as a logical `QuantumCircuit` (Params become `Parameter`s).
+
+    With `probes` (a dict to fill), each noise-probe block is collapsed to a labelled
+    placeholder (a barrier; for two-qubit pairs also one labelled CZ, so that routing
+    makes the pair's qubits neighbours) and `probes[label]` records the block's gates;
+    `ExpandNoiseProbes` puts them back after routing."""
     _qiskit()
     from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
     from qiskit.circuit import Parameter
@@ -126,6 +131,15 @@ def to_qiskit(circ: Circuit):
     i = 0
     while i < len(ops):
         op = ops[i]
+        if probes is not None and op.role == "probe":
+            j = i + 1
+            while j < len(ops) and ops[j].role in ("noise", "fence") and ops[j].qubits == op.qubits:
+                j += 1
+            label = f"qnnc_probe{tag}_{len(probes)}"
+            probes[label] = [o.name for o in ops[i + 1:j] if o.role == "noise"]
+            _placeholder(qc, op.qubits, label)
+            i = j
+            continue
         if op.condition is None:
             apply(qc, op)
             i += 1
@@ -147,6 +161,56 @@ def to_qiskit(circ: Circuit):
     return qc
 
 
+def _placeholder(qc, qubits, label: str) -> None:
+    from qiskit.circuit.library import Barrier, CZGate
+
+    qc.append(Barrier(len(qubits), label=label), list(qubits))
+    if len(qubits) == 2:
+        qc.append(CZGate(label=label), list(qubits))
+        qc.barrier(*qubits)
+
+
+def _noise_gate(name: str):
+    from qiskit.circuit.library import CZGate, RXXGate, SXdgGate, SXGate
+
+    return {"sx": SXGate, "sxdg": SXdgGate, "cz": CZGate,
+            "ms": lambda: RXXGate(math.pi / 2), "msdg": lambda: RXXGate(-math.pi / 2)}[name]()
+
+
+def expand_noise_probes_pass(probes: dict):
+    """A transpiler pass (run after routing) that replaces each probe placeholder with
+    its noise pairs, every gate between barriers, on the physical qubits routing chose.
+    Routing sees the same circuit for every K, so it adds the same SWAPs, and the
+    translated gate counts differ by exactly the pairs."""
+    from qiskit import QuantumCircuit
+    from qiskit.converters import circuit_to_dag
+    from qiskit.transpiler.basepasses import TransformationPass
+
+    class ExpandNoiseProbes(TransformationPass):
+        def run(self, dag):
+            for node in dag.op_nodes():
+                label = getattr(node.op, "label", None)
+                if label not in probes:
+                    continue
+                gates = probes[label]
+                n = len(node.qargs)
+                if node.op.name == "barrier" and n == 2:
+                    continue  # the two-qubit block's pairs replace its placeholder CZ
+                mini = QuantumCircuit(n)
+                if node.op.name == "barrier":
+                    mini.barrier(*range(n))
+                for g in gates:
+                    mini.append(_noise_gate(g), list(range(n)))
+                    mini.barrier(*range(n))
+                if node.op.name != "barrier" and not gates:
+                    dag.remove_op_node(node)
+                else:
+                    dag.substitute_node_with_dag(node, circuit_to_dag(mini))
+            return dag
+
+    return ExpandNoiseProbes()
+
+
 @dataclass
 class IbmProgram:
     backend_name: str
@@ -158,16 +222,22 @@ class IbmProgram:
 
 def emit(lowered: Lowered, caps: Capabilities, seed: int = 0, optimization_level: int = 1) -> IbmProgram:
     _qiskit()
-    from qiskit import transpile
+    from qiskit.transpiler import PassManager, generate_preset_pass_manager
     from qiskit.transpiler.exceptions import TranspilerError
 
     be = fake_backend(caps.backend)
     logical = [to_qiskit(c) for c in lowered.circuits]
+    probes: dict = {}
+    routed_in = [to_qiskit(c, probes, f"_{k}") for k, c in enumerate(lowered.circuits)]
     try:
-        # Barriers fence the noise pairs; level 1 optimises single-qubit runs only
-        # between them, so the pairs survive.
-        isa = transpile(logical, backend=be, optimization_level=optimization_level,
-                        seed_transpiler=seed)
+        # Noise pairs join after routing (placeholders route them), between barriers
+        # that level 1's single-qubit optimiser does not cross: the pairs survive, and
+        # a probe with K pairs compiles to the K = 0 circuit plus exactly the pairs.
+        pm = generate_preset_pass_manager(optimization_level=optimization_level, backend=be,
+                                          seed_transpiler=seed)
+        if probes:
+            pm.post_routing = PassManager([expand_noise_probes_pass(probes)])
+        isa = pm.run(routed_in)
     except TranspilerError as exc:
         raise refuse("Q0320", f"qiskit could not transpile for `{be.name}`: {exc}",
                      help="try `--strategy layered`, which needs no feed-forward")

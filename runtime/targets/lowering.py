@@ -57,7 +57,9 @@ class Lowered:
 
 @dataclass(frozen=True)
 class Options:
-    noise_pairs: int = 0
+    # None: no probe. 0: the probe's fences without pairs (a noise study's baseline, the
+    # same compiled circuit as K pairs minus the pairs). K > 0: K pairs between fences.
+    noise_pairs: Optional[int] = None
     noise_kind: str = "sx"
     copies: Optional[int] = None  # layered: None fills the device
     max_table_width: Optional[int] = None  # None: the target's
@@ -111,11 +113,11 @@ class _NeuronOut:
 def _assemble_layer(b: _Builder, neurons: list[_NeuronOut], layer: int, opts: Options) -> None:
     """Append a layer's neurons with noise probes after their rotations."""
     k, kind = opts.noise_pairs, opts.noise_kind
-    if k == 0 or kind == "sx":
+    if k is None or kind == "sx":
         for n in neurons:
             for seg_kind, ops, q in n.segments:
                 b.ops.extend(ops)
-                if k and seg_kind == "rotation":
+                if k is not None and seg_kind == "rotation":
                     b.ops.extend(_noise_1q(q, k, layer))
         return
     # two-qubit probes act on neighbouring neurons' primary qubits, after both rotations
@@ -144,8 +146,9 @@ def _noise_point(n: _NeuronOut) -> int:
 
 
 def _noise_1q(q: int, k: int, layer: int) -> list[Op]:
-    # Barriers between the gates keep every optimiser from cancelling the pairs.
-    out = [Op("barrier", (q,), role="fence", layer=layer)]
+    # Barriers between the gates keep every optimiser from cancelling the pairs; the
+    # first one ("probe") marks the block for vendors that place pairs after routing.
+    out = [Op("barrier", (q,), role="probe", layer=layer)]
     for _ in range(k):
         out += [Op("sx", (q,), role="noise", layer=layer), Op("barrier", (q,), role="fence", layer=layer),
                 Op("sxdg", (q,), role="noise", layer=layer), Op("barrier", (q,), role="fence", layer=layer)]
@@ -155,7 +158,7 @@ def _noise_1q(q: int, k: int, layer: int) -> list[Op]:
 def _noise_2q(q0: int, q1: int, k: int, kind: str, layer: int) -> list[Op]:
     first, second = ("cz", "cz") if kind == "cz" else ("ms", "msdg")
     qs = (q0, q1)
-    out = [Op("barrier", qs, role="fence", layer=layer)]
+    out = [Op("barrier", qs, role="probe", layer=layer)]
     for _ in range(k):
         out += [Op(first, qs, role="noise", layer=layer), Op("barrier", qs, role="fence", layer=layer),
                 Op(second, qs, role="noise", layer=layer), Op("barrier", qs, role="fence", layer=layer)]
@@ -614,8 +617,8 @@ PASSES: dict[str, Callable[[NetworkSpec, Capabilities, Options], Lowered]] = {
 
 
 def lower(strategy: str, spec: NetworkSpec, caps: Capabilities, opts: Options) -> Lowered:
-    if opts.noise_pairs < 0:
-        raise refuse("Q0308", f"noise pairs must be 0 or more, not {opts.noise_pairs}")
-    if opts.noise_pairs:
+    if opts.noise_pairs is not None:
+        if opts.noise_pairs < 0:
+            raise refuse("Q0308", f"noise pairs must be 0 or more, not {opts.noise_pairs}")
         check_noise_kind(opts.noise_kind, caps)
     return PASSES[strategy](spec, caps, opts)
