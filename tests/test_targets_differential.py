@@ -52,37 +52,31 @@ cases = st.tuples(st.sampled_from(["rotation", "weak"]), st.integers(1, 3), st.i
 @given(case=cases)
 def test_sampled_matches_exact(target, strategy, case):
     net, w, x = _case(*case)
-    spec = resolve(net, NEURONS, w, x)
-    exact = exact_distribution(spec)
-    # IonQ's device fits more copies than Braket's state vector holds here
-    copies = 1 if target == "ionq" else None
-    compiled = compile_network(net, NEURONS, w, x, target=target, strategy=strategy, copies=copies)
-    out = run_compiled(compiled, SHOTS, "ideal", seed=case[6])
-    assert out.shape == (SHOTS, spec.num_outcomes)
-    support = sum(1 for p in exact.values() if p > 0)
-    bound = tv_bound(SHOTS, support + 1)
-    tv = tv_distance(out, exact)
-    assert tv <= bound, f"TV {tv:.4f} > bound {bound:.4f} for {target}/{strategy} {case}"
+    exact = exact_distribution(resolve(net, NEURONS, w, x))
+    _assert_sampled_matches(net, NEURONS, w, x, target, strategy, exact, seed=case[6])
+
+
+def _torch_gap(net, w, x) -> float:
+    """Largest probability difference between our numpy branch enumeration and the
+    torch simulator's exact outcome distribution."""
+    sim = pytest.importorskip("qnnc.runtime.simulator")
+    torch = pytest.importorskip("torch")
+    prog = ir.Program("<test>", (), (), tuple(NEURONS.values()), (net,), ())
+    model = sim.QNNModel(prog, net.name, seed=0)
+    model.load_tensors({k: torch.tensor(v, dtype=torch.float64) for k, v in w.items()})
+    with torch.no_grad():
+        outs, probs = model.exact_outcome_distribution(torch.tensor(x, dtype=torch.float64))
+    theirs: dict = {}
+    for c, p in zip(outcomes_to_codes(outs.numpy()).tolist(), probs.double().numpy().tolist()):
+        theirs[c] = theirs.get(c, 0.0) + p
+    mine = exact_distribution(resolve(net, NEURONS, w, x))
+    return max(abs(theirs.get(k, 0) - mine.get(k, 0)) for k in set(theirs) | set(mine))
 
 
 def test_exact_reference_agrees_with_torch_simulator():
-    """Our numpy branch enumeration against the simulator's exact distribution."""
-    sim = pytest.importorskip("qnnc.runtime.simulator")
-    torch = pytest.importorskip("torch")
     for case in [("rotation", 2, 3, 0.7, 1.0, "clip", 1, False), ("weak", 2, 3, 0.5, 0.9, "tanh", 2, True),
                  ("weak", 3, 2, 0.0, 0.4, "tanh", 3, False), ("rotation", 3, 2, 0.0, 1.0, "tanh", 4, True)]:
-        net, w, x = _case(*case)
-        prog = ir.Program("<test>", (), (), tuple(NEURONS.values()), (net,), ())
-        model = sim.QNNModel(prog, net.name, seed=0)
-        model.load_tensors({k: torch.tensor(v, dtype=torch.float64) for k, v in w.items()})
-        with torch.no_grad():
-            outs, probs = model.exact_outcome_distribution(torch.tensor(x, dtype=torch.float64))
-        theirs: dict = {}
-        for c, p in zip(outcomes_to_codes(outs.numpy()).tolist(), probs.double().numpy().tolist()):
-            theirs[c] = theirs.get(c, 0.0) + p
-        mine = exact_distribution(resolve(net, NEURONS, w, x))
-        # the simulator works in float32
-        assert max(abs(theirs.get(k, 0) - mine.get(k, 0)) for k in set(theirs) | set(mine)) < 1e-5
+        assert _torch_gap(*_case(*case)) < 1e-5  # the simulator works in float32
 
 
 def test_layered_seed_advances_per_call():
@@ -115,33 +109,26 @@ def _mixed(kinds, widths, seed):
 
 @pytest.mark.parametrize("kinds,widths", MIXED)
 def test_mixed_chains_agree_with_torch_simulator(kinds, widths):
-    sim = pytest.importorskip("qnnc.runtime.simulator")
-    torch = pytest.importorskip("torch")
-    net, w, x = _mixed(kinds, widths, 7)
-    prog = ir.Program("<test>", (), (), tuple(NEURONS.values()), (net,), ())
-    model = sim.QNNModel(prog, net.name, seed=0)
-    model.load_tensors({k: torch.tensor(v, dtype=torch.float64) for k, v in w.items()})
-    with torch.no_grad():
-        outs, probs = model.exact_outcome_distribution(torch.tensor(x, dtype=torch.float64))
-    theirs: dict = {}
-    for c, p in zip(outcomes_to_codes(outs.numpy()).tolist(), probs.double().numpy().tolist()):
-        theirs[c] = theirs.get(c, 0.0) + p
-    mine = exact_distribution(resolve(net, NEURONS, w, x))
-    assert max(abs(theirs.get(k, 0) - mine.get(k, 0)) for k in set(theirs) | set(mine)) < 1e-5
+    assert _torch_gap(*_mixed(kinds, widths, 7)) < 1e-5
 
 
 @pytest.mark.parametrize("target,strategy", COMBOS)
 @pytest.mark.parametrize("kinds,widths", MIXED[:2])
 def test_mixed_chains_sampled_match_exact(target, strategy, kinds, widths):
     net, w, x = _mixed(kinds, widths, 11)
-    spec = resolve(net, NEURONS, w, x)
-    exact = exact_distribution(spec)
+    exact = exact_distribution(resolve(net, NEURONS, w, x))
+    _assert_sampled_matches(net, NEURONS, w, x, target, strategy, exact, seed=3)
+
+
+def _assert_sampled_matches(net, neurons, w, x, target, strategy, exact, seed):
+    # IonQ's device fits more copies than Braket's state vector holds here
     copies = 1 if target == "ionq" else None
-    compiled = compile_network(net, NEURONS, w, x, target=target, strategy=strategy, copies=copies)
-    out = run_compiled(compiled, SHOTS, "ideal", seed=3)
+    compiled = compile_network(net, neurons, w, x, target=target, strategy=strategy, copies=copies)
+    out = run_compiled(compiled, SHOTS, "ideal", seed=seed)
+    assert out.shape == (SHOTS, sum(l.size for l in net.layers if l.role == "hidden"))
     support = sum(1 for p in exact.values() if p > 0)
     tv = tv_distance(out, exact)
-    assert tv <= tv_bound(SHOTS, support + 1), f"TV {tv:.4f} for {target}/{strategy} {kinds}"
+    assert tv <= tv_bound(SHOTS, support + 1), f"TV {tv:.4f} for {target}/{strategy}"
 
 
 def _twist_def() -> ir.NeuronDef:
@@ -173,14 +160,8 @@ def test_several_host_bound_rotations_on_one_qubit(target, strategy, a):
         if l.role == "hidden" else l for l in net.layers), net.readout)
     w = random_weights(net, 5)
     x = np.array([0.5, -0.25, 1.0])
-    spec = resolve(net, neurons, w, x)
-    exact = exact_distribution(spec)
-    copies = 1 if target == "ionq" else None
-    compiled = compile_network(net, neurons, w, x, target=target, strategy=strategy, copies=copies)
-    out = run_compiled(compiled, SHOTS, "ideal", seed=4)
-    support = sum(1 for p in exact.values() if p > 0)
-    tv = tv_distance(out, exact)
-    assert tv <= tv_bound(SHOTS, support + 1), f"TV {tv:.4f} for {target}/{strategy} a={a}"
+    exact = exact_distribution(resolve(net, neurons, w, x))
+    _assert_sampled_matches(net, neurons, w, x, target, strategy, exact, seed=4)
 
 
 @pytest.mark.parametrize("target", ["ibm", "quantinuum"])
