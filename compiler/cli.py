@@ -189,6 +189,7 @@ _RUNTIME: dict[str, tuple[str, str]] = {
     "tap": ("TAP analysis over a training run: T_c(t), spectrum, solutions, power law", "qnnc.runtime.cmd_tap"),
     "compile": ("compile a network to IBM, IonQ or Quantinuum circuits", "qnnc.runtime.cmd_compile"),
     "run": ("run compiled circuits on a local simulator (Aer, Braket, pytket)", "qnnc.runtime.cmd_run"),
+    "submit": ("run compiled circuits through a vendor's cloud client (dry run unless --yes)", "qnnc.runtime.cmd_submit"),
     "data": ("inspect, verify or download data sets", "qnnc.runtime.cmd_data"),
 }
 

@@ -21,8 +21,6 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     import time
 
-    import numpy as np
-
     from qnnc.runtime.targets.cli import compile_from_args, write_output
     from qnnc.runtime.targets.compile import run_compiled
     from qnnc.runtime.targets.errors import refuse
@@ -37,9 +35,26 @@ def run(args) -> int:
     t0 = time.perf_counter()
     out = run_compiled(compiled, args.shots, args.simulator, args.seed)
     dt = time.perf_counter() - t0
-    spec = compiled.spec
     result = {"summary": compiled.summary, "simulator": args.simulator, "shots": args.shots,
-              "seconds": dt, "layers": {}}
+              "seconds": dt, **outcome_report(compiled.spec, out)}
+    if args.plot:
+        _plot(result, args.plot)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    s = compiled.summary
+    print(f"{s['network']} on {s['target']} ({s['backend']}), strategy `{s['strategy']}`, "
+          f"{args.shots} shots on `{args.simulator}` in {dt:.2f} s; input {s['input']}")
+    print(render_outcomes(result), end="")
+    return 0
+
+
+def outcome_report(spec, out) -> dict:
+    """Per hidden layer: mean outcome and the most frequent patterns; the predictions
+    when the output layer's weights are known. (`qnnc run` and `qnnc submit`.)"""
+    import numpy as np
+
+    result: dict = {"layers": {}}
     for li, (off, h) in enumerate(zip(spec.offsets(), spec.hidden)):
         block = out[:, off:off + h.size]
         keys, counts = np.unique(block, axis=0, return_counts=True)
@@ -53,20 +68,16 @@ def run(args) -> int:
         pred = logits.argmax(1)
         hist = np.bincount(pred, minlength=w.shape[0])
         result["predictions"] = {"histogram": hist.tolist(), "majority": int(hist.argmax())}
-    if args.plot:
-        _plot(result, args.plot)
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
-    s = compiled.summary
-    print(f"{s['network']} on {s['target']} ({s['backend']}), strategy `{s['strategy']}`, "
-          f"{args.shots} shots on `{args.simulator}` in {dt:.2f} s; input {s['input']}")
-    for name, r in result["layers"].items():
-        print(f"  {name}: mean outcome " + " ".join(f"{m:+.2f}" for m in r["mean"]))
+    return result
+
+
+def render_outcomes(result: dict) -> str:
+    lines = [f"  {name}: mean outcome " + " ".join(f"{m:+.2f}" for m in r["mean"])
+             for name, r in result["layers"].items()]
     if "predictions" in result:
         p = result["predictions"]
-        print(f"  predictions: {p['histogram']} -> majority {p['majority']}")
-    return 0
+        lines.append(f"  predictions: {p['histogram']} -> majority {p['majority']}")
+    return "\n".join(lines) + "\n"
 
 
 def _plot(result: dict, path: str) -> None:

@@ -102,8 +102,9 @@ def hardware_network(width: int = 16, depth: int = 3, a: float = 0.5) -> ir.Netw
 
 def simulate_neutral(circ, values=None, max_qubits: int = 12) -> dict:
     """Exact distribution over the clbits of a neutral circuit (numpy state vectors,
-    branching on every measurement and reset): {clbit tuple: probability}."""
-    from qnnc.runtime.targets.circuit import Param
+    branching on every measurement and reset; real-time `assign` ops evaluated in
+    Python integers, each checked to fit its register): {clbit tuple: probability}."""
+    from qnnc.runtime.targets.circuit import Param, evaluate
     from qnnc.runtime.targets.neurons import _apply, _project, gate_matrix
 
     n = circ.num_qubits
@@ -121,6 +122,13 @@ def simulate_neutral(circ, values=None, max_qubits: int = 12) -> dict:
                     continue
             if op.name == "barrier":
                 new.append((p, s, cl))
+            elif op.name == "assign":  # real-time arithmetic, in exact integers
+                value = evaluate(op.expr, cl)
+                assert 0 <= value < 1 << len(op.targets), (value, op)
+                c2 = list(cl)
+                for k, b in enumerate(op.targets):
+                    c2[b] = (value >> k) & 1
+                new.append((p, s, tuple(c2)))
             elif op.name in ("measure", "reset"):
                 for bit in (0, 1):
                     pb, sb = _project(s, op.qubits[0], bit, n)

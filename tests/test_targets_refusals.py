@@ -96,6 +96,10 @@ def _cases():
         net, w, x = small()
         compile_network(net, NEURONS, w, x, target="ionq", backend="harmony")
 
+    def unknown_backend_quantinuum():
+        net, w, x = small()
+        compile_network(net, NEURONS, w, x, target="quantinuum", backend="nope")
+
     def unknown_simulator():
         net, w, x = small()
         run_compiled(compile_network(net, NEURONS, w, x, target="ibm"), 10, "qpu")
@@ -168,4 +172,4 @@ def test_codes_are_documented():
 
     for code in CODES:
         assert code in t.__doc__, code
-    assert all("Q0301" <= c <= "Q0349" for c in CODES)
+    assert all("Q0301" <= c <= "Q0359" for c in CODES)

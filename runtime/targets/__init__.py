@@ -4,7 +4,8 @@ A network with its weights and one preprocessed input is lowered first to a neut
 circuit IR (`circuit`), by a named strategy (`lowering`: `dynamic`, `layered`,
 `deferred`) chosen from the target's declared capabilities (`capabilities`), then
 emitted by the target's module (`ibm`, `ionq`, `quantinuum`; each imports its SDK
-lazily). `host` runs the host side of execution; `network` holds the exact reference.
+lazily). `host` runs the host side of execution; `network` holds the exact reference;
+`submit` runs the compiled circuits through each vendor's own cloud client.
 
     compiled = compile_network(network, neurons, weights, x, target="ibm")
     outcomes = run_compiled(compiled, shots=1000, simulator="ideal", seed=0)
@@ -17,7 +18,7 @@ Diagnostics (Q03xx: target capabilities):
   Q0305 the circuit needs more qubits than the device has
   Q0306 a table of conditions (or multiplexed rotation) is wider than the limit
   Q0307 noise kind not available on the target
-  Q0308 bad noise-pair count, copies count or shot count
+  Q0308 bad noise-pair count, copies count, shot count or weight bits
   Q0310 a vendor SDK (an optional extra) is not installed
   Q0311 the network cannot be lowered to circuits (no quantum hidden layer, or a
         classical one, or layers that are not a chain)
@@ -31,9 +32,19 @@ Diagnostics (Q03xx: target capabilities):
   Q0330 a neuron definition cannot be lowered (unbound name, unknown function)
   Q0331 a neuron angle is not finite
   Q0332 a gate of the neuron has no lowering
+  Q0333 a neuron angle has no exact real-time (integer) realisation (tanh with a > 0,
+        or an angle not of the form c0 + c1 f(z/a) + c2 last)
+  Q0334 a real-time register would be wider than the target's classical registers
   Q0340 the program has no such network
   Q0341 a checkpoint cannot be read
   Q0342 a test image cannot be bound
+
+Diagnostics (Q035x: submission to a vendor's cloud, `submit`):
+  Q0350 no credentials for the vendor's cloud client (nothing was submitted)
+  Q0351 the vendor's cloud client failed (authentication, network, unknown device,
+        failed job)
+  Q0352 the target has no submission path here, or its offline substitute cannot
+        execute
 """
 
 from qnnc.runtime.targets.capabilities import STRATEGIES, TARGETS, Capabilities

@@ -32,6 +32,8 @@ class Capabilities:
     strategies: tuple[str, ...]  # the strategies it runs, best first
     max_table_width: int = DEFAULT_TABLE_WIDTH
     connectivity: str = "all-to-all"  # or "coupling map"
+    # widest classical register real-time arithmetic may write (0: no arithmetic)
+    max_register_width: int = 0
 
     def to_json(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -44,6 +46,7 @@ class Requirements:
     mid_circuit_measurement: bool = False
     feed_forward: bool = False
     register_conditions: bool = False
+    realtime_arithmetic: bool = False
 
 
 REQUIREMENTS: dict[str, Requirements] = {
@@ -57,7 +60,21 @@ _CAPABILITY_OF = {  # requirement -> (capability field, words for a diagnostic)
     "mid_circuit_measurement": ("supports_mid_circuit_measurement", "mid-circuit measurement"),
     "feed_forward": ("supports_feed_forward", "feed-forward (gates conditioned on measured bits)"),
     "register_conditions": ("supports_register_conditions", "conditions on a register's value"),
+    "realtime_arithmetic": ("supports_realtime_arithmetic",
+                            "real-time classical arithmetic (integer registers computed during a shot)"),
 }
+
+# What the `dynamic` strategy needs on top of its own requirements to compute a
+# neuron's angle from the previous layer's bits during the shot (layers too wide for
+# a table of conditions).
+REALTIME_ANGLES = Requirements(mid_circuit_measurement=True, feed_forward=True,
+                               realtime_arithmetic=True)
+
+
+def missing(req: Requirements, caps: Capabilities) -> list[str]:
+    """The capabilities (in words) that `req` asks for and `caps` lacks."""
+    return [words for name, (cap, words) in _CAPABILITY_OF.items()
+            if getattr(req, name) and not getattr(caps, cap)]
 
 
 def check_strategy(strategy: str, caps: Capabilities) -> None:
@@ -65,12 +82,10 @@ def check_strategy(strategy: str, caps: Capabilities) -> None:
     if strategy not in REQUIREMENTS:
         raise refuse("Q0302", f"unknown strategy `{strategy}`",
                      help="strategies: " + ", ".join(STRATEGIES))
-    req = REQUIREMENTS[strategy]
-    missing = [words for name, (cap, words) in _CAPABILITY_OF.items()
-               if getattr(req, name) and not getattr(caps, cap)]
-    if missing:
+    lacking = missing(REQUIREMENTS[strategy], caps)
+    if lacking:
         raise refuse("Q0303", f"target `{caps.target}` (backend `{caps.backend}`) cannot run the "
-                     f"`{strategy}` strategy", notes=[f"it has no {m}" for m in missing],
+                     f"`{strategy}` strategy", notes=[f"it has no {m}" for m in lacking],
                      help="strategies it can run: " + ", ".join(f"`{s}`" for s in caps.strategies))
 
 

@@ -14,14 +14,16 @@ from qnnc.runtime.targets.capabilities import NOISE_KINDS, STRATEGIES, TARGETS
 from qnnc.runtime.targets.errors import refuse
 
 
-def add_compile_arguments(p) -> None:
+def add_compile_arguments(p, outputs: bool = True, backend_help: Optional[str] = None) -> None:
+    """The flags of `qnnc compile`. `outputs=False` leaves out `-o` and `--json`, for a
+    command that gives them another meaning (`qnnc submit` writes results there)."""
     from qnnc.compiler.cli import add_program_arguments
 
     add_program_arguments(p)
     p.add_argument("--target", choices=TARGETS, default="ibm", help="vendor (default: ibm)")
     p.add_argument("--backend", metavar="NAME",
-                   help="device: an IBM fake backend (default fake_brisbane), an IonQ device "
-                        "(forte-1, aria-1), a Quantinuum device (H2-1)")
+                   help=backend_help or "device: an IBM fake backend (default fake_brisbane), an "
+                        "IonQ device (forte-1, aria-1), a Quantinuum device (H2-1)")
     p.add_argument("--strategy", choices=STRATEGIES,
                    help="lowering (default: the best one the target runs that fits)")
     p.add_argument("--checkpoint", metavar="PATH",
@@ -37,12 +39,19 @@ def add_compile_arguments(p) -> None:
                    help="use at most N of the device's qubits (default: all)")
     p.add_argument("--max-table-width", type=int, metavar="BITS",
                    help="widest previous layer a table of conditions may span (default: 8)")
+    p.add_argument("--weight-bits", type=int, metavar="M",
+                   help="dynamic on a target with real-time arithmetic (quantinuum): round the "
+                        "weights after the first layer to the grid a/2^M (clip squash; a power "
+                        "of two for a = 0) and compute wider layers' angles during the shot; "
+                        "the summary reports the change (default: no rounding)")
     p.add_argument("--noise-pairs", type=int, metavar="K",
                    help="insert K identity pairs after each neuron rotation (noise probe); "
                         "0 places the probe's fences only: the baseline of a noise study")
     p.add_argument("--noise-kind", choices=NOISE_KINDS, default="sx",
                    help="pairs of sx·sx† on each qubit, or cz·cz / ms·ms† on neighbours")
     p.add_argument("--seed", type=int, default=0, help="seed (transpiler, untrained weights, shots)")
+    if not outputs:
+        return
     p.add_argument("-o", "--output", metavar="FILE",
                    help="write the circuits: .json for everything in one file; another "
                         "extension writes the target's text format (one file per circuit)")
@@ -113,7 +122,8 @@ def compile_from_args(args, local_limit: Optional[int] = None):
                                strategy=args.strategy, backend=args.backend,
                                noise_pairs=args.noise_pairs, noise_kind=args.noise_kind,
                                copies=args.copies, max_table_width=args.max_table_width,
-                               max_qubits=args.max_qubits, seed=args.seed, network=network.name)
+                               max_qubits=args.max_qubits, seed=args.seed, network=network.name,
+                               weight_bits=args.weight_bits)
     widest = max(c.num_qubits for c in compiled.circuits)
     if local_limit and args.copies is None and compiled.strategy == "layered" and widest > local_limit:
         compiled = compile_network(program, None, weights, x, target=args.target,
@@ -121,7 +131,8 @@ def compile_from_args(args, local_limit: Optional[int] = None):
                                    noise_pairs=args.noise_pairs, noise_kind=args.noise_kind,
                                    copies=1, max_table_width=args.max_table_width,
                                    max_qubits=min(local_limit, args.max_qubits or local_limit),
-                                   seed=args.seed, network=network.name)
+                                   seed=args.seed, network=network.name,
+                                   weight_bits=args.weight_bits)
         compiled.summary["notes"].append(
             f"one copy per circuit, at most {local_limit} qubits: {widest} qubits do not fit "
             f"the local simulator")

@@ -24,7 +24,7 @@ VENDORS = {
     "quantinuum": "qnnc.runtime.targets.quantinuum",
 }
 # Refusals that make the default strategy choice move on to the next strategy.
-_LIMIT_CODES = ("Q0303", "Q0305", "Q0306")
+_LIMIT_CODES = ("Q0303", "Q0305", "Q0306", "Q0333", "Q0334")
 
 
 def vendor(target: str):
@@ -78,10 +78,13 @@ def compile_network(program_or_network: Union[ir.Program, ir.Network],
                     backend: Optional[str] = None, noise_pairs: Optional[int] = None, noise_kind: str = "sx",
                     *, copies: Optional[int] = None, max_table_width: Optional[int] = None,
                     max_qubits: Optional[int] = None, seed: int = 0,
-                    network: Optional[str] = None) -> CompiledProgram:
+                    network: Optional[str] = None, weight_bits: Optional[int] = None) -> CompiledProgram:
     """Lower a network with its weights and one preprocessed input `x` to the target's
     circuits. `strategy=None` takes the first strategy the target runs (best first)
-    that fits; an explicit strategy that cannot run is refused, never replaced."""
+    that fits; an explicit strategy that cannot run is refused, never replaced.
+    `weight_bits` rounds the weights of the layers after the first to an integer grid
+    (see `network.resolve`), so that a target with real-time arithmetic computes their
+    angles exactly during the shot; the summary reports the grid and the change."""
     if isinstance(program_or_network, ir.Program):
         net = program_or_network.network(network)
         if net is None:
@@ -100,9 +103,9 @@ def compile_network(program_or_network: Union[ir.Program, ir.Network],
             raise refuse("Q0308", f"max qubits must be at least 1, not {max_qubits}")
         # use part of the device (e.g. what a local simulator holds)
         caps = dataclasses.replace(caps, max_qubits=min(caps.max_qubits, max_qubits))
-    spec = resolve(net, neurons, weights, x)
+    spec = resolve(net, neurons, weights, x, weight_bits)
     opts = Options(noise_pairs=noise_pairs, noise_kind=noise_kind, copies=copies,
-                   max_table_width=max_table_width)
+                   max_table_width=max_table_width, weight_bits=weight_bits)
     refused: list[str] = []
     if strategy is not None:
         check_strategy(strategy, caps)
@@ -126,7 +129,28 @@ def compile_network(program_or_network: Union[ir.Program, ir.Network],
     compiled = CompiledProgram(target, caps.backend, lowered.strategy, caps, spec, lowered, prog,
                                {}, seed, refused)
     compiled.summary = summarise(compiled, mod.native_stats(prog))
+    if weight_bits is not None:
+        compiled.summary["quantisation"] = quantisation_summary(spec, weight_bits)
+        compiled.summary["notes"].extend(quantisation_notes(spec, weight_bits))
     return compiled
+
+
+def quantisation_summary(spec: NetworkSpec, weight_bits: int) -> dict:
+    return {"weight_bits": weight_bits, "layers": {
+        h.name: {"squash": h.quantised.squash, "grid": h.quantised.grid,
+                 "max_abs_change": h.quantised.max_abs_change}
+        for h in spec.hidden if h.quantised is not None}}
+
+
+def quantisation_notes(spec: NetworkSpec, weight_bits: int) -> list[str]:
+    """The quantisation in words: it changes the network, so it is never silent."""
+    done = [h for h in spec.hidden if h.quantised is not None]
+    notes = [f"weights of `{h.name}` quantised ({weight_bits} bits): {h.quantised.describe()}"
+             for h in done]
+    if not done:
+        notes.append(f"--weight-bits {weight_bits}: no layer quantised (only layers after the "
+                     "first with a clip squash or a = 0 are)")
+    return notes
 
 
 def summarise(c: CompiledProgram, native: list[dict]) -> dict:

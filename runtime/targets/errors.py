@@ -15,7 +15,7 @@ CODES: dict[str, str] = {
     "Q0305": "the circuit needs more qubits than the device has",
     "Q0306": "a table of conditions (or multiplexed rotation) is wider than the limit",
     "Q0307": "noise kind not available on the target",
-    "Q0308": "bad noise-pair count or copies count",
+    "Q0308": "bad noise-pair count, copies count or weight bits",
     "Q0310": "a vendor SDK (an optional extra) is not installed",
     "Q0311": "the network cannot be lowered to circuits (no quantum hidden layer, or a classical one between them)",
     "Q0312": "a carried layer has a different width from the layer it continues",
@@ -28,9 +28,14 @@ CODES: dict[str, str] = {
     "Q0330": "a neuron definition cannot be lowered (unbound name, unknown function)",
     "Q0331": "a neuron angle is not finite",
     "Q0332": "a gate of the neuron has no lowering",
+    "Q0333": "a neuron angle has no exact real-time (integer) realisation",
+    "Q0334": "a real-time register would be wider than the target's classical registers",
     "Q0340": "the program has no such network",
     "Q0341": "a checkpoint cannot be read",
     "Q0342": "a test image cannot be bound",
+    "Q0350": "no credentials for the vendor's cloud client (nothing was submitted)",
+    "Q0351": "the vendor's cloud client failed (authentication, network, unknown device, failed job)",
+    "Q0352": "the target has no submission path here, or its offline substitute cannot execute",
 }
 
 

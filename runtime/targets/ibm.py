@@ -222,28 +222,34 @@ class IbmProgram:
 
 def emit(lowered: Lowered, caps: Capabilities, seed: int = 0, optimization_level: int = 1) -> IbmProgram:
     _qiskit()
+    be = fake_backend(caps.backend)
+    logical = [to_qiskit(c) for c in lowered.circuits]
+    isa = transpile_circuits(lowered.circuits, be, seed, optimization_level)
+    return IbmProgram(be.name, logical, isa, seed)
+
+
+def transpile_circuits(circuits: Sequence[Circuit], backend, seed: int = 0,
+                       optimization_level: int = 1) -> list:
+    """Neutral circuits in the ISA of `backend` (a fake backend, or a device of the
+    runtime service for `qnnc submit`)."""
     from qiskit.transpiler import PassManager, generate_preset_pass_manager
     from qiskit.transpiler.exceptions import TranspilerError
 
-    be = fake_backend(caps.backend)
-    logical = [to_qiskit(c) for c in lowered.circuits]
     probes: dict = {}
-    routed_in = [to_qiskit(c, probes, f"_{k}") for k, c in enumerate(lowered.circuits)]
+    routed_in = [to_qiskit(c, probes, f"_{k}") for k, c in enumerate(circuits)]
     try:
         # Noise pairs join after routing (placeholders route them), between barriers
         # that level 1's single-qubit optimiser does not cross: the pairs survive, and
         # a probe with K pairs compiles to the K = 0 circuit plus exactly the pairs.
-        pm = generate_preset_pass_manager(optimization_level=optimization_level, backend=be,
+        pm = generate_preset_pass_manager(optimization_level=optimization_level, backend=backend,
                                           seed_transpiler=seed)
         if probes:
             pm.post_routing = PassManager([expand_noise_probes_pass(probes)])
         isa = pm.run(routed_in)
     except TranspilerError as exc:
-        raise refuse("Q0320", f"qiskit could not transpile for `{be.name}`: {exc}",
+        raise refuse("Q0320", f"qiskit could not transpile for `{backend.name}`: {exc}",
                      help="try `--strategy layered`, which needs no feed-forward")
-    if not isinstance(isa, list):
-        isa = [isa]
-    return IbmProgram(be.name, logical, isa, seed)
+    return isa if isinstance(isa, list) else [isa]
 
 
 def qasm3(circuit) -> str:

@@ -18,6 +18,30 @@ from qnnc.runtime.targets.errors import refuse
 from qnnc.runtime.targets.neurons import NeuronModel
 
 
+# The widest weight grid `--weight-bits` accepts: 2^30 steps per unit of a keeps the
+# sums of a few thousand terms inside a 63-bit register.
+MAX_WEIGHT_BITS = 30
+
+
+@dataclass(frozen=True)
+class Quantisation:
+    """A layer's weights and bias on an integer grid: weight = grid * weight_int. For a
+    clip squash the grid is a / 2^bits, so z / a = (integer) / 2^bits; for a = 0 (sign)
+    it is the power of two that gives the largest |weight| `bits` bits (every sum of
+    grid multiples is then exact in floating point, and sign(z) is exact)."""
+
+    bits: int
+    squash: str  # "clip" or "sign"
+    grid: float
+    weight_int: np.ndarray  # int64 [size, fan_in]
+    bias_int: np.ndarray  # int64 [size]
+    max_abs_change: float  # over weights and bias
+
+    def describe(self) -> str:
+        how = f"a/2^{self.bits}" if self.squash == "clip" else f"sign: 2^{int(np.log2(self.grid))}"
+        return f"grid {self.grid:.6g} ({how}), max |dW| = {self.max_abs_change:.3g}"
+
+
 @dataclass
 class HiddenLayer:
     name: str
@@ -30,6 +54,7 @@ class HiddenLayer:
     # and so has the previous layer's (as in the simulator; otherwise it starts in |0>).
     carried: bool
     span: ir.Span = ir.NO_SPAN
+    quantised: Optional[Quantisation] = None  # weights rounded for real-time arithmetic
 
     def z(self, d_prev: np.ndarray) -> np.ndarray:
         """Pre-activations [..., size] from the previous layer's ±1 outcomes (or x)."""
@@ -70,8 +95,15 @@ class NetworkSpec:
 
 
 def resolve(network: ir.Network, neurons: Union[Mapping[str, ir.NeuronDef], Sequence[ir.NeuronDef]],
-            weights: Mapping[str, np.ndarray], x) -> NetworkSpec:
-    """Check and bind a network for the circuit lowerings."""
+            weights: Mapping[str, np.ndarray], x, weight_bits: Optional[int] = None) -> NetworkSpec:
+    """Check and bind a network for the circuit lowerings. With `weight_bits`, every
+    layer after the first whose angles are exact in integer arithmetic (a clip squash,
+    or sign at a = 0) gets its weights and bias rounded to an integer grid
+    (`Quantisation`): the network that real-time arithmetic computes, and the one the
+    exact reference describes."""
+    if weight_bits is not None and not 0 <= weight_bits <= MAX_WEIGHT_BITS:
+        raise refuse("Q0308", f"weight bits must be between 0 and {MAX_WEIGHT_BITS}, not {weight_bits}",
+                     help="the weight grid is a / 2^M for a clip squash with parameter a")
     if not isinstance(neurons, Mapping):
         neurons = {n.name: n for n in neurons}
     hidden: list[HiddenLayer] = []
@@ -115,8 +147,12 @@ def resolve(network: ir.Network, neurons: Union[Mapping[str, ir.NeuronDef], Sequ
                 raise refuse("Q0312", f"layer `{layer.name}` carries the qubits of `{prev.name}`, "
                              f"which has {prev.size} neurons, not {layer.size}", layer.span,
                              help="give carried layers the width of the layer they continue")
+        q = (quantise(model, w, b, weight_bits, layer) if (hidden and weight_bits is not None)
+             else None)
+        if q is not None:
+            w, b = q.weight_int * q.grid, q.bias_int * q.grid
         hidden.append(HiddenLayer(layer.name, len(hidden), layer.size, model, w, b, carried,
-                                  layer.span))
+                                  layer.span, q))
         prev_name = layer.name
     if not hidden:
         raise refuse("Q0311", f"network `{network.name}` has no quantum hidden layer",
@@ -126,6 +162,48 @@ def resolve(network: ir.Network, neurons: Union[Mapping[str, ir.NeuronDef], Sequ
                      f"{hidden[0].weight.shape[1]}", network.input.span,
                      help="pass the preprocessed input (after scaling and pooling)")
     return NetworkSpec(network.name, hidden, x, output, network.span)
+
+
+def realtime_squash(model: NeuronModel) -> Optional[tuple[str, float]]:
+    """(kind, a) shared by every z-dependent angle of the neuron, when each is
+    c0 + c1 f(z/a) + c2 last; None when some angle is not of that form or they differ."""
+    found: set[tuple[Optional[str], float]] = set()
+    for gi, g in enumerate(model.gates):
+        if g.angle is None or "z" not in model.used_names(gi):
+            continue
+        form = model.squash_form(gi)
+        if form is None:
+            return None
+        if form.kind is not None:
+            found.add((form.kind, form.a))
+    return next(iter(found)) if len(found) == 1 else None
+
+
+def quantise(model: NeuronModel, w: np.ndarray, b: np.ndarray, bits: int,
+             layer: Optional[ir.Layer] = None) -> Optional[Quantisation]:
+    """Round a layer's weights to the integer grid of its squash (None where integer
+    arithmetic cannot be exact: tanh with a > 0, or angles of another form)."""
+    form = realtime_squash(model)
+    if form is None or form[0] not in ("clip", "sign"):
+        return None
+    kind, a = form
+    if kind == "clip":
+        grid = a / 2.0 ** bits
+    else:
+        top = float(max(np.max(np.abs(w), initial=0.0), np.max(np.abs(b), initial=0.0)))
+        exponent = int(np.ceil(np.log2(top))) if top > 0 else 0
+        grid = 2.0 ** (exponent - bits)
+    steps = max(np.max(np.abs(w), initial=0.0), np.max(np.abs(b), initial=0.0)) / grid
+    if steps > 2.0 ** 52:
+        where = f"layer `{layer.name}`: " if layer is not None else ""
+        raise refuse("Q0334", f"{where}weights up to {steps * grid:.3g} on the grid {grid:.3g} "
+                     f"(a/2^{bits}) are integers of more than 52 bits",
+                     layer.span if layer is not None else None,
+                     help="use fewer `--weight-bits`, or a larger a")
+    wi = np.rint(w / grid).astype(np.int64)
+    bi = np.rint(b / grid).astype(np.int64)
+    change = max(np.max(np.abs(wi * grid - w), initial=0.0), np.max(np.abs(bi * grid - b), initial=0.0))
+    return Quantisation(bits, kind, grid, wi, bi, float(change))
 
 
 def _weights(layer: ir.Layer, weights: Mapping[str, np.ndarray], required: bool):

@@ -149,6 +149,28 @@ def gate_matrix(name: str, angle: Number = 0.0) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class SquashForm:
+    """A gate angle of the form c0 + c1 * f(z / a) + c2 * last, where f is `kind`
+    ("clip", "tanh"; "sign" when a = 0) or absent (c1 = 0, kind None)."""
+
+    kind: Optional[str]
+    a: float
+    c0: float
+    c1: float
+    c2: float
+
+
+def squash_value(kind: Optional[str], a: float, z: Number) -> np.ndarray:
+    """f(z / a) of a `SquashForm` (sign(z) when a = 0; 0 without a squash)."""
+    z = np.asarray(z, dtype=float)
+    if kind is None:
+        return np.zeros_like(z)
+    if a == 0:
+        return sign(z)
+    return _squash(kind, z / a)
+
+
+@dataclass(frozen=True)
 class Branch:
     """One branch of a neuron's measurements: `record` holds the outcome bit (0: |0>,
     +1; 1: |1>, -1) of every MeasureOp in order, `emit` the emitted bit, `prob` its
@@ -230,6 +252,69 @@ class NeuronModel:
             if g.angle is not None:
                 walk(g.angle)
         return names
+
+    def squash_form(self, gate_index: int) -> Optional[SquashForm]:
+        """The gate's angle as c0 + c1 f(z/a) + c2 last, or None when it is not of that
+        form. The candidate f and a are read from the expression (a squash applied to
+        `z / <expression in the parameters>`); the coefficients are fitted on sample
+        points and the form is accepted only if it reproduces every sample."""
+        g = self.gates[gate_index]
+        if g.angle is None:
+            return None
+        env = dict(self.args)
+        calls: set[tuple[str, float]] = set()
+        foreign = False  # `z` used outside a squash of z / a
+
+        def walk(e, inside: bool):
+            nonlocal foreign
+            if isinstance(e, ir.Ref):
+                if e.name == "z" and not inside:
+                    foreign = True
+            elif isinstance(e, ir.Unary):
+                walk(e.operand, inside)
+            elif isinstance(e, ir.Binary):
+                walk(e.lhs, inside)
+                walk(e.rhs, inside)
+            elif isinstance(e, ir.Call):
+                kind = env.get(e.function) if isinstance(env.get(e.function), str) else None
+                if kind is None and e.function in ("tanh", "clip") and len(e.args) == 1:
+                    kind = e.function
+                arg = e.args[0] if len(e.args) == 1 else None
+                if (kind is not None and isinstance(arg, ir.Binary) and arg.op == "/"
+                        and isinstance(arg.lhs, ir.Ref) and arg.lhs.name == "z"):
+                    try:
+                        a = float(eval_expr(arg.rhs, {**env, "z": 0.0, "last": 1.0}))
+                    except Exception:  # the denominator depends on z or last
+                        foreign = True
+                        return
+                    calls.add((kind, a))
+                    walk(arg.rhs, True)
+                    return
+                for x in e.args:
+                    walk(x, inside)
+
+        walk(g.angle, False)
+        if foreign or len(calls) > 1:
+            return None
+        kind, a = next(iter(calls)) if calls else (None, 0.0)
+        if kind is not None and a == 0:
+            kind = "sign"
+        if not np.isfinite(a) or a < 0:
+            return None
+        rng = np.random.default_rng(0)
+        u = np.concatenate([np.linspace(-3, 3, 25), rng.uniform(-5, 5, 40)])
+        z = np.concatenate([u * (a if a > 0 else 1.0)] * 2)
+        last = np.repeat([1.0, -1.0], u.size)
+        angle = self.angles(z, last)[gate_index]
+        f = squash_value(kind, a, z)
+        basis = np.stack([np.ones_like(z), f, last], 1)
+        coef, *_ = np.linalg.lstsq(basis, angle, rcond=None)
+        if not np.allclose(basis @ coef, angle, atol=1e-9, rtol=0):
+            return None
+        c0, c1, c2 = (float(c) for c in coef)
+        if kind is None:
+            c1 = 0.0
+        return SquashForm(kind, a, c0, c1, c2)
 
     # ------------------------------------------------------------------ local simulation
 

@@ -3,6 +3,12 @@ gates, compiled offline by `QuantinuumBackend("H2-1")`'s default pass (PhasedX, 
 ZZPhase; conditionals kept); `hqslib1` QASM and pytket JSON out; runs on pytket-qiskit's
 `AerBackend`. Every pytket import is lazy.
 
+Real-time arithmetic (neutral `assign` ops) becomes pytket `ClExpr` operations on whole
+registers (a single measured bit j of register R is read as `(R >> j) & 1`, since
+hqslib1 QASM accepts only register-aligned expressions). Aer cannot execute those; a
+circuit that has them runs on the local emulator `<device>LE` (pytket-pecos, the
+`quantinuum` extra), exactly and with a seed.
+
 pytket angles are in half-turns; a `Param` becomes a sympy symbol standing for the
 angle in radians (the gate takes symbol / pi), substituted per execution."""
 
@@ -16,13 +22,16 @@ from typing import Optional, Sequence
 import numpy as np
 
 from qnnc.runtime.targets.capabilities import QUANTINUUM_DEFAULT, Capabilities
-from qnnc.runtime.targets.circuit import Circuit, Param
+from qnnc.runtime.targets.circuit import Arith, BitVal, Circuit, Lit, Param, RegVal
 from qnnc.runtime.targets.errors import missing_extra, refuse
 from qnnc.runtime.targets.lowering import Lowered
 
 PRIMARY_FORMAT = "hqslib1"  # what `-o FILE` writes for a non-JSON FILE
 SIMULATORS = ("ideal", "noisy")
 STATEVECTOR_MAX = 16
+# The widest circuit with real-time arithmetic run on the local emulator: pytket-pecos
+# simulates each shot's state vector, about 1.5 s per shot at 20 qubits here (0.05 s at 16).
+EMULATOR_MAX_QUBITS = 20
 # pytket optimisation level 3 removes barriers (and with them the noise pairs); 2 keeps them.
 OPTIMISATION_LEVEL = 2
 CONDITIONALS_FOR_LEVEL_0 = 64
@@ -47,8 +56,14 @@ def backend(name: Optional[str] = None):
 
     name = name or QUANTINUUM_DEFAULT
     if name not in _BACKENDS:
-        be = QuantinuumBackend(name)
-        if be.backend_info is None:
+        from pytket.extensions.quantinuum.backends.quantinuum import DeviceNotAvailable
+
+        try:
+            be = QuantinuumBackend(name)
+            info = be.backend_info  # offline device data; raises for an unknown name
+        except DeviceNotAvailable:
+            info = None
+        if info is None:
             raise refuse("Q0304", f"unknown Quantinuum backend `{name}`",
                          help="offline device data exists for `H2-1`, `H2-2`, `H1-1`")
         _BACKENDS[name] = be
@@ -71,6 +86,8 @@ def capabilities(backend_name: Optional[str] = None) -> Capabilities:
         native_gates=tuple(sorted(str(g).removeprefix("OpType.") for g in gs if g in (
             OpType.PhasedX, OpType.Rz, OpType.ZZPhase, OpType.ZZMax, OpType.TK2))),
         noise_kinds=("sx", "cz", "ms"), strategies=("dynamic", "layered", "deferred"),
+        max_register_width=int(info.misc.get("max_classical_register_width", 32))
+        if OpType.ClExpr in gs else 0,
     )
 
 
@@ -93,6 +110,7 @@ def to_pytket(circ: Circuit):
     def half_turns(a):
         return syms[a.index] / sympy.pi if isinstance(a, Param) else float(a) / math.pi
 
+    reg_of = {cl: reg for reg in circ.cregs for cl in reg.clbits}
     kinds = {"ry": OpType.Ry, "rx": OpType.Rx, "rz": OpType.Rz, "x": OpType.X, "h": OpType.H,
              "sx": OpType.SX, "sxdg": OpType.SXdg, "cx": OpType.CX, "cz": OpType.CZ,
              "ms": OpType.XXPhase, "msdg": OpType.XXPhase}
@@ -104,6 +122,8 @@ def to_pytket(circ: Circuit):
             c.Reset(Qubit(op.qubits[0]))
         elif n == "barrier":
             c.add_barrier([Qubit(q) for q in op.qubits])
+        elif n == "assign":
+            _add_assign(c, op, bits, reg_of)
         elif n in kinds:
             params = []
             if n in ("ry", "rx", "rz"):
@@ -120,6 +140,68 @@ def to_pytket(circ: Circuit):
         else:  # pragma: no cover
             raise refuse("Q0332", f"no pytket lowering for `{n}`")
     return c, syms
+
+
+_CLOPS = {"+": "RegAdd", "-": "RegSub", "*": "RegMul", ">=": "RegGeq", "<": "RegLt",
+          ">": "RegGt", "==": "RegEq"}
+
+
+def _add_assign(c, op, bits: list, reg_of: dict) -> None:
+    """A neutral `assign` as one pytket ClExpr over whole registers."""
+    from pytket.circuit import ClExpr, ClOp, ClRegVar, WiredClExpr
+
+    args: list = []  # the op's bits: input registers, then outputs not among them
+    reg_var: dict[str, int] = {}
+    reg_posn: dict[int, list[int]] = {}
+
+    def register(reg) -> ClRegVar:
+        if reg.name not in reg_var:
+            k = len(reg_var)
+            reg_var[reg.name] = k
+            reg_posn[k] = list(range(len(args), len(args) + len(reg.clbits)))
+            args.extend(bits[cl] for cl in reg.clbits)
+        return ClRegVar(reg_var[reg.name])
+
+    def lower(e):
+        if isinstance(e, Lit):
+            return int(e.value)
+        if isinstance(e, BitVal):
+            reg = reg_of[e.clbit]
+            k = reg.clbits.index(e.clbit)
+            v = register(reg)
+            shifted = ClExpr(ClOp.RegRsh, [v, k]) if k else v
+            return ClExpr(ClOp.RegAnd, [shifted, 1])
+        if isinstance(e, RegVal):
+            reg = reg_of[e.clbits[0]]
+            if tuple(reg.clbits) != tuple(e.clbits):
+                raise refuse("Q0332", "real-time arithmetic reads part of a register; hqslib1 "
+                             "needs whole registers")
+            return register(reg)
+        assert isinstance(e, Arith)
+        return ClExpr(getattr(ClOp, _CLOPS[e.op]), [lower(e.lhs), lower(e.rhs)])
+
+    expr = lower(op.expr)
+    if isinstance(expr, int):  # a constant: x + 0, as pytket wants an expression
+        expr = ClExpr(ClOp.RegAdd, [expr, 0])
+    out_reg = reg_of[op.targets[0]]
+    if len(op.targets) > 1 and tuple(out_reg.clbits) != tuple(op.targets):
+        raise refuse("Q0332", "real-time arithmetic writes part of a register; hqslib1 needs "
+                     "whole registers")
+    if len(op.targets) > 1 and out_reg.name in reg_var:
+        output_posn = reg_posn[reg_var[out_reg.name]]  # in place: R := f(R, ...)
+    else:
+        output_posn = list(range(len(args), len(args) + len(op.targets)))
+        args.extend(bits[cl] for cl in op.targets)
+    wired = WiredClExpr(expr, reg_posn=reg_posn, output_posn=output_posn)
+    kw = {}
+    if op.condition is not None:
+        kw = dict(condition_bits=[bits[b] for b in op.condition.clbits],
+                  condition_value=op.condition.value)
+    c.add_clexpr(wired, args, **kw)
+
+
+def has_realtime_arithmetic(circ: Circuit) -> bool:
+    return any(o.name == "assign" for o in circ.ops)
 
 
 @dataclass
@@ -154,7 +236,8 @@ def emit(lowered: Lowered, caps: Capabilities, seed: int = 0) -> QuantinuumProgr
 def texts(prog: QuantinuumProgram) -> dict[str, list[str]]:
     from pytket.qasm import circuit_to_qasm_str
 
-    return {"hqslib1": [circuit_to_qasm_str(c, header="hqslib1") for c in prog.compiled],
+    # maxwidth: real-time registers may be as wide as the device allows (63 bits on H2)
+    return {"hqslib1": [circuit_to_qasm_str(c, header="hqslib1", maxwidth=64) for c in prog.compiled],
             "pytket_json": [json.dumps(c.to_dict(), sort_keys=True) + "\n" for c in prog.compiled]}
 
 
@@ -162,7 +245,7 @@ def stats(c) -> dict:
     from pytket import OpType
 
     counts: dict[str, int] = {}
-    cond = meas = resets = two_q = gates = 0
+    cond = meas = resets = two_q = gates = classical = 0
     qubits: set = set()
     for cmd in c.get_commands():
         op = cmd.op
@@ -177,6 +260,8 @@ def stats(c) -> dict:
         qubits.update(cmd.qubits)
         if t == OpType.Measure:
             meas += 1
+        elif t == OpType.ClExpr:
+            classical += 1
         elif t == OpType.Reset:
             resets += 1
         else:
@@ -185,6 +270,7 @@ def stats(c) -> dict:
                 two_q += 1
     return {"qubits": len(qubits), "depth": c.depth(), "two_qubit_gates": two_q,
             "measurements": meas, "conditionals": cond, "resets": resets, "gates": gates,
+            "classical": classical,
             "ops": dict(sorted(counts.items()))}
 
 
@@ -205,6 +291,7 @@ class QuantinuumExecutor:
         self.noisy = simulator == "noisy"
         self.seeds = np.random.SeedSequence(seed)
         self._aer: dict = {}
+        self._emulator_backend = None
 
     def _backend(self, wide: bool):
         from pytket.extensions.qiskit import AerBackend
@@ -220,17 +307,38 @@ class QuantinuumExecutor:
     def _seed(self) -> int:
         return int(self.seeds.spawn(1)[0].generate_state(1)[0] & 0x7FFFFFFF)
 
+    def _emulator(self):
+        """`<device>LE`, pytket-quantinuum's local emulator (pytket-pecos): it executes
+        ClExpr operations, which Aer does not."""
+        if self.noisy:
+            raise refuse("Q0316", "the `noisy` simulator cannot run real-time classical "
+                         "arithmetic (Aer does not execute pytket ClExpr operations)",
+                         help="use `--simulator ideal` (the local emulator)")
+        if self._emulator_backend is None:
+            try:
+                import pytket_pecos  # noqa: F401
+            except ImportError as exc:
+                raise refuse("Q0310", "a circuit with real-time classical arithmetic runs locally "
+                             f"on the emulator `{self.prog.backend}LE`, which needs `pytket-pecos`; "
+                             "it is not installed", help="install it with "
+                             "`pip install 'qnnc[quantinuum-emulator]'`",
+                             notes=(f"import failed: {exc}",))
+            self._emulator_backend = backend(self.prog.backend + "LE")
+        return self._emulator_backend
+
     def run(self, index: int, values: Optional[np.ndarray], shots: Sequence[int]) -> list[np.ndarray]:
         from pytket import Bit
 
         cc = self.prog.compiled[index]
         neutral = self.prog.neutral[index]
-        wide = stats(cc)["qubits"] > STATEVECTOR_MAX
-        aer = self._backend(wide)
         cbits = [None] * neutral.num_clbits
         for reg in neutral.cregs:
             for k, cl in enumerate(reg.clbits):
                 cbits[cl] = Bit(reg.name, k)
+        if has_realtime_arithmetic(neutral):
+            return self._run_emulator(cc, cbits, values, shots)
+        wide = stats(cc)["qubits"] > STATEVECTOR_MAX
+        aer = self._backend(wide)
         circuits = []
         for j in range(len(shots)):
             c = cc
@@ -245,6 +353,21 @@ class QuantinuumExecutor:
         for h in handles:
             r = aer.get_result(h)
             out.append(np.asarray(r.get_shots(cbits=cbits), dtype=np.uint8))
+        return out
+
+
+    def _run_emulator(self, cc, cbits: list, values, shots: Sequence[int]) -> list[np.ndarray]:
+        if values is not None:  # pragma: no cover - only `dynamic` computes in real time
+            raise refuse("Q0316", "host-bound parameters and real-time arithmetic in one circuit")
+        if cc.n_qubits > EMULATOR_MAX_QUBITS:
+            raise refuse("Q0316", f"the circuit has {cc.n_qubits} qubits; the local emulator "
+                         f"(state vector) holds at most {EMULATOR_MAX_QUBITS} here",
+                         help="compile a narrower network, or use `--strategy layered`")
+        emu = self._emulator()
+        out = []
+        for n in shots:
+            h = emu.process_circuit(cc, n_shots=int(n), seed=self._seed())
+            out.append(np.asarray(emu.get_result(h).get_shots(cbits=cbits), dtype=np.uint8))
         return out
 
 
@@ -268,4 +391,6 @@ def executor(prog: QuantinuumProgram, lowered: Lowered, simulator: str = "ideal"
 
 def local_qubit_limit(simulator: str) -> Optional[int]:
     """The widest circuit the local simulator holds here (None: no fixed limit)."""
-    return None  # pytket's AerBackend switches to matrix product states
+    # pytket's AerBackend switches to matrix product states; circuits with real-time
+    # arithmetic go to the emulator, which refuses beyond EMULATOR_MAX_QUBITS itself
+    return None
