@@ -224,19 +224,22 @@ def emit(lowered: Lowered, caps: Capabilities, seed: int = 0, optimization_level
     _qiskit()
     be = fake_backend(caps.backend)
     logical = [to_qiskit(c) for c in lowered.circuits]
-    isa = transpile_circuits(lowered.circuits, be, seed, optimization_level)
+    isa = transpile_circuits(lowered.circuits, be, seed, optimization_level, logical)
     return IbmProgram(be.name, logical, isa, seed)
 
 
 def transpile_circuits(circuits: Sequence[Circuit], backend, seed: int = 0,
-                       optimization_level: int = 1) -> list:
+                       optimization_level: int = 1, logical: Optional[list] = None) -> list:
     """Neutral circuits in the ISA of `backend` (a fake backend, or a device of the
-    runtime service for `qnnc submit`)."""
+    runtime service for `qnnc submit`). `logical`: their `to_qiskit` circuits, reused
+    where a circuit has no noise probe."""
     from qiskit.transpiler import PassManager, generate_preset_pass_manager
     from qiskit.transpiler.exceptions import TranspilerError
 
     probes: dict = {}
-    routed_in = [to_qiskit(c, probes, f"_{k}") for k, c in enumerate(circuits)]
+    routed_in = [to_qiskit(c, probes, f"_{k}")
+                 if logical is None or any(op.role == "probe" for op in c.ops) else logical[k]
+                 for k, c in enumerate(circuits)]
     try:
         # Noise pairs join after routing (placeholders route them), between barriers
         # that level 1's single-qubit optimiser does not cross: the pairs survive, and

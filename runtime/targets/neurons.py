@@ -206,6 +206,7 @@ class NeuronModel:
         self.measures = [op for op in ndef.ops if isinstance(op, ir.MeasureOp)]
         self.emit_index = next(i for i, m in enumerate(self.measures) if m.emit)
         self.gates = [op for op in ndef.ops if isinstance(op, ir.GateOp)]
+        self._used_names: dict[Optional[int], frozenset[str]] = {}
 
     @property
     def num_registers(self) -> int:
@@ -233,7 +234,14 @@ class NeuronModel:
         """Whether a gate's angle depends on `z` or `last` (else it is one number)."""
         return bool(self.used_names(gate_index) & set(ir.NEURON_SPECIAL_NAMES))
 
-    def used_names(self, gate_index: Optional[int] = None) -> set[str]:
+    def used_names(self, gate_index: Optional[int] = None) -> frozenset[str]:
+        """The names an angle (or, with None, any angle) reads; cached: the lowerings
+        ask once per neuron and copy."""
+        if gate_index not in self._used_names:
+            self._used_names[gate_index] = frozenset(self._walk_names(gate_index))
+        return self._used_names[gate_index]
+
+    def _walk_names(self, gate_index: Optional[int]) -> set[str]:
         names: set[str] = set()
 
         def walk(e):
