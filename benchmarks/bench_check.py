@@ -56,7 +56,7 @@ def main() -> int:
         "max_check_s": max(times),
         "whole_command_s": whole,
     }
-    print(f"| what | seconds |\n|---|---|")
+    print("| what | seconds |\n|---|---|")
     print(f"| start-up (imports, grammar tables) | {startup:.3f} |")
     print(f"| first check after start-up | {first:.4f} |")
     print(f"| check, median of {args.repeat} | {result['median_check_s']:.4f} |")

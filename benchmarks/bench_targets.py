@@ -240,7 +240,7 @@ def main(argv=None) -> int:
                           "samples_per_s": count / secs, "torch_speedup": secs / ref})
     result["rates"] = table
 
-    print(f"## Compile time, examples/hardware.qnn (default strategy; and real-time dynamic)\n")
+    print("## Compile time, examples/hardware.qnn (default strategy; and real-time dynamic)\n")
     print("| target | backend | strategy | circuits | first (s) | warm median (s) |")
     print("|---|---|---|---:|---:|---:|")
     for r in result["compile"]:

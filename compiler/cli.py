@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib
-import json
 import os
 import sys
 from typing import Callable, Optional, Sequence

@@ -12,7 +12,6 @@ import math
 import os
 from dataclasses import dataclass, field
 from importlib.resources import files
-from pathlib import Path
 from typing import Callable, Optional, Union
 
 from qnnc.compiler import ir
@@ -418,7 +417,7 @@ class _Elaborator:
                            help=did_you_mean(p.type, ir.PARAM_TYPES) or "types: real, int, squash")
                 continue
             if p.type == "squash" and p.range is not None:
-                self.c.add(TYPE_MISMATCH, f"a squash parameter takes no range", p.range.span,
+                self.c.add(TYPE_MISMATCH, "a squash parameter takes no range", p.range.span,
                            help="a squash is `tanh` or `clip`; ranges are for real and int parameters")
                 continue
             lo, hi = self.range_of(p.range, env={})

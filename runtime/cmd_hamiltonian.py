@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import sys
-from pathlib import Path
 
 
 def add_arguments(p) -> None:

@@ -74,16 +74,17 @@ def run(args) -> int:
         return 0
     if not args.json:
         print(sub.render_plan(plan), end="", flush=True)
-    progress = None
-    if not args.local:  # a real submission can wait in a queue: say what it waits for
-        import sys
-
-        def progress(job: dict) -> None:
-            print(f"  submitted {job['id']} (circuit {job['circuit']}, {job['shots']} shots); "
-                  f"waiting for its results", file=sys.stderr, flush=True)
+    # a real submission can wait in a queue: say what it waits for
     done = sub.submit(compiled, args.shots, local=args.local, device=device, seed=args.seed,
-                      progress=progress)
+                      progress=None if args.local else _announce)
     return _report(args, compiled, plan, done)
+
+
+def _announce(job: dict) -> None:
+    import sys
+
+    print(f"  submitted {job['id']} (circuit {job['circuit']}, {job['shots']} shots); "
+          f"waiting for its results", file=sys.stderr, flush=True)
 
 
 def _report(args, compiled, plan: dict, done) -> int:

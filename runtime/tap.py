@@ -311,7 +311,6 @@ def _bulk_edge(c: _Couplings) -> float:
     # Layers with no bonds (S' row zero) have no bulk; drop them.
     keep = Sp.sum(axis=1) > 0
     Sp = Sp[np.ix_(keep, keep)]
-    K = Sp.shape[0]
 
     def F(x):
         u = np.exp(x)  # u = e^x keeps u > 0

@@ -15,7 +15,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -125,7 +125,7 @@ def train(program: ir.Program, network: ir.Network, recipe: ir.TrainRecipe, out_
     import torch
 
     from qnnc.compiler.serialize import to_json_obj
-    from qnnc.runtime.data import load_dataset, preprocess, shuffled
+    from qnnc.runtime.data import load_dataset, preprocess
     out_dir = Path(out_dir)
     seed = recipe.seed
     torch.manual_seed(seed)

@@ -4,6 +4,7 @@ and `weak`, and small chain networks with random weights."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
@@ -81,6 +82,62 @@ def chain_network(n_in: int, widths: Sequence[int], neurons: Sequence[str] | str
         layers.append(ir.Layer("y", n_out, "output", ir.Dense(src, False, ir.NormalInit(0, 1, 1)),
                                ir.ClassicalActivation("linear")))
     return ir.Network(name, ir.Input("x", (n_in,), ()), tuple(layers), ir.Readout("argmax", 1))
+
+
+def with_random_bias(net: ir.Network, w: dict, rng: np.random.Generator) -> ir.Network:
+    """The network with a bias in every layer; draws the biases into `w`."""
+    net = ir.Network(net.name, net.input, tuple(
+        ir.Layer(l.name, l.size, l.role, ir.Dense(l.dense.source, True, l.dense.init), l.activation)
+        for l in net.layers), net.readout)
+    for l in net.layers:
+        w[f"{l.name}.bias"] = rng.normal(0, 0.3, l.size)
+    return net
+
+
+def check_refusal_golden(refusal, path: Path, update: bool = False) -> None:
+    """Run `refusal` from the repository root (spans are relative to it); its QnncError,
+    rendered, must equal the golden text at `path` (written instead with `update`)."""
+    import os
+
+    from qnnc.compiler.diagnostics import QnncError, render_all
+    from qnnc.runtime.targets import CODES
+
+    cwd = os.getcwd()
+    os.chdir(Path(__file__).resolve().parent.parent)
+    try:
+        try:
+            refusal()
+        except QnncError as exc:
+            diagnostics = exc.diagnostics
+        else:
+            raise AssertionError(f"{refusal.__name__} was not refused")
+        text = render_all(diagnostics)
+    finally:
+        os.chdir(cwd)
+    assert all(d.code in CODES for d in diagnostics)
+    if update:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert path.exists(), f"missing {path}; run with QNNC_UPDATE_GOLDEN=1"
+    assert text == path.read_text(encoding="utf-8")
+
+
+def example(name: str, **overrides):
+    """An example program of the repository (spans relative to its root), its declared
+    initial weights (seed 0), and an image-like input."""
+    import os
+
+    from qnnc.compiler import load_program
+    from qnnc.runtime.targets.network import initial_weights
+
+    cwd = os.getcwd()
+    os.chdir(Path(__file__).resolve().parent.parent)
+    try:
+        prog = load_program(f"examples/{name}.qnn", {k: str(v) for k, v in overrides.items()})
+    finally:
+        os.chdir(cwd)
+    net = prog.network()
+    return prog, initial_weights(net, 0), np.linspace(0, 1, net.input.features)
 
 
 def random_weights(network: ir.Network, seed: int = 0, scale: float = 1.0) -> dict:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from ir_builders_targets import NEURONS, chain_network, random_weights
+from ir_builders_targets import NEURONS, chain_network, random_weights, with_random_bias
 from qnnc.compiler import ir
 from qnnc.runtime.targets import compile_network, exact_distribution, resolve, run_compiled
 from qnnc.runtime.targets.network import outcomes_to_codes, tv_bound, tv_distance
@@ -31,12 +31,7 @@ def _case(neuron, width, depth, a, g, f, seed, bias):
     net = chain_network(3, [width] * depth, neuron, args, 2)
     w = random_weights(net, seed)
     if bias:
-        rng = np.random.default_rng(seed + 1)
-        net = ir.Network(net.name, net.input, tuple(
-            ir.Layer(l.name, l.size, l.role, ir.Dense(l.dense.source, True, l.dense.init), l.activation)
-            for l in net.layers), net.readout)
-        for l in net.layers:
-            w[f"{l.name}.bias"] = rng.normal(0, 0.3, l.size)
+        net = with_random_bias(net, w, np.random.default_rng(seed + 1))
     x = np.random.default_rng(seed + 2).uniform(-1, 1, 3)
     return net, w, x
 

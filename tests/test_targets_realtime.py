@@ -22,10 +22,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
-from ir_builders_targets import NEURONS, chain_network, emitted_distribution, max_abs_diff, random_weights
+from ir_builders_targets import (NEURONS, chain_network, check_refusal_golden, emitted_distribution, example,
+                                 max_abs_diff, random_weights, with_random_bias)
 from qnnc.compiler import ir
 from qnnc.compiler.diagnostics import QnncError, render_all
-from qnnc.runtime.targets import CODES, compile_network, exact_distribution, resolve, run_compiled
+from qnnc.runtime.targets import compile_network, exact_distribution, resolve, run_compiled
 from qnnc.runtime.targets.network import tv_bound, tv_distance
 
 pytest.importorskip("pytket.extensions.quantinuum")
@@ -49,11 +50,7 @@ def _case(neuron, widths, a, seed=1):
     net = chain_network(3, list(widths), neuron, args, 2)
     w = random_weights(net, seed)
     rng = np.random.default_rng(seed + 1)
-    net = ir.Network(net.name, net.input, tuple(
-        ir.Layer(l.name, l.size, l.role, ir.Dense(l.dense.source, True, l.dense.init), l.activation)
-        for l in net.layers), net.readout)
-    for l in net.layers:
-        w[f"{l.name}.bias"] = rng.normal(0, 0.3, l.size)
+    net = with_random_bias(net, w, rng)
     x = rng.uniform(-1, 1, 3)
     return net, w, x
 
@@ -204,21 +201,6 @@ def test_wide_layer_sums_in_chunks_that_stay_in_range():
 # --------------------------------------------------------------------------- hardware network
 
 
-def example(name: str, **overrides):
-    """An example program (spans relative to the repository root), weights, image-like x."""
-    from qnnc.compiler import load_program
-    from qnnc.runtime.targets.network import initial_weights
-
-    cwd = os.getcwd()
-    os.chdir(ROOT)
-    try:
-        prog = load_program(f"examples/{name}.qnn", {k: str(v) for k, v in overrides.items()})
-    finally:
-        os.chdir(cwd)
-    net = prog.network()
-    return prog, initial_weights(net, 0), np.linspace(0, 1, net.input.features)
-
-
 @needs_emulator
 def test_hardware_network_compiles_to_one_h2_circuit():
     from qnnc.runtime.targets.quantinuum import backend
@@ -299,18 +281,4 @@ REFUSALS = _refusals()
 
 @pytest.mark.parametrize("name", sorted(REFUSALS))
 def test_refusal_golden(name):
-    cwd = os.getcwd()
-    os.chdir(ROOT)  # spans are relative to the repository root
-    try:
-        with pytest.raises(QnncError) as exc:
-            REFUSALS[name]()
-        text = render_all(exc.value.diagnostics)
-    finally:
-        os.chdir(cwd)
-    assert all(d.code in CODES for d in exc.value.diagnostics)
-    path = GOLDEN / f"{name}.txt"
-    if UPDATE:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    assert path.exists(), f"missing {path}; run with QNNC_UPDATE_GOLDEN=1"
-    assert text == path.read_text(encoding="utf-8")
+    check_refusal_golden(REFUSALS[name], GOLDEN / f"{name}.txt", UPDATE)

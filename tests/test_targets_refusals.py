@@ -10,29 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ir_builders_targets import NEURONS, chain_network, random_weights
+from ir_builders_targets import NEURONS, chain_network, check_refusal_golden, example, random_weights
 from qnnc.compiler import ir
-from qnnc.compiler.diagnostics import QnncError, render_all
 from qnnc.runtime.targets import CODES, compile_network, run_compiled
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).parent / "golden" / "targets" / "diagnostics"
 UPDATE = os.environ.get("QNNC_UPDATE_GOLDEN") == "1"
-
-
-def example(name: str, **overrides):
-    """An example program (spans relative to the repository root), weights, image-like x."""
-    from qnnc.compiler import load_program
-    from qnnc.runtime.targets.network import initial_weights
-
-    cwd = os.getcwd()
-    os.chdir(ROOT)
-    try:
-        prog = load_program(f"examples/{name}.qnn", {k: str(v) for k, v in overrides.items()})
-    finally:
-        os.chdir(cwd)
-    net = prog.network()
-    return prog, initial_weights(net, 0), np.linspace(0, 1, net.input.features)
 
 
 def small():
@@ -145,26 +129,7 @@ CASES = _cases()
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_refusal_golden(name):
-    cwd = os.getcwd()
-    with pytest.raises(QnncError) as exc:
-        os.chdir(ROOT)  # spans are relative to the repository root
-        try:
-            CASES[name]()
-        finally:
-            os.chdir(cwd)
-    cwd2 = os.getcwd()
-    os.chdir(ROOT)
-    try:
-        text = render_all(exc.value.diagnostics)
-    finally:
-        os.chdir(cwd2)
-    assert all(d.code in CODES for d in exc.value.diagnostics)
-    path = GOLDEN / f"{name}.txt"
-    if UPDATE:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    assert path.exists(), f"missing {path}; run with QNNC_UPDATE_GOLDEN=1"
-    assert text == path.read_text(encoding="utf-8")
+    check_refusal_golden(CASES[name], GOLDEN / f"{name}.txt", UPDATE)
 
 
 def test_codes_are_documented():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -11,7 +10,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from qnnc.compiler import parse_program
 from qnnc.compiler.cli import main

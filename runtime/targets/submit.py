@@ -251,6 +251,16 @@ class _Client:
 # --------------------------------------------------------------------------- IBM
 
 
+def _check_local_width(circuits, stats: Callable, limit: int, what: str) -> None:
+    """Q0316 for a circuit wider than an offline substitute simulates here."""
+    for c in circuits:
+        n = stats(c)["qubits"]
+        if n > limit:
+            raise refuse("Q0316", f"a circuit of {n} qubits is too wide for {what} here "
+                         f"(at most {limit})",
+                         help="compile with fewer copies (`--copies 1`), or narrower layers")
+
+
 def _clbit_locations(circ) -> list[tuple[str, int]]:
     """(register name, index) of each clbit of a qiskit circuit, in clbit order."""
     out = []
@@ -347,12 +357,7 @@ def _ibm_executor(compiled, device: Device, log: list, *, local: bool, ideal: bo
         client = _Client("ibm", "qiskit-ibm-runtime (local testing mode)", log, progress)
         backend = ibm.fake_backend(device.compile_backend)
         isa = compiled.native.isa  # ibm.emit's own transpilation for this fake backend
-        for c in isa:
-            n = ibm.stats(c)["qubits"]
-            if n > IBM_LOCAL_QUBITS:
-                raise refuse("Q0316", f"a circuit of {n} qubits is too wide for the local testing "
-                             f"mode here (at most {IBM_LOCAL_QUBITS})",
-                             help="compile with fewer copies (`--copies 1`), or narrower layers")
+        _check_local_width(isa, ibm.stats, IBM_LOCAL_QUBITS, "the local testing mode")
         return IbmSubmitExecutor(names, circuit_names, isa, backend, client, local=True,
                                  ideal=ideal, seed=seed)
     from qiskit_ibm_runtime import QiskitRuntimeService
@@ -416,12 +421,8 @@ def _ionq_executor(compiled, device: Device, log: list, *, local: bool,
     if local:
         from braket.devices import LocalSimulator
 
-        for bc in compiled.native.circuits:
-            n = ionq.stats(bc)["qubits"]
-            if n > IONQ_LOCAL_QUBITS:
-                raise refuse("Q0316", f"a circuit of {n} qubits is too wide for Braket's local "
-                             f"simulator (at most {IONQ_LOCAL_QUBITS} here)",
-                             help="compile with fewer copies (`--copies 1`), or narrower layers")
+        _check_local_width(compiled.native.circuits, ionq.stats, IONQ_LOCAL_QUBITS,
+                           "Braket's local simulator")
         client = _Client("ionq", "Amazon Braket (LocalSimulator)", log, progress)
         return BraketSubmitExecutor(compiled.native, client.call(
             "starting the local simulator", LocalSimulator, "braket_sv"), client)
@@ -487,12 +488,8 @@ def _quantinuum_executor(compiled, device: Device, log: list, *, seed: Optional[
     quantinuum._pytket()  # Q0310 when the extra is missing
     from pytket.extensions.quantinuum import QuantinuumBackend
 
-    for c in compiled.native.compiled:
-        n = quantinuum.stats(c)["qubits"]
-        if n > QUANTINUUM_LOCAL_QUBITS:
-            raise refuse("Q0316", f"a circuit of {n} qubits is too wide for the local emulator "
-                         f"here (at most {QUANTINUUM_LOCAL_QUBITS})",
-                         help="compile with fewer copies (`--copies 1`), or narrower layers")
+    _check_local_width(compiled.native.compiled, quantinuum.stats, QUANTINUUM_LOCAL_QUBITS,
+                       "the local emulator")
     client = _Client("quantinuum", "pytket-quantinuum (local emulator)", log, progress)
     backend = client.call(f"starting the local emulator `{device.name}LE`", QuantinuumBackend,
                           f"{device.name}LE")
