@@ -71,9 +71,19 @@ def outcome_report(spec, out) -> dict:
     return result
 
 
+# A wider layer's means are summarised in text (all of them are in `--json`).
+SHOWN_MEANS = 24
+
+
+def _means(means: list) -> str:
+    if len(means) <= SHOWN_MEANS:
+        return " ".join(f"{m:+.2f}" for m in means)
+    head = " ".join(f"{m:+.2f}" for m in means[:SHOWN_MEANS])
+    return f"{head} … ({len(means)} neurons; all in --json)"
+
+
 def render_outcomes(result: dict) -> str:
-    lines = [f"  {name}: mean outcome " + " ".join(f"{m:+.2f}" for m in r["mean"])
-             for name, r in result["layers"].items()]
+    lines = [f"  {name}: mean outcome " + _means(r["mean"]) for name, r in result["layers"].items()]
     if "predictions" in result:
         p = result["predictions"]
         lines.append(f"  predictions: {p['histogram']} -> majority {p['majority']}")
