@@ -7,7 +7,7 @@ Real-time arithmetic (neutral `assign` ops) becomes pytket `ClExpr` operations o
 registers (a single measured bit j of register R is read as `(R >> j) & 1`, since
 hqslib1 QASM accepts only register-aligned expressions). Aer cannot execute those; a
 circuit that has them runs on the local emulator `<device>LE` (pytket-pecos, the
-`quantinuum` extra), exactly and with a seed.
+`quantinuum-emulator` extra), exactly and with a seed.
 
 pytket angles are in half-turns; a `Param` becomes a sympy symbol standing for the
 angle in radians (the gate takes symbol / pi), substituted per execution."""
