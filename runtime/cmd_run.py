@@ -45,6 +45,8 @@ def run(args) -> int:
     s = compiled.summary
     print(f"{s['network']} on {s['target']} ({s['backend']}), strategy `{s['strategy']}`, "
           f"{args.shots} shots on `{args.simulator}` in {dt:.2f} s; input {s['input']}")
+    for note in s.get("notes", []):  # e.g. quantised weights: the network that ran
+        print(f"  note: {note}")
     print(render_outcomes(result), end="")
     return 0
 

@@ -69,3 +69,18 @@ def test_run_json_and_plot(capsys, tmp_path):
 def test_run_ionq_fits_the_local_simulator(capsys):
     assert run_cmd("cmd_run", [HARDWARE, "--target", "ionq", "--shots", "4"]) == 0
     assert "predictions" in capsys.readouterr().out
+
+
+def test_run_and_compile_report_quantised_weights(capsys):
+    """`--weight-bits` changes the network that runs: both commands say so."""
+    pytest.importorskip("pytket.extensions.quantinuum")
+    argv = [HARDWARE, "--target", "quantinuum", "--strategy", "dynamic", "--weight-bits", "4"]
+    assert run_cmd("cmd_compile", argv) == 0
+    out = capsys.readouterr().out
+    assert out.count("quantised (4 bits)") == 2, out  # layers h2 and h3
+    from pytket.extensions.quantinuum import have_pecos
+
+    if have_pecos():
+        assert run_cmd("cmd_run", argv + ["--shots", "4"]) == 0
+        out = capsys.readouterr().out
+        assert out.count("note: weights of") == 2, out

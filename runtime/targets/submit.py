@@ -613,7 +613,7 @@ def plan(compiled, shots: int, device: Optional[Device] = None, local: bool = Fa
          "strategy": compiled.strategy, "shots": shots, "rounds": rounds, "jobs": jobs,
          "circuits": [{"name": c["name"], "layers": c["layers"], "qubits": c["qubits"],
                        "copies": c["copies"], "params": c["params"]} for c in s["circuits"]],
-         "input": s.get("input"), "weights": s.get("weights")}
+         "input": s.get("input"), "weights": s.get("weights"), "notes": list(s.get("notes", []))}
     if compiled.target == "quantinuum" and not (local and have_local_emulator()):
         p["refused"] = ("no offline execution through Quantinuum's client (its local emulator "
                         "needs pytket-pecos)" if local else
@@ -643,6 +643,7 @@ def render_plan(p: dict) -> str:
     else:
         out.append(f"  {'' if j['exact'] else 'at most '}{j['count']} {kind} (one per "
                    f"circuit and parameter set)")
+    out += [f"  note: {n}" for n in p.get("notes", [])]  # e.g. quantised weights
     if "credentials" in p:
         c = p["credentials"]
         out.append("  credentials: " + ("; ".join(c["found"]) if c["found"] else
