@@ -1158,23 +1158,11 @@ def _fold(op: str, a: float, b: float, span: Span) -> float:
 
 def _ref_span(e: ir.Expr, name: str) -> Optional[Span]:
     """The span of the first reference to `name` in e."""
-    if isinstance(e, ir.Ref):
-        return e.span if e.name == name else None
-    children = (e.operand,) if isinstance(e, ir.Unary) else (e.lhs, e.rhs) if isinstance(e, ir.Binary) \
-        else e.args if isinstance(e, ir.Call) else ()
-    return next((s for s in (_ref_span(c, name) for c in children) if s is not None), None)
+    return next((n.span for n in ir.walk(e) if isinstance(n, ir.Ref) and n.name == name), None)
 
 
 def _mentions(e: ir.Expr, name: str) -> bool:
-    if isinstance(e, ir.Ref):
-        return e.name == name
-    if isinstance(e, ir.Unary):
-        return _mentions(e.operand, name)
-    if isinstance(e, ir.Binary):
-        return _mentions(e.lhs, name) or _mentions(e.rhs, name)
-    if isinstance(e, ir.Call):
-        return any(_mentions(a, name) for a in e.args)
-    return False
+    return any(isinstance(n, ir.Ref) and n.name == name for n in ir.walk(e))
 
 
 # --------------------------------------------------------------------------- formatting helpers

@@ -86,6 +86,15 @@ class Call:
 
 Expr = Union[Const, Ref, Unary, Binary, Call]
 
+
+def walk(e: Expr):
+    """Every node of an expression, parents before children, left to right."""
+    yield e
+    children = ((e.operand,) if isinstance(e, Unary) else (e.lhs, e.rhs) if isinstance(e, Binary)
+                else e.args if isinstance(e, Call) else ())
+    for c in children:
+        yield from walk(c)
+
 # name -> number of arguments
 BUILTIN_FUNCTIONS: dict[str, int] = {
     "sin": 1, "cos": 1, "tan": 1, "asin": 1, "acos": 1, "atan": 1,

@@ -86,17 +86,8 @@ def _modules(program: ir.Program, c: Collector) -> None:
 
 
 def _expr_names(e: ir.Expr, out: list) -> None:
-    if isinstance(e, ir.Ref):
-        out.append(e)
-    elif isinstance(e, ir.Unary):
-        _expr_names(e.operand, out)
-    elif isinstance(e, ir.Binary):
-        _expr_names(e.lhs, out)
-        _expr_names(e.rhs, out)
-    elif isinstance(e, ir.Call):
-        out.append(e)
-        for a in e.args:
-            _expr_names(a, out)
+    """The names and calls of an expression, in reading order."""
+    out.extend(n for n in ir.walk(e) if isinstance(n, (ir.Ref, ir.Call)))
 
 
 def _neuron(n: ir.NeuronDef, c: Collector) -> None:

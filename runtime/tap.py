@@ -679,6 +679,14 @@ def hessian_tc(J: Couplings, *, layer_sizes: Optional[Sequence[int]] = None,
         lower = np.maximum(vals[:, 0] - vals[:, 1], fam.chord_bound(betas))
         return betas, vals[:, 0], np.minimum(lower, vals[:, 0])
 
+    def ritz_argmin(betas, theta) -> tuple[int, float]:
+        """The grid index of the Ritz curve's minimum, and the minimiser refined
+        between its neighbours."""
+        i = int(np.argmin(theta))
+        a, b = betas[max(i - 1, 0)], betas[min(i + 1, n_curve - 1)]
+        return i, float(sopt.minimize_scalar(fam.ritz_value, bounds=(a, b), method="bounded",
+                                             options={"xatol": 1e-9 * b}).x)
+
     # ---- locate the critical point. Each pass finds it on the Ritz curve, then solves
     # exactly there (which makes the Ritz curve exact at that β); it is settled when the
     # next pass lands where an exact solve has already been done.
@@ -690,10 +698,7 @@ def hessian_tc(J: Couplings, *, layer_sizes: Optional[Sequence[int]] = None,
     converged = False
     while True:
         betas, theta, lower = curve()
-        i = int(np.argmin(theta))
-        a, b = betas[max(i - 1, 0)], betas[min(i + 1, n_curve - 1)]
-        beta_m = float(sopt.minimize_scalar(fam.ritz_value, bounds=(a, b), method="bounded",
-                                            options={"xatol": 1e-9 * b}).x)
+        i, beta_m = ritz_argmin(betas, theta)
         theta_m = fam.ritz_value(beta_m)
         if min(theta.min(), theta_m) < -tol:  # certainly below −tol (θ is an upper bound): cross
             kind = "cross"
@@ -733,11 +738,8 @@ def hessian_tc(J: Couplings, *, layer_sizes: Optional[Sequence[int]] = None,
 
     # ---- minimum of λ_min(β) (in the touch case it is beta_c itself).
     if kind == "cross":
-        betas, theta, lower = curve()
-        i = int(np.argmin(theta))
-        a, b = betas[max(i - 1, 0)], betas[min(i + 1, n_curve - 1)]
-        beta_argmin = float(sopt.minimize_scalar(fam.ritz_value, bounds=(a, b), method="bounded",
-                                                 options={"xatol": 1e-9 * b}).x)
+        betas, theta, _ = curve()
+        _, beta_argmin = ritz_argmin(betas, theta)
         lam_min_min = fam.exact(beta_argmin)
         tc = 1.0 / beta_c
     else:

@@ -242,24 +242,9 @@ class NeuronModel:
         return self._used_names[gate_index]
 
     def _walk_names(self, gate_index: Optional[int]) -> set[str]:
-        names: set[str] = set()
-
-        def walk(e):
-            if isinstance(e, ir.Ref):
-                names.add(e.name)
-            elif isinstance(e, ir.Unary):
-                walk(e.operand)
-            elif isinstance(e, ir.Binary):
-                walk(e.lhs)
-                walk(e.rhs)
-            elif isinstance(e, ir.Call):
-                for a in e.args:
-                    walk(a)
         gates = self.gates if gate_index is None else [self.gates[gate_index]]
-        for g in gates:
-            if g.angle is not None:
-                walk(g.angle)
-        return names
+        return {n.name for g in gates if g.angle is not None
+                for n in ir.walk(g.angle) if isinstance(n, ir.Ref)}
 
     def squash_form(self, gate_index: int) -> Optional[SquashForm]:
         """The gate's angle as c0 + c1 f(z/a) + c2 last, or None when it is not of that
