@@ -12,6 +12,7 @@ import math
 from typing import Iterable
 
 from qnnc.compiler import ir
+from qnnc.compiler.angles import NAMED_CONSTANTS, NOT_FINITE, bind_neuron
 from qnnc.compiler.diagnostics import Collector, QnncError
 from qnnc.compiler.elaborate import (
     BAD_GATE_USE, BAD_NETWORK, BAD_READOUT, BAD_REGISTERS, BAD_TRAIN, BAD_VALUE, CIRCULAR_IMPORT,
@@ -123,7 +124,7 @@ def _neuron(n: ir.NeuronDef, c: Collector) -> None:
                 _expr_names(op.angle, refs)
                 for r in refs:
                     if isinstance(r, ir.Ref):
-                        if r.name not in ir.NEURON_SPECIAL_NAMES and (r.name not in params or params[r.name].type == "squash"):
+                        if r.name not in ir.NEURON_SPECIAL_NAMES and r.name not in NAMED_CONSTANTS and (r.name not in params or params[r.name].type == "squash"):
                             c.add(UNKNOWN_PARAMETER, f"angle uses unknown name `{r.name}`", r.span)
                         if r.name == "last" and not any(x.carried for x in n.registers):
                             c.add(MISSING_CARRIED, "`last` needs a carried qubit", r.span)
@@ -231,6 +232,15 @@ def _binding(layer: ir.Layer, act: ir.NeuronActivation, neuron: ir.NeuronDef, c:
             continue
         if (p.lower is not None and b.value < p.lower) or (p.upper is not None and b.value > p.upper):
             c.add(OUT_OF_RANGE, f"`{b.name}` = {b.value} is outside its range", b.span)
+            return
+    # The one neuron semantics decides what the bound angles mean; an angle that is not
+    # finite for these parameters (a division by a parameter that is 0) is refused here,
+    # so `check`, the simulator and the targets agree. Its other faults are the ones
+    # reported above in the front end's own codes.
+    try:
+        bind_neuron(neuron, act.args, act.span)
+    except QnncError as exc:
+        c.diagnostics.extend(d for d in exc.diagnostics if d.code == NOT_FINITE)
 
 
 def _train(t: ir.TrainRecipe, program: ir.Program, c: Collector) -> None:

@@ -32,15 +32,12 @@ from typing import Any, Mapping, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from qnnc.compiler import ir
+from qnnc.compiler import angles, ir
+from qnnc.compiler.gates import GATES
 from qnnc.compiler.diagnostics import error
 
 Number = Union[int, float, complex]
 Value = Union[Number, torch.Tensor]
-
-# Names an angle expression may use besides z, last and the neuron's parameters.
-# (The front end may already have folded them to constants; both forms are accepted.)
-EXPR_CONSTANTS: dict[str, float] = {"pi": math.pi, "inf": math.inf}
 
 # --------------------------------------------------------------------------- elementwise helpers
 
@@ -49,7 +46,7 @@ def sign_pos(x: Value) -> Value:
     """sign with sign(0) = +1 (also for -0.0, hence the `+ 0.0`, which maps -0.0 to +0.0)."""
     if isinstance(x, torch.Tensor):
         return torch.copysign(torch.ones((), dtype=x.dtype), x + 0.0)
-    return 1.0 if x >= 0 or math.isnan(x) else -1.0
+    return angles.sign_pos(x)
 
 
 def _abs2(a: torch.Tensor | Number) -> Value:
@@ -58,34 +55,6 @@ def _abs2(a: torch.Tensor | Number) -> Value:
             return a.real * a.real + a.imag * a.imag
         return a * a
     return abs(a) ** 2
-
-
-def _fdiv(x: float, y: float) -> float:
-    try:
-        return x / y
-    except ZeroDivisionError:  # IEEE semantics for the constant folder
-        if x == 0 or math.isnan(x):
-            return math.nan
-        return math.copysign(math.inf, x) * math.copysign(1.0, y)
-
-
-def _fpow(x: float, y: float) -> float:
-    try:
-        r = x ** y
-    except (OverflowError, ZeroDivisionError):
-        return math.inf
-    return r if not isinstance(r, complex) else math.nan
-
-
-def _fmath(name: str, x: float) -> float:
-    try:
-        return {
-            "sin": math.sin, "cos": math.cos, "tan": math.tan, "asin": math.asin,
-            "acos": math.acos, "atan": math.atan, "exp": math.exp, "log": math.log,
-            "sqrt": math.sqrt, "tanh": math.tanh, "abs": abs,
-        }[name](x)
-    except (ValueError, OverflowError):
-        return math.nan if name != "exp" else math.inf
 
 
 _TORCH_UNARY = {
@@ -100,127 +69,8 @@ _TORCH_UNARY_INPLACE = {
     "tanh": torch.Tensor.tanh_, "abs": torch.Tensor.abs_,
 }
 
-# --------------------------------------------------------------------------- expression compiler
-# Compiled nodes are tuples (cheap to walk at run time):
-#   ("c", value) ("z",) ("last",) ("neg", a) ("bin", op, a, b)
-#   ("fn", name, args)          built-in; "clip1" is the one-argument squash clip
-#   ("sign", a)                 sign with sign(0) = +1
-#   ("limit", fn, args, num, den)  fn(num/den, *rest) whose den is only known at run time
-
-
-class _Compiler:
-    def __init__(self, neuron: ir.NeuronDef, bound: Mapping[str, Any]):
-        self.neuron = neuron
-        self.bound = bound  # param name -> number or squash name
-        self.uses: dict[str, int] = {"z": 0, "last": 0}
-
-    def compile(self, e: ir.Expr):
-        if isinstance(e, ir.Const):
-            return ("c", float(e.value))
-        if isinstance(e, ir.Ref):
-            if e.name in ir.NEURON_SPECIAL_NAMES:
-                self.uses[e.name] += 1
-                return (e.name,)
-            if e.name in self.bound:
-                v = self.bound[e.name]
-                if isinstance(v, str):
-                    raise error("Q0624", f"squash parameter `{e.name}` of neuron `{self.neuron.name}` "
-                                "is used as a value", e.span, label="a squash can only be called",
-                                help=f"write `{e.name}(...)`")
-                return ("c", float(v))
-            if e.name in EXPR_CONSTANTS:
-                return ("c", EXPR_CONSTANTS[e.name])
-            raise error("Q0624", f"unknown name `{e.name}` in neuron `{self.neuron.name}`", e.span,
-                        label="not a parameter of this neuron")
-        if isinstance(e, ir.Unary):
-            if e.op != "-":
-                raise error("Q0624", f"unknown unary operator `{e.op}`", e.span)
-            a = self.compile(e.operand)
-            return ("c", -a[1]) if a[0] == "c" else ("neg", a)
-        if isinstance(e, ir.Binary):
-            if e.op not in ("+", "-", "*", "/", "^"):
-                raise error("Q0624", f"unknown operator `{e.op}`", e.span)
-            a, b = self.compile(e.lhs), self.compile(e.rhs)
-            if a[0] == "c" and b[0] == "c":
-                return ("c", _binop_const(e.op, a[1], b[1]))
-            return ("bin", e.op, a, b)
-        if isinstance(e, ir.Call):
-            return self._call(e)
-        raise error("Q0624", f"unsupported expression node {type(e).__name__}", getattr(e, "span", None))
-
-    def _call(self, e: ir.Call):
-        name = e.function
-        if name in self.bound:
-            fn = self.bound[name]
-            if not isinstance(fn, str) or fn not in ir.SQUASH_FUNCTIONS:
-                raise error("Q0624", f"`{name}` is called but is bound to {fn!r}, not a squash", e.span,
-                            help=f"a squash is one of {', '.join(ir.SQUASH_FUNCTIONS)}")
-            if len(e.args) != 1:
-                raise error("Q0624", f"squash `{name}` takes one argument, got {len(e.args)}", e.span)
-            fname = "tanh" if fn == "tanh" else "clip1"
-        elif name in ir.BUILTIN_FUNCTIONS:
-            if len(e.args) != ir.BUILTIN_FUNCTIONS[name]:
-                raise error("Q0624", f"`{name}` takes {ir.BUILTIN_FUNCTIONS[name]} argument(s), "
-                            f"got {len(e.args)}", e.span)
-            fname = name
-        else:
-            raise error("Q0624", f"unknown function `{name}` in neuron `{self.neuron.name}`", e.span)
-        args = [self.compile(a) for a in e.args]
-        if fname in ("tanh", "clip1", "clip"):
-            first = e.args[0]
-            # The classical limit: squash(x / a) with a = 0 is sign(x), sign(0) = +1.
-            if isinstance(first, ir.Binary) and first.op == "/":
-                num, den = self.compile_quiet(first.lhs), self.compile_quiet(first.rhs)
-                if den[0] == "c":
-                    if den[1] == 0.0:
-                        return _limit_node(fname, num, args[1:])
-                else:
-                    return ("limit", fname, tuple(args[1:]), num, den)
-        if all(a[0] == "c" for a in args):
-            return ("c", _fn_const(fname, [a[1] for a in args]))
-        return ("fn", fname, tuple(args))
-
-    def compile_quiet(self, e: ir.Expr):
-        """Compile without counting uses a second time (the sub-tree was counted already)."""
-        saved = dict(self.uses)
-        try:
-            return self.compile(e)
-        finally:
-            self.uses = saved
-
-
-def _limit_node(fname: str, num, rest):
-    if fname == "clip":  # clip(x/0, lo, hi): hi for x >= 0, lo otherwise
-        lo, hi = rest
-        return ("bin", "+", ("bin", "*", ("c", 0.5), ("bin", "+", lo, hi)),
-                ("bin", "*", ("bin", "*", ("c", 0.5), ("bin", "-", hi, lo)), ("sign", num)))
-    return ("sign", num) if num[0] != "c" else ("c", sign_pos(num[1]))
-
-
-def _binop_const(op: str, x: float, y: float) -> float:
-    if op == "+":
-        return x + y
-    if op == "-":
-        return x - y
-    if op == "*":
-        return x * y
-    if op == "/":
-        return _fdiv(x, y)
-    return _fpow(x, y)
-
-
-def _fn_const(name: str, args: Sequence[float]) -> float:
-    if name == "sign":
-        return sign_pos(args[0])
-    if name == "clip1":
-        return min(max(args[0], -1.0), 1.0)
-    if name == "clip":
-        return min(max(args[0], args[1]), args[2])
-    if name == "min":
-        return min(args)
-    if name == "max":
-        return max(args)
-    return _fmath(name, args[0])
+# --------------------------------------------------------------------------- the torch evaluator
+# Evaluates the closed forms of `qnnc.compiler.angles` (the one neuron semantics) on tensors.
 
 
 class _Evaluator:
@@ -285,7 +135,7 @@ class _Evaluator:
         b, ob = self.ev(nb)
         ta, tb = isinstance(a, torch.Tensor), isinstance(b, torch.Tensor)
         if not ta and not tb:
-            return _binop_const(op, a, b), False
+            return angles.binop_const(op, a, b), False
         if op == "^":
             return torch.pow(a, b) if ta else torch.pow(torch.as_tensor(a, dtype=b.dtype), b), True
         # In place into an owned operand whose shape is already the result's shape.
@@ -337,7 +187,7 @@ def _broadcasts_into(small: torch.Tensor, big: torch.Tensor) -> bool:
 
 def _apply_fn(name: str, args: list) -> Value:
     if not any(isinstance(a, torch.Tensor) for a in args):
-        return _fn_const(name, args)
+        return angles.fn_const(name, args)
     x = args[0]
     if name in _TORCH_UNARY:
         return _TORCH_UNARY[name](x)
@@ -486,34 +336,38 @@ class BranchResult:
 
 
 class NeuronKernel:
-    """The compiled local simulation of one layer's neurons (one NeuronDef + bindings)."""
+    """The local simulation of one layer's neurons: a `BoundNeuron` (one NeuronDef and its
+    bindings, bound by `qnnc.compiler.angles`, the one neuron semantics) run on tensors."""
 
     def __init__(self, neuron: ir.NeuronDef, bindings: Mapping[str, Any] | Sequence[ir.Binding] = (),
                  *, span: Optional[ir.Span] = None, force_generic: bool = False):
-        if not isinstance(bindings, Mapping):
-            bindings = {b.name: b.value for b in bindings}
         self.neuron = neuron
         self.span = span or neuron.span
-        self.params = self._bind(neuron, bindings)
-        self._check_structure(neuron)
-        comp = _Compiler(neuron, self.params)
+        bound = angles.bind_neuron(neuron, bindings, span)
+        self.bound = bound
+        self.params = dict(bound.params)
+        # Register 0 is the neuron's `qubit` (if any), ancillas follow in declaration order.
+        qubits = [r for r in neuron.registers if r.role == "qubit"]
+        self.registers = qubits + [r for r in neuron.registers if r.role == "ancilla"]
+        self.reg_index = {r.name: i for i, r in enumerate(self.registers)}
+        self.k = len(self.registers)
+        self.carried = bool(qubits and qubits[0].carried)
+        if self.k > 8:
+            raise error("Q0623", f"neuron `{neuron.name}` has {self.k} registers; the local simulator "
+                        "handles at most 8", neuron.span)
         self.ops: list[tuple] = []
-        for op in neuron.ops:
+        self.gate_spans: dict[int, ir.Span] = {}
+        for op, form in zip(neuron.ops, bound.angles):
             if isinstance(op, ir.GateOp):
-                idx = tuple(self.reg_index[t] for t in op.targets)
-                angle = comp.compile(op.angle) if op.gate in ir.GATES_1Q_ANGLE else None
-                self.ops.append(("gate", op.gate, idx, angle))
+                self.gate_spans[len(self.ops)] = op.span
+                self.ops.append(("gate", op.gate, tuple(self.reg_index[t] for t in op.targets), form))
             elif isinstance(op, ir.MeasureOp):
                 self.ops.append(("measure", self.reg_index[op.target], op.emit))
             else:
                 self.ops.append(("reset", self.reg_index[op.target]))
-        self.uses_z = comp.uses["z"]
-        self.uses_last = comp.uses["last"] > 0
-        if self.uses_last and not self.carried:
-            raise error("Q0621", f"neuron `{neuron.name}` reads `last` but has no carried qubit",
-                        neuron.span, help="`last` is the previous layer's outcome of a carried "
-                        "neuron; declare `qubit q carried`")
-        self.is_complex = any(o[0] == "gate" and o[1] in ("rx", "rz") for o in self.ops)
+        self.uses_z = bound.uses_z
+        self.uses_last = bound.uses_last
+        self.is_complex = any(o[0] == "gate" and not GATES[o[1]].is_real for o in self.ops)
         # Whether the state must be collapsed after op i (anything later can observe it).
         n = len(self.ops)
         self._state_live_after = [self.carried or i < n - 1 for i in range(n)]
@@ -523,128 +377,46 @@ class NeuronKernel:
                         and n == 2 and self.ops[0][:2] == ("gate", "ry") and self.ops[1][0] == "measure"
                         and self.ops[1][2])
 
-    # ----------------------------------------------------------------- construction
-
-    @staticmethod
-    def _bind(neuron: ir.NeuronDef, bindings: Mapping[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        known = {p.name for p in neuron.params}
-        for name in bindings:
-            if name not in known:
-                raise error("Q0624", f"neuron `{neuron.name}` has no parameter `{name}`", neuron.span)
-        for p in neuron.params:
-            v = bindings.get(p.name, p.default)
-            if v is None:
-                raise error("Q0624", f"parameter `{p.name}` of neuron `{neuron.name}` is not bound",
-                            p.span, help="give it a value where the layer uses the neuron")
-            if p.type == "squash":
-                if v not in ir.SQUASH_FUNCTIONS:
-                    raise error("Q0624", f"squash `{p.name}` is bound to {v!r}", p.span,
-                                help=f"one of {', '.join(ir.SQUASH_FUNCTIONS)}")
-            else:
-                if isinstance(v, str):
-                    raise error("Q0624", f"parameter `{p.name}` of neuron `{neuron.name}` is {p.type}, "
-                                f"got {v!r}", p.span)
-                v = float(v)
-                if (p.lower is not None and v < p.lower) or (p.upper is not None and v > p.upper):
-                    raise error("Q0624", f"parameter `{p.name}` = {v:g} is outside "
-                                f"[{p.lower}, {p.upper}]", p.span)
-            out[p.name] = v
-        return out
-
-    def _check_structure(self, neuron: ir.NeuronDef) -> None:
-        qubits = [r for r in neuron.registers if r.role == "qubit"]
-        if len(qubits) > 1:
-            raise error("Q0623", f"neuron `{neuron.name}` declares {len(qubits)} qubits; at most one",
-                        qubits[1].span)
-        for r in neuron.registers:
-            if r.role not in ("qubit", "ancilla"):
-                raise error("Q0623", f"register `{r.name}` has unknown role {r.role!r}", r.span)
-            if r.carried and r.role != "qubit":
-                raise error("Q0623", f"ancilla `{r.name}` cannot be carried", r.span)
-        regs = qubits + [r for r in neuron.registers if r.role == "ancilla"]
-        names = [r.name for r in regs]
-        if len(set(names)) != len(names):
-            raise error("Q0623", f"neuron `{neuron.name}` declares a register twice", neuron.span)
-        if not regs:
-            raise error("Q0623", f"neuron `{neuron.name}` has no registers", neuron.span)
-        self.registers = regs
-        self.reg_index = {r.name: i for i, r in enumerate(regs)}
-        self.k = len(regs)
-        self.carried = bool(qubits and qubits[0].carried)
-        emits = 0
-        for op in neuron.ops:
-            targets = op.targets if isinstance(op, ir.GateOp) else (op.target,)
-            for t in targets:
-                if t not in self.reg_index:
-                    raise error("Q0623", f"unknown register `{t}` in neuron `{neuron.name}`", op.span)
-            if isinstance(op, ir.GateOp):
-                if op.gate not in ir.GATES:
-                    raise error("Q0623", f"unknown gate `{op.gate}`", op.span)
-                want = 2 if op.gate in ir.GATES_2Q else 1
-                if len(targets) != want or len(set(targets)) != want:
-                    raise error("Q0623", f"`{op.gate}` acts on {want} distinct register(s)", op.span)
-                if (op.angle is None) != (op.gate not in ir.GATES_1Q_ANGLE):
-                    raise error("Q0623", f"`{op.gate}` {'needs' if op.angle is None else 'takes no'} angle",
-                                op.span)
-            elif isinstance(op, ir.MeasureOp) and op.emit:
-                emits += 1
-        if emits != 1:
-            raise error("Q0623", f"neuron `{neuron.name}` has {emits} `emit measure`; exactly one is needed",
-                        neuron.span, help="mark the measurement that is the activation with `emit`")
-        if self.k > 8:
-            raise error("Q0623", f"neuron `{neuron.name}` has {self.k} registers; the local simulator "
-                        "handles at most 8", neuron.span)
-
     # ----------------------------------------------------------------- gates
 
-    def _angle(self, node, ev: _Evaluator):
-        return ev(node)
+    def _angle(self, i: int, ev: "_Evaluator"):
+        """The angle of op i; an angle that is not finite is the one semantics' Q0331."""
+        theta = ev(self.ops[i][3])
+        if isinstance(theta, torch.Tensor):
+            if not bool(torch.isfinite(theta).all()):
+                raise error(angles.NOT_FINITE, f"an angle of neuron `{self.neuron.name}` is not finite for "
+                            "some inputs", self.gate_spans[i], help="check the angle's domain (log, sqrt, "
+                            "asin, acos, division)")
+        elif not math.isfinite(theta):
+            raise error(angles.NOT_FINITE, f"an angle of neuron `{self.neuron.name}` is not finite",
+                        self.gate_spans[i])
+        return theta
 
     def _apply_gate(self, amps: list, gate: str, idx: tuple, theta) -> None:
-        k = self.k
-        if gate in ("cx", "cz"):
-            mc, mt = 1 << (k - 1 - idx[0]), 1 << (k - 1 - idx[1])
-            for i in range(1 << k):
-                if i & mc and not i & mt:
-                    j = i | mt
-                    if gate == "cx":
-                        amps[i], amps[j] = amps[j], amps[i]
-                    elif amps[j] is not None:  # cz: phase -1 on |11>
-                        amps[j] = -amps[j]
-            return
-        m = 1 << (k - 1 - idx[0])
-        if gate == "x":
-            for i in range(1 << k):
-                if not i & m:
-                    amps[i], amps[i | m] = amps[i | m], amps[i]
-            return
-        if gate == "h":
-            r = 1.0 / math.sqrt(2.0)
-            mat = (r, r, r, -r)
-        elif gate == "ry":
-            half = _mul(theta, 0.5)
-            c, s = _cos(half), _sin(half)
-            mat = (c, _neg(s), s, c)
-        elif gate == "rx":
-            half = _mul(theta, 0.5)
-            c, s = _cos(half), _sin(half)
-            mis = _mul(s, -1j)
-            mat = (c, mis, mis, c)
-        elif gate == "rz":
-            half = _mul(theta, 0.5)
-            mat = (_expi(_neg(half)), None, None, _expi(half))
+        """Apply a gate of the gate table to the amplitude list (None = exact zero)."""
+        g = GATES[gate]
+        if g.takes_angle:
+            c, s = _cos(theta * 0.5), _sin(theta * 0.5)
+            mat = [[_add(_mul(c, 1 if r == k else 0), _mul(s, x)) for k, x in enumerate(row)]
+                   for r, row in enumerate(g.sine_part())]
         else:
-            raise AssertionError(gate)
-        m00, m01, m10, m11 = mat
-        for i in range(1 << k):
-            if i & m:
+            mat = g.matrix
+        masks = [1 << (self.k - 1 - r) for r in idx]  # first listed qubit: most significant
+        full = sum(masks)
+        offsets = [sum(m for bit, m in zip(reversed(range(len(masks))), masks) if j >> bit & 1)
+                   for j in range(1 << len(masks))]
+        for base in range(1 << self.k):
+            if base & full:
                 continue
-            a0, a1 = amps[i], amps[i | m]
-            if a0 is None and a1 is None:
+            slots = [base | o for o in offsets]
+            old = [amps[i] for i in slots]
+            if all(a is None for a in old):
                 continue
-            amps[i] = _add(_mul(m00, a0), _mul(m01, a1))
-            amps[i | m] = _add(_mul(m10, a0), _mul(m11, a1))
+            for i, row in zip(slots, mat):
+                acc = None
+                for m, a in zip(row, old):
+                    acc = _add(acc, _mul(m, a))
+                amps[i] = acc
 
     def _fresh_amps(self, state) -> list:
         amps: list = [None] * (1 << self.k)
@@ -678,7 +450,7 @@ class NeuronKernel:
             d = None
             for i, op in enumerate(self.ops):
                 if op[0] == "gate":
-                    theta = ev(op[3]) if op[3] is not None else None
+                    theta = self._angle(i, ev) if op[3] is not None else None
                     self._apply_gate(amps, op[1], op[2], theta)
                     for r in op[2]:
                         basis[r] = False
@@ -715,7 +487,12 @@ class NeuronKernel:
         c = theta.cos_() if own else torch.cos(theta)
         # As sample_pm1 with t = p1 - p0 = -cos θ: -1 exactly when f < (3 - cos θ)/2, i.e.
         # when f + (cos θ / 2 - 3/2) < 0; that threshold is exact on f's grid.
-        return torch.add(_THREE_HALVES[c.dtype], c, alpha=0.5, out=c)  # c is ours either way
+        thr = torch.add(_THREE_HALVES[c.dtype], c, alpha=0.5, out=c)  # c is ours either way
+        if not bool(torch.isfinite(thr).all()):  # cos of an infinite or NaN angle
+            raise error(angles.NOT_FINITE, f"an angle of neuron `{self.neuron.name}` is not finite for "
+                        "some inputs", self.gate_spans[0], help="check the angle's domain (log, sqrt, "
+                        "asin, acos, division)")
+        return thr
 
     def _measure_sample(self, amps, r, fields, key, start, shape, live, dtype):
         m = 1 << (self.k - 1 - r)
@@ -766,9 +543,9 @@ class NeuronKernel:
         amps = self._fresh_amps(None if state is None else (u(state[0]), u(state[1])))
         basis = [True] * self.k
         emit_bits: list[int] = [0]  # per local branch: the emitted bit
-        for op in self.ops:
+        for i, op in enumerate(self.ops):
             if op[0] == "gate":
-                theta = ev(op[3]) if op[3] is not None else None
+                theta = self._angle(i, ev) if op[3] is not None else None
                 self._apply_gate(amps, op[1], op[2], theta)
                 for r in op[2]:
                     basis[r] = False
@@ -843,8 +620,16 @@ class NeuronKernel:
 
 
 def _mul(a, b):
-    if a is None or b is None:
+    # Exact zeros and ones of the gate table cost nothing.
+    if a is None or b is None or (not isinstance(a, torch.Tensor) and a == 0) \
+            or (not isinstance(b, torch.Tensor) and b == 0):
         return None
+    if not isinstance(a, torch.Tensor) and a == 1:
+        return b
+    if not isinstance(b, torch.Tensor) and b == 1:
+        return a
+    if not isinstance(a, torch.Tensor) and a == -1:
+        return -b
     return a * b
 
 

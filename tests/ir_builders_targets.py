@@ -162,7 +162,8 @@ def simulate_neutral(circ, values=None, max_qubits: int = 12) -> dict:
     branching on every measurement and reset; real-time `assign` ops evaluated in
     Python integers, each checked to fit its register): {clbit tuple: probability}."""
     from qnnc.runtime.targets.circuit import Param, evaluate
-    from qnnc.runtime.targets.neurons import _apply, _project, gate_matrix
+    from qnnc.compiler.gates import unitary
+    from qnnc.runtime.targets.neurons import _apply, _project
 
     n = circ.num_qubits
     assert n <= max_qubits
@@ -197,13 +198,13 @@ def simulate_neutral(circ, values=None, max_qubits: int = 12) -> dict:
                         new.append((p * pb[0], sb, tuple(c2)))
                     else:
                         if bit:
-                            sb = _apply(sb, gate_matrix("x"), [0 + op.qubits[0]], n)
+                            sb = _apply(sb, unitary("x"), [0 + op.qubits[0]], n)
                         new.append((p * pb[0], sb, cl))
             else:
                 a = op.angle
                 if isinstance(a, Param):
                     a = values[a.index]
-                m = gate_matrix(op.name, a if a is not None else 0.0)
+                m = unitary(op.name, a if a is not None else 0.0)
                 new.append((p, _apply(s, m, list(op.qubits), n), cl))
         branches = new
     out: dict = {}

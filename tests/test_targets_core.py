@@ -19,7 +19,9 @@ from qnnc.runtime.targets.capabilities import Capabilities, check_strategy, ionq
 from qnnc.runtime.targets.lowering import Options, lower
 from qnnc.runtime.targets.network import (exact_distribution, outcomes_to_codes, resolve, tv_bound,
                                           tv_distance)
-from qnnc.runtime.targets.neurons import NeuronModel, eval_expr, gate_matrix, sign
+from qnnc.compiler.angles import bind_neuron, evaluate
+from qnnc.compiler.gates import unitary
+from qnnc.runtime.targets.neurons import NeuronModel, sign
 
 X3 = np.array([0.3, -0.2, 0.9])
 
@@ -83,21 +85,27 @@ def test_weak_kraus_formula():
         assert np.allclose(np.abs(np.sum(np.conj(want) * br.carried_out, 1))[ok], 1.0)
 
 
-def test_unknown_function_is_refused():
+def test_unknown_function_is_refused_with_the_one_semantics_code():
     bad = ir.NeuronDef("bad", "test", (), (ir.Register("q", "qubit"),),
                        (ir.GateOp("ry", ir.Call("frobnicate", (ir.Ref("z"),)), ("q",)),
                         ir.MeasureOp("q", True)))
     with pytest.raises(QnncError) as e:
         NeuronModel(bad, {}).angles(np.zeros(2), np.ones(2))
-    assert e.value.diagnostics[0].code == "Q0330"
+    assert e.value.diagnostics[0].code == "Q0624"
+
+
+def _gate_form(expr):
+    n = ir.NeuronDef("n", "test", (), (ir.Register("q", "qubit"),),
+                     (ir.GateOp("ry", expr, ("q",)), ir.MeasureOp("q", True)))
+    return bind_neuron(n, {}).angles[0]
 
 
 def test_eval_builtin_calls():
-    env = {"z": np.array([0.5])}
+    z = np.array([0.5])
     e = ir.Call("clip", (ir.Ref("z"), ir.Const(-0.2), ir.Const(0.2)))
-    assert np.allclose(eval_expr(e, env), 0.2)
+    assert np.allclose(evaluate(_gate_form(e), z, 1.0), 0.2)
     e = ir.Binary("^", ir.Ref("z"), ir.Const(2.0))
-    assert np.allclose(eval_expr(e, env), 0.25)
+    assert np.allclose(evaluate(_gate_form(e), z, 1.0), 0.25)
 
 
 # --------------------------------------------------------------------------- exact reference
@@ -236,20 +244,20 @@ def _natives_unitary(prims, n):
     from qnnc.runtime.targets.neurons import _apply
 
     def r(theta, phi):
-        return gate_matrix("rz", phi) @ gate_matrix("rx", theta) @ gate_matrix("rz", -phi)
+        return unitary("rz", phi) @ unitary("rx", theta) @ unitary("rz", -phi)
 
     u = np.eye(2 ** n, dtype=complex)
     for p in prims:
         if p[0] == "rz":
-            m, qs = gate_matrix("rz", p[2]), [p[1]]
+            m, qs = unitary("rz", p[2]), [p[1]]
         elif p[0] == "gpi2":
             m, qs = r(math.pi / 2, p[2]), [p[1]]
         elif p[0] == "gpi":
             m, qs = 1j * r(math.pi, p[2]), [p[1]]
         else:
-            a = np.cos(p[3]) * gate_matrix("x") + np.sin(p[3]) * np.array([[0, -1j], [1j, 0]])
-            b = np.cos(p[4]) * gate_matrix("x") + np.sin(p[4]) * np.array([[0, -1j], [1j, 0]])
-            m, qs = (np.eye(4) - 1j * np.kron(b, a)) / math.sqrt(2), [p[1], p[2]]
+            a = np.cos(p[3]) * unitary("x") + np.sin(p[3]) * np.array([[0, -1j], [1j, 0]])
+            b = np.cos(p[4]) * unitary("x") + np.sin(p[4]) * np.array([[0, -1j], [1j, 0]])
+            m, qs = (np.eye(4) - 1j * np.kron(a, b)) / math.sqrt(2), [p[1], p[2]]  # p[1] most significant
         u = _apply(u.T, m, qs, n).T
     return u
 
@@ -272,7 +280,7 @@ def test_ionq_native_decompositions(name, qubits, angle):
     want = _natives_unitary([], n)
     from qnnc.runtime.targets.neurons import _apply
 
-    want = _apply(want.T, gate_matrix(name, angle if angle is not None else 0.0), list(qubits), n).T
+    want = _apply(want.T, unitary(name, angle if angle is not None else 0.0), list(qubits), n).T
     assert _same_up_to_phase(_natives_unitary(natives(name, qubits, angle), n), want)
 
 
