@@ -46,19 +46,16 @@ import math
 import random
 import re
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Optional
 
 from hypothesis import strategies as st
 
 from qnnc.compiler import ir
 from qnnc.compiler import syntax as S
-from qnnc.compiler.elaborate import _EvalError, _apply_builtin, _arith
-from qnnc.compiler.ir import NO_SPAN
+from qnnc.compiler.expressions import ConstantError, Number, apply_builtin, arith
 from qnnc.compiler.parser import KEYWORDS as _PARSER_KEYWORDS
 
 __all__ = ["syntax_modules", "programs", "ir_programs", "messy_layout", "names"]
-
-Number = Union[int, float]
 
 # Keywords are contextual in the grammar, so any of them may name a parameter, a layer...
 KEYWORDS = tuple(sorted(_PARSER_KEYWORDS))
@@ -91,8 +88,8 @@ def names() -> st.SearchStrategy[str]:
 
 def _binop(op: str, a: Number, b: Number) -> Optional[Number]:
     try:
-        v = _arith(op, a, b, NO_SPAN)
-    except _EvalError:
+        v = arith(op, a, b)
+    except ConstantError:
         return None
     if (isinstance(v, float) and not math.isfinite(v)) or abs(v) > _BOUND:
         return None
@@ -104,7 +101,7 @@ _FUNCTION_NAMES = tuple(sorted(ir.BUILTIN_FUNCTIONS))
 
 def _apply(fn: str, args: list[Number]) -> Optional[float]:
     try:
-        v = _apply_builtin(fn, [float(a) for a in args])
+        v = apply_builtin(fn, [float(a) for a in args])
     except (ValueError, OverflowError):
         return None
     return v if math.isfinite(v) and abs(v) <= _BOUND else None
