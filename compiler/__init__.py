@@ -17,7 +17,9 @@ import os
 from typing import Mapping, Optional
 
 from qnnc.compiler import ir
-from qnnc.compiler.diagnostics import QnncError, error
+from qnnc.compiler.codes import (FILE_NOT_FOUND, FILE_UNREADABLE, INVALID_ENCODING,
+                                 IR_NESTED_TOO_DEEPLY, NESTED_TOO_DEEPLY, SET_WITH_IR)
+from qnnc.compiler.diagnostics import Diagnostic, QnncError, error
 
 __all__ = ["ir", "load_program", "parse_program", "dump_ir", "load_ir", "format_source", "QnncError"]
 
@@ -30,7 +32,7 @@ def parse_program(text: str, filename: str = "<string>",
     try:
         return verify_or_raise(elaborate(text, filename, dict(overrides or {})))
     except RecursionError:
-        raise error("Q0107", f"{filename}: the program is nested too deeply to compile",
+        raise error(NESTED_TOO_DEEPLY, f"{filename}: the program is nested too deeply to compile",
                     help="split very long or deeply nested expressions into parameters") from None
 
 
@@ -38,22 +40,22 @@ def read_source(path) -> str:
     """A source file's text, or a Q0404/Q0405 diagnostic."""
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise error("Q0404", f"no such file: {path}", help="check the path", exit_code=1)
+        raise error(FILE_NOT_FOUND, f"no such file: {path}", help="check the path", exit_code=1)
     if os.path.isdir(path):
-        raise error("Q0405", f"{path} is a directory, not a file", exit_code=1)
+        raise error(FILE_UNREADABLE, f"{path} is a directory, not a file", exit_code=1)
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
     except OSError as exc:
-        raise error("Q0405", f"cannot read {path}: {exc.strerror}", exit_code=1) from None
+        raise error(FILE_UNREADABLE, f"cannot read {path}: {exc.strerror}", exit_code=1) from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         text = raw[: exc.start].decode("utf-8", errors="replace")
         line = text.count("\n") + 1
         col = len(text) - (text.rfind("\n") + 1) + 1
-        raise QnncError(__import__("qnnc.compiler.diagnostics", fromlist=["Diagnostic"]).Diagnostic(
-            "Q0106", "this file is not valid UTF-8", ir.Span(path, line, col, line, col + 1),
+        raise QnncError(Diagnostic(
+            INVALID_ENCODING, "this file is not valid UTF-8", ir.Span(path, line, col, line, col + 1),
             f"byte 0x{raw[exc.start]:02x}", help="save the file as UTF-8")) from None
 
 
@@ -64,7 +66,7 @@ def load_program(path: str, overrides: Optional[Mapping[str, str]] = None) -> ir
     text = read_source(path)
     if path.endswith(".json"):
         if overrides:
-            raise error("Q0406", "`--set` applies to .qnn programs, not to IR files", exit_code=2)
+            raise error(SET_WITH_IR, "`--set` applies to .qnn programs, not to IR files", exit_code=2)
         return load_ir_text(text, path)
     return parse_program(text, path, overrides)
 
@@ -81,7 +83,7 @@ def load_ir_text(text: str, filename: str = "<ir>") -> ir.Program:
     try:
         return loads(text, filename)
     except RecursionError:
-        raise error("Q0504", f"{filename}: the IR JSON is nested too deeply",
+        raise error(IR_NESTED_TOO_DEEPLY, f"{filename}: the IR JSON is nested too deeply",
                     help="an IR file is written by `qnnc ir FILE`") from None
 
 
@@ -97,5 +99,5 @@ def format_source(text: str, filename: str = "<string>") -> str:
     try:
         return format_module(parse_module(text, filename))
     except RecursionError:
-        raise error("Q0107", f"{filename}: the program is nested too deeply to format",
+        raise error(NESTED_TOO_DEEPLY, f"{filename}: the program is nested too deeply to format",
                     help="split very long or deeply nested expressions into parameters") from None

@@ -8,9 +8,10 @@
        |
        = help: did you mean `h1`?
 
-Code ranges (see docs/diagnostics.md for the full table):
+Code ranges (`qnnc.compiler.codes` has the table, docs/diagnostics.md documents it):
   Q01xx syntax · Q02xx semantic · Q03xx target capabilities · Q04xx command line ·
   Q05xx files and data (checkpoints, data sets, IR JSON) · Q06xx runtime limits.
+A diagnostic with a code the table lacks cannot be made (a bug, caught where it is made).
 
 Every error qnnc reports to a user is a `Diagnostic`, raised inside a `QnncError`. The
 CLI catches `QnncError` (and only it) and prints; anything else is a bug.
@@ -23,6 +24,7 @@ import json
 from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
+from qnnc.compiler import codes
 from qnnc.compiler.ir import Span
 
 
@@ -35,6 +37,9 @@ class Diagnostic:
     help: Optional[str] = None
     notes: tuple[str, ...] = ()
     severity: str = "error"
+
+    def __post_init__(self) -> None:
+        codes.check(self.code)
 
     def to_json(self) -> dict:
         d = {"severity": self.severity, "code": self.code, "message": self.message}

@@ -17,16 +17,10 @@ from lark import Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from qnnc.compiler import syntax as S
+from qnnc.compiler.codes import (INVALID_ENCODING, UNEXPECTED_CHARACTER, UNEXPECTED_END,
+                                 UNEXPECTED_TOKEN, UNTERMINATED_BLOCK, UNTERMINATED_STRING)
 from qnnc.compiler.diagnostics import Diagnostic, QnncError, source_lines
 from qnnc.compiler.ir import Span
-
-# Syntax codes.
-UNEXPECTED_TOKEN = "Q0101"
-UNEXPECTED_CHARACTER = "Q0102"
-UNTERMINATED_BLOCK = "Q0103"
-UNTERMINATED_STRING = "Q0104"
-UNEXPECTED_END = "Q0105"
-INVALID_ENCODING = "Q0106"
 
 KEYWORDS = frozenset({
     "import", "from", "stdlib", "param", "in", "neuron", "qubit", "carried", "ancilla",

@@ -19,11 +19,8 @@ from importlib.resources import files
 from typing import Any, Optional, Union
 
 from qnnc.compiler import ir
+from qnnc.compiler.codes import INVALID_IR, INVALID_JSON, UNSUPPORTED_SCHEMA
 from qnnc.compiler.diagnostics import Diagnostic, QnncError
-
-INVALID_JSON = "Q0501"
-INVALID_IR = "Q0502"
-UNSUPPORTED_SCHEMA = "Q0503"
 
 _BY_NAME = {cls.__name__: cls for cls in ir.NODE_TYPES}
 _HINTS: dict[type, dict[str, Any]] = {}

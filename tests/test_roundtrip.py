@@ -1,4 +1,4 @@
-"""Round trips, as properties over random valid programs (`qnnc.testing`):
+"""Round trips, as properties over random valid programs (`qnnc.compiler.testing`):
 
 * IR -> JSON -> IR is the identity, and the JSON validates against the shipped schema;
 * `fmt` is a fixed point of its own output and ignores layout: a re-laid-out program
@@ -25,7 +25,7 @@ from qnnc.compiler.cli import main
 from qnnc.compiler.formatter import format_module
 from qnnc.compiler.parser import parse_module
 from qnnc.compiler.serialize import schema_text, shipped_schema
-from qnnc.testing import ir_programs, messy_layout, programs, syntax_modules
+from qnnc.compiler.testing import ir_programs, messy_layout, programs, syntax_modules
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted(ROOT.glob("examples/*.qnn")) + sorted(ROOT.glob("stdlib/*.qnn"))
