@@ -34,6 +34,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 from qnnc.compiler import ir
 from qnnc.compiler.diagnostics import error
+from qnnc.compiler.expressions import apply_builtin
 from qnnc.compiler.gates import GATES
 
 Node = tuple
@@ -80,27 +81,16 @@ def binop_const(op: str, x: float, y: float) -> float:
         return math.inf
 
 
-_MATH = {
-    "sin": math.sin, "cos": math.cos, "tan": math.tan, "asin": math.asin, "acos": math.acos,
-    "atan": math.atan, "exp": math.exp, "log": math.log, "sqrt": math.sqrt, "tanh": math.tanh,
-    "abs": abs,
-}
-
-
 def fn_const(name: str, args: Sequence[float]) -> float:
-    """A closed-form function on floats; outside its domain it is NaN (exp overflows to inf)."""
+    """A closed-form function on floats (the language's built-ins, `clip1` the squash
+    clip). Where a built-in has no value it is NaN (inf for an overflowing exp): the
+    binder then refuses the angle as not finite, wherever it is used."""
     if name == "sign":
         return sign_pos(args[0])
     if name == "clip1":
         return min(max(args[0], -1.0), 1.0)
-    if name == "clip":
-        return min(max(args[0], args[1]), args[2])
-    if name == "min":
-        return min(args)
-    if name == "max":
-        return max(args)
     try:
-        return float(_MATH[name](args[0]))
+        return apply_builtin(name, args)
     except (ValueError, OverflowError):
         return math.inf if name == "exp" else math.nan
 

@@ -148,3 +148,9 @@ def zyz_angles(name: str) -> tuple[float, float, float]:
     phi = cmath.phase(c) - cmath.phase(a)
     lam = cmath.phase(-b) - cmath.phase(a)
     return phi, theta, lam
+
+
+def sign_flip_control(name: str) -> str:
+    """The two-qubit gate whose target Pauli anticommutes with a rotation's generator: a
+    controlled flip of R_P(θ) into R_P(-θ) (X flips Y and Z rotations, Z flips X)."""
+    return "cz" if GATES[name].generator == "X" else "cx"

@@ -16,6 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
+from qnnc.compiler.gates import GATES as GATE_TABLE
+from qnnc.compiler.gates import LANGUAGE_GATES
+
 SCHEMA_VERSION = 1
 
 
@@ -132,9 +135,10 @@ class Register:
     span: Span = NO_SPAN
 
 
-GATES_1Q_ANGLE = ("rx", "ry", "rz")
-GATES_1Q = ("x", "h")
-GATES_2Q = ("cx", "cz")
+# The gates a neuron may use, read from the one gate table (compiler/gates.py).
+GATES_1Q_ANGLE = tuple(n for n in LANGUAGE_GATES if GATE_TABLE[n].takes_angle)
+GATES_1Q = tuple(n for n in LANGUAGE_GATES if GATE_TABLE[n].qubits == 1 and not GATE_TABLE[n].takes_angle)
+GATES_2Q = tuple(n for n in LANGUAGE_GATES if GATE_TABLE[n].qubits == 2)
 GATES = GATES_1Q_ANGLE + GATES_1Q + GATES_2Q
 
 

@@ -19,9 +19,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
-ONE_QUBIT_ANGLE = ("ry", "rx", "rz")
-ONE_QUBIT_FIXED = ("x", "h", "sx", "sxdg")
-TWO_QUBIT = ("cx", "cz", "ms", "msdg")  # ms: exp(-i pi/4 XX); msdg its inverse
+from qnnc.compiler.gates import GATES
+
+# Gates come from the one gate table (compiler/gates.py).
+ONE_QUBIT_ANGLE = tuple(n for n, g in GATES.items() if g.takes_angle)
+ONE_QUBIT_FIXED = tuple(n for n, g in GATES.items() if g.qubits == 1 and not g.takes_angle)
+TWO_QUBIT = tuple(n for n, g in GATES.items() if g.qubits == 2)
 NON_UNITARY = ("measure", "reset", "barrier", "assign")
 OP_NAMES = ONE_QUBIT_ANGLE + ONE_QUBIT_FIXED + TWO_QUBIT + NON_UNITARY
 

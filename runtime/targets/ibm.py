@@ -4,12 +4,12 @@ or with the fake backend's noise model. Every qiskit import is lazy."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import numpy as np
 
+from qnnc.compiler.gates import GATES
 from qnnc.runtime.targets.capabilities import Capabilities
 from qnnc.runtime.targets.circuit import Circuit, Param
 from qnnc.runtime.targets.errors import missing_extra, refuse
@@ -108,16 +108,10 @@ def to_qiskit(circ: Circuit, probes: Optional[dict] = None, tag: str = ""):
     def apply(target, op):
         q = op.qubits
         n = op.name
-        if n in ("ry", "rx", "rz"):
-            getattr(target, n)(angle(op.angle), q[0])
-        elif n in ("x", "h", "sx", "sxdg"):
-            getattr(target, n)(q[0])
-        elif n in ("cx", "cz"):
-            getattr(target, n)(q[0], q[1])
-        elif n == "ms":
-            target.rxx(math.pi / 2, q[0], q[1])
-        elif n == "msdg":
-            target.rxx(-math.pi / 2, q[0], q[1])
+        if n in GATES:  # the gate table's qiskit spelling
+            sp = GATES[n].spelling("qiskit")
+            params = sp.fixed + ((angle(op.angle),) if GATES[n].takes_angle else ())
+            getattr(target, sp.name)(*params, *q)
         elif n == "measure":
             target.measure(q[0], op.clbit)
         elif n == "reset":
@@ -171,10 +165,11 @@ def _placeholder(qc, qubits, label: str) -> None:
 
 
 def _noise_gate(name: str):
-    from qiskit.circuit.library import CZGate, RXXGate, SXdgGate, SXGate
+    """A noise pair's gate as a qiskit gate object, by the gate table's qiskit spelling."""
+    from qiskit.circuit.library import get_standard_gate_name_mapping
 
-    return {"sx": SXGate, "sxdg": SXdgGate, "cz": CZGate,
-            "ms": lambda: RXXGate(math.pi / 2), "msdg": lambda: RXXGate(-math.pi / 2)}[name]()
+    sp = GATES[name].spelling("qiskit")
+    return type(get_standard_gate_name_mapping()[sp.name])(*sp.fixed)
 
 
 def expand_noise_probes_pass(probes: dict):

@@ -26,6 +26,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from qnnc.compiler import ir
+from qnnc.compiler.gates import sign_flip_control
 from qnnc.runtime.targets.capabilities import REALTIME_ANGLES, Capabilities, check_noise_kind, missing
 from qnnc.runtime.targets.circuit import (Arith, Circuit, ClReg, Condition, Lit, Op, Outcome, Param,
                                           RegVal, weighted_sum)
@@ -610,9 +611,6 @@ def _later_uses(ops) -> list[set[str]]:
     return out[::-1]
 
 
-def _ctrl_gate(gate: str) -> str:
-    # X flips R_y and R_z angles; R_x needs Z to flip it.
-    return "cz" if gate == "rx" else "cx"
 
 
 def _deferred_rotation(gate: str, q: int, table: np.ndarray, prev: Optional[HiddenLayer],
@@ -628,7 +626,7 @@ def _deferred_rotation(gate: str, q: int, table: np.ndarray, prev: Optional[Hidd
         raise _table_refusal(layer, prev, k, limit, "deferred", "multiplexed rotation")
     # the table restricted to the controls it depends on
     sub = np.array([table[sum(((u >> m) & 1) << deps[m] for m in range(k))] for u in range(2 ** k)])
-    cg = _ctrl_gate(gate)
+    cg = sign_flip_control(gate)
     delta = _affine(sub, k)
     if delta is not None and 2 * k < 2 ** k:
         ops = [Op(gate, (q,), float(sub[0]), layer=li)]

@@ -14,6 +14,7 @@ from typing import Mapping, Optional, Sequence, Union
 import numpy as np
 
 from qnnc.compiler import ir
+from qnnc.compiler.diagnostics import error
 from qnnc.runtime.targets.errors import refuse
 from qnnc.runtime.targets.neurons import NeuronModel
 
@@ -132,9 +133,8 @@ def resolve(network: ir.Network, neurons: Union[Mapping[str, ir.NeuronDef], Sequ
                          f"before it (`{prev_name}`); circuits need a chain of layers", layer.span)
         ndef = neurons.get(act.neuron)
         if ndef is None:
-            raise refuse("Q0330", f"neuron `{act.neuron}` of layer `{layer.name}` is not defined",
-                         act.span)
-        model = NeuronModel(ndef, {b.name: b.value for b in act.args})
+            raise error("Q0623", f"unknown neuron `{act.neuron}` of layer `{layer.name}`", act.span)
+        model = NeuronModel(ndef, act.args, span=act.span)
         w, b = _weights(layer, weights, required=True)
         fan_in = x.size if not hidden else hidden[-1].size
         if w.shape != (layer.size, fan_in):

@@ -7,13 +7,8 @@ feed-forward circuit run on `LocalSimulator` through `braket.ir.openqasm.Program
 
 from __future__ import annotations
 
-import math
-
+from qnnc.compiler.gates import GATES
 from qnnc.runtime.targets.circuit import Circuit, Param
-
-_NAMES = {"ry": "ry", "rx": "rx", "rz": "rz", "x": "x", "h": "h", "sx": "v", "sxdg": "vi",
-          "cx": "cnot", "cz": "cz"}
-
 
 def _angle(a) -> str:
     return a.name if isinstance(a, Param) else repr(float(a))
@@ -35,12 +30,11 @@ def to_openqasm3(circ: Circuit) -> str:
             stmt = f"reset {qs};"
         elif op.name == "barrier":
             stmt = f"barrier {qs};"
-        elif op.name in ("ms", "msdg"):
-            stmt = f"xx({'' if op.name == 'ms' else '-'}{math.pi / 2!r}) {qs};"
-        elif op.name in ("ry", "rx", "rz"):
-            stmt = f"{op.name}({_angle(op.angle)}) {qs};"
-        else:
-            stmt = f"{_NAMES[op.name]} {qs};"
+        else:  # a gate: the gate table's Braket spelling
+            g = GATES[op.name]
+            sp = g.spelling("braket")
+            params = [repr(float(x)) for x in sp.fixed] + ([_angle(op.angle)] if g.takes_angle else [])
+            stmt = f"{sp.name}({', '.join(params)}) {qs};" if params else f"{sp.name} {qs};"
         if op.condition is not None:
             cond = " && ".join(f"c[{b}] == {(op.condition.value >> k) & 1}"
                                for k, b in enumerate(op.condition.clbits))

@@ -21,6 +21,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from qnnc.compiler.gates import GATES
 from qnnc.runtime.targets.capabilities import QUANTINUUM_DEFAULT, Capabilities
 from qnnc.runtime.targets.circuit import Arith, BitVal, Circuit, Lit, Param, RegVal
 from qnnc.runtime.targets.errors import missing_extra, refuse
@@ -111,9 +112,6 @@ def to_pytket(circ: Circuit):
         return syms[a.index] / sympy.pi if isinstance(a, Param) else float(a) / math.pi
 
     reg_of = {cl: reg for reg in circ.cregs for cl in reg.clbits}
-    kinds = {"ry": OpType.Ry, "rx": OpType.Rx, "rz": OpType.Rz, "x": OpType.X, "h": OpType.H,
-             "sx": OpType.SX, "sxdg": OpType.SXdg, "cx": OpType.CX, "cz": OpType.CZ,
-             "ms": OpType.XXPhase, "msdg": OpType.XXPhase}
     for op in circ.ops:
         n = op.name
         if n == "measure":
@@ -124,19 +122,14 @@ def to_pytket(circ: Circuit):
             c.add_barrier([Qubit(q) for q in op.qubits])
         elif n == "assign":
             _add_assign(c, op, bits, reg_of)
-        elif n in kinds:
-            params = []
-            if n in ("ry", "rx", "rz"):
-                params = [half_turns(op.angle)]
-            elif n == "ms":
-                params = [0.5]  # XXPhase(1/2) = exp(-i pi/4 XX)
-            elif n == "msdg":
-                params = [-0.5]
+        elif n in GATES:  # the gate table's pytket spelling (angles in half-turns)
+            sp = GATES[n].spelling("pytket")
+            params = list(sp.fixed) + ([half_turns(op.angle)] if GATES[n].takes_angle else [])
             kw = {}
             if op.condition is not None:
                 kw = dict(condition_bits=[bits[b] for b in op.condition.clbits],
                           condition_value=op.condition.value)
-            c.add_gate(kinds[n], params, [Qubit(q) for q in op.qubits], **kw)
+            c.add_gate(OpType[sp.name], params, [Qubit(q) for q in op.qubits], **kw)
         else:  # pragma: no cover
             raise refuse("Q0332", f"no pytket lowering for `{n}`")
     return c, syms
