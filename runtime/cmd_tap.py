@@ -29,62 +29,13 @@ def add_arguments(p) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
-def analyse_run(program, network, run_dir, temperature=None, starts=128, window=None, progress=True) -> dict:
-    from qnnc.runtime import checkpoint as ckpt
-    from qnnc.runtime import tap
-    from qnnc.runtime.spin import ising_model, load_weights
+def analyse_run(*args, **kwargs) -> dict:
+    """`qnnc.runtime.tap.analyse_run`, also reachable from here (examples/study_spin.py
+    imports it so). Imported on call: the CLI imports this module to build its parser,
+    and the tap package loads scipy."""
+    from qnnc.runtime.tap import analyse_run as analyse_tap_run
 
-    steps = ckpt.list_checkpoints(run_dir)
-    if not steps:
-        ckpt.resolve_checkpoint(run_dir, None)  # raises the right diagnostic
-    meta = ckpt.read_run_file(run_dir)
-    spe = meta.get("steps_per_epoch")
-    iterator = steps
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(steps, unit="checkpoint", desc="tap", leave=False)
-        iterator = bar
-    series = []
-    analytic = None
-    for step in iterator:
-        nw = load_weights(program, network, run_dir, step, 0)
-        model = ising_model(nw)
-        tc = tap.hessian_tc(model)
-        spec = tap.spectral_outliers(model)
-        row = {"step": step, "epoch": step / spe if spe else None, "tc": tc.tc, "kind": tc.kind,
-               "tc_argmin": tc.tc_argmin, "lam_min_min": tc.lam_min_min,
-               "top_eigenvalues": [float(x) for x in spec.eigenvalues], "bulk_edge": spec.bulk_edge,
-               "n_outliers": len(spec.outliers),
-               "outlier_tc": [o.tc if not math.isnan(o.tc) else None for o in spec.outliers]}
-        if temperature is not None:
-            sol = tap.solve_tap(model, temperature, starts=starts, seed=step)
-            row["tap"] = {"T": temperature, "n_solutions": sol.n_solutions,
-                          "basin_counts": [int(x) for x in sol.basin_counts],
-                          "q_layers": sol.q_layers.tolist(), "top_overlap": sol.top_overlap.tolist(),
-                          "free_energy": sol.free_energy.tolist()}
-        if step == 0 and analytic is None and all(math.isfinite(g) for g in nw.gains):
-            analytic = tap.analytic_tc(nw.sizes, nw.gains)
-        series.append(row)
-    if bar is not None:
-        bar.close()
-    fit = None
-    fit_error = None
-    pts = [(r["step"], r["tc"]) for r in series if r["step"] > 0]
-    if len(pts) >= 3:
-        try:
-            f = tap.fit_power_law([p[0] for p in pts], [p[1] for p in pts],
-                                  window=tuple(window) if window else None)
-            fit = f.to_json_dict()
-        except Exception as exc:  # a QnncError from the fit: report, keep the series
-            from qnnc.compiler.diagnostics import QnncError
-
-            if not isinstance(exc, QnncError):
-                raise
-            fit_error = exc.diagnostics[0].message
-    return {"format": "qnnc-tap-series", "version": 1, "network": network.name, "run": str(run_dir),
-            "analytic_tc_random": analytic, "series": series, "power_law": fit, "power_law_error": fit_error}
+    return analyse_tap_run(*args, **kwargs)
 
 
 def run(args) -> int:

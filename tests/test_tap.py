@@ -17,8 +17,10 @@ from qnnc.compiler.diagnostics import QnncError
 from qnnc.runtime.ising import from_weights
 from qnnc.runtime.tap import (
     analytic_tc, bulk_edge, finite_size_tolerance, fit_power_law, hessian_tc, outlier_tc,
-    plefka_tc, solve_tap, spectral_outliers, _couplings, _TapSystem,
+    plefka_tc, solve_tap, spectral_outliers,
 )
+from qnnc.runtime.tap.couplings import _couplings
+from qnnc.runtime.tap.solutions import _TapSystem
 
 
 def random_layered_model(sizes, gain=1.0, seed=0):
@@ -313,7 +315,7 @@ def test_bad_input_gives_diagnostics():
 def test_sparse_storage_gives_the_same_answers(monkeypatch):
     """Above DENSE_MAX_SPINS J stays in CSR (and Newton uses a sparse solve): force that
     path on a small planted system and compare with the dense one."""
-    import qnnc.runtime.tap as tap
+    import qnnc.runtime.tap.couplings as tap  # _couplings reads DENSE_MAX_SPINS here
 
     n, theta = 400, 2.5
     rng = np.random.default_rng(11)
