@@ -10,7 +10,7 @@ layer k−1 (rows) and layer k (columns), where W_k is torch's Linear weight of 
 [N_k, N_{k−1}] (out, in). Layer 0 is the input. Fields h come from biases, off by default
 (that keeps the σ → −σ symmetry).
 
-Errors (a `QnncError`; the full Q06xx list is in `qnnc.runtime.tap`):
+Errors (a `QnncError`; the full Q06xx list is in docs/diagnostics.md):
   Q0601 layer list / weight list mismatch · Q0602 weight shape · Q0603 non-finite weight ·
   Q0604 bad bias · Q0605 fields without biases · Q0606 bad layer name ·
   Q0615 unreadable or foreign .npz file · Q0617 bad spin configuration.

@@ -22,6 +22,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from qnnc.compiler.gates import GATES, zyz_angles
 from qnnc.runtime.targets.capabilities import Capabilities, ionq_capabilities
 from qnnc.runtime.targets.circuit import Circuit, Param
 from qnnc.runtime.targets.errors import missing_extra, refuse
@@ -106,6 +107,11 @@ def natives(name: str, qubits: tuple[int, ...], angle=None) -> list[tuple]:
         return [("ms", qubits[0], qubits[1], 0.0, 0.0)]
     if name == "msdg":
         return [("ms", qubits[0], qubits[1], PI, 0.0)]
+    gate = GATES.get(name)
+    if gate is not None and gate.qubits == 1 and not gate.takes_angle:
+        # Any other fixed one-qubit gate of the table, by its Z-Y-Z Euler angles.
+        phi, theta, lam = zyz_angles(name)
+        return natives("rz", qubits, lam) + natives("ry", qubits, theta) + natives("rz", qubits, phi)
     raise refuse("Q0332", f"no IonQ native lowering for `{name}`")
 
 
