@@ -192,7 +192,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", metavar="PATH", help="write the results as JSON")
     args = ap.parse_args(argv)
     _quiet()
-    from qnnc.runtime.targets.network import initial_weights
+    from qnnc.runtime.weights import initial_weights
 
     program = load_hardware()
     net = program.network()

@@ -53,6 +53,7 @@ import torch.nn.functional as F
 
 from qnnc.compiler import ir
 from qnnc.compiler.diagnostics import error
+from qnnc.runtime.weights import initial_weights
 from qnnc.runtime.neuron_kernel import NeuronKernel, RandomFields, sign_pos
 
 __all__ = ["QNNModel", "DEFAULT_MAX_BRANCHES"]
@@ -140,15 +141,15 @@ class QNNModel(torch.nn.Module):
         self.plans: list[_Plan] = self._plan(program, net, force_generic)
         self.max_width = max([self.features] + [p.size for p in self.plans])
 
-        # Weights: drawn in float64 from the IR inits, layer by layer, then cast, so a
-        # seed gives the same network in float32 and float64.
-        init_gen = torch.Generator().manual_seed(int(seed))
+        # Weights: from the one weight source (float64, numpy), then cast, so a seed gives
+        # the same network in float32 and float64 and in every command.
+        initial = initial_weights(net, int(seed))
         self.weight = torch.nn.ParameterDict()
         self.bias = torch.nn.ParameterDict()
-        self.pending: dict[str, ir.CheckpointInit] = {}
+        self.pending: dict[str, ir.CheckpointInit] = {
+            p.name: p.layer.dense.init for p in self.plans if isinstance(p.layer.dense.init, ir.CheckpointInit)}
         for p in self.plans:
-            w = self._init_weight(p, init_gen)
-            self.weight[p.name] = torch.nn.Parameter(w.to(dtype))
+            self.weight[p.name] = torch.nn.Parameter(torch.from_numpy(initial[p.name]).to(dtype))
             if p.layer.dense.bias:
                 self.bias[p.name] = torch.nn.Parameter(torch.zeros(p.size, dtype=dtype))
         # The sampling generator: independent of the init stream, owned by the model.
@@ -188,20 +189,6 @@ class QNNModel(torch.nn.Module):
             plans.append(_Plan(i, layer, layer.name, layer.size, src, sizes[src], kind, kernel, chained))
             sizes[layer.name] = layer.size
         return plans
-
-    def _init_weight(self, p: _Plan, gen: torch.Generator) -> torch.Tensor:
-        init = p.layer.dense.init
-        shape = (p.size, p.fan_in)
-        if isinstance(init, ir.NormalInit):
-            return torch.empty(shape, dtype=torch.float64).normal_(init.mean, init.std, generator=gen)
-        if isinstance(init, ir.UniformInit):
-            return torch.empty(shape, dtype=torch.float64).uniform_(init.low, init.high, generator=gen)
-        if isinstance(init, ir.ZerosInit):
-            return torch.zeros(shape, dtype=torch.float64)
-        if isinstance(init, ir.CheckpointInit):
-            self.pending[p.name] = init  # filled by load_weights / load_tensors
-            return torch.zeros(shape, dtype=torch.float64)
-        raise error("Q0624", f"unknown weight init {type(init).__name__}", p.layer.dense.span)
 
     # ------------------------------------------------------------------ weights
 

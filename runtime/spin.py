@@ -30,7 +30,7 @@ class NetworkWeights:
     weights: list[np.ndarray]  # W_k [N_k, N_{k-1}]
     biases: list[Optional[np.ndarray]]
     gains: list[float]  # C_k of the initialisation (variance x fan-in), per weight layer
-    source: str  # "checkpoint PATH" or "initialisation, seed S"
+    source: str  # "checkpoint PATH" or "declared initialisation, seed S"
     step: Optional[int]
 
 
@@ -47,26 +47,22 @@ def init_gain(layer: ir.Layer, fan_in: int) -> float:
 
 
 def load_weights(program: ir.Program, network: ir.Network, run_dir: Optional[str], step, seed: int) -> NetworkWeights:
-    """Weights of `network`: checkpoint `step` of `run_dir`, or the seeded initialisation."""
-    from qnnc.runtime import checkpoint as ckpt
+    """Weights of `network`: checkpoint `step` of `run_dir`, or the declared initialisation
+    for `seed` (the one weight source, `qnnc.runtime.weights`; no torch)."""
+    from qnnc.runtime import weights as source
 
+    path = None
     if step is not None:
-        path = ckpt.resolve_checkpoint(run_dir or Path("runs") / network.name, step)
-        c = ckpt.load_checkpoint(path, network)
-        tensors = c.tensors
-        source, at = f"checkpoint {path}", c.step
-    else:
-        from qnnc.runtime.train import build_model
+        from qnnc.runtime import checkpoint as ckpt
 
-        model = build_model(program, network, seed)
-        tensors = {k: v.detach().cpu().double().numpy() for k, v in model.tensors().items()}
-        source, at = f"initialisation, seed {seed}", 0
+        path = ckpt.resolve_checkpoint(run_dir or Path("runs") / network.name, step)
+    tensors, source_text, at = source.load_weights(program, network, path, seed)
     weights, biases, names, sizes, gains = [], [], [network.input.name], [network.input.features], []
     fan_in = network.input.features
     for layer in network.layers:
         w = np.asarray(tensors[layer.name], dtype=np.float64)
         if not np.all(np.isfinite(w)):
-            raise error(NON_FINITE, f"{source}: layer `{layer.name}` has non-finite weights",
+            raise error(NON_FINITE, f"{source_text}: layer `{layer.name}` has non-finite weights",
                         help="the run diverged at or before this step; analyse an earlier checkpoint")
         weights.append(w)
         b = tensors.get(f"{layer.name}.bias")
@@ -75,7 +71,7 @@ def load_weights(program: ir.Program, network: ir.Network, run_dir: Optional[str
         sizes.append(layer.size)
         gains.append(init_gain(layer, fan_in))
         fan_in = layer.size
-    return NetworkWeights(network, names, sizes, weights, biases, gains, source, at)
+    return NetworkWeights(network, names, sizes, weights, biases, gains, source_text, at)
 
 
 def ising_model(nw: NetworkWeights, fields: bool = False):

@@ -128,7 +128,7 @@ def example(name: str, **overrides):
     import os
 
     from qnnc.compiler import load_program
-    from qnnc.runtime.targets.network import initial_weights
+    from qnnc.runtime.weights import initial_weights
 
     cwd = os.getcwd()
     os.chdir(Path(__file__).resolve().parent.parent)

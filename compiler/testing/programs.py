@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
+from hypothesis import assume
 from hypothesis import strategies as st
 
 from qnnc.compiler import ir
@@ -440,7 +441,27 @@ def syntax_modules(draw) -> S.Module:
         else:
             items.append(other[oi])
             oi += 1
-    return S.Module("<generated>", tuple(items))
+    module = S.Module("<generated>", tuple(items))
+    # A random angle may have no finite value for the parameters a layer binds (sqrt of
+    # a negative parameter); the one neuron semantics refuses that program (Q0331), so
+    # it is not a valid one to generate.
+    assume(_angles_finite(module))
+    return module
+
+
+def _angles_finite(module: S.Module) -> bool:
+    from qnnc.compiler import parse_program
+    from qnnc.compiler.angles import NOT_FINITE
+    from qnnc.compiler.diagnostics import QnncError
+    from qnnc.compiler.formatter import format_module
+
+    try:
+        parse_program(format_module(module), "<generated>")
+    except QnncError as exc:
+        if all(d.code == NOT_FINITE for d in exc.diagnostics):
+            return False
+        raise
+    return True
 
 
 def programs() -> st.SearchStrategy[str]:

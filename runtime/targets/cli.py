@@ -4,7 +4,6 @@ a checkpoint and a test image into a `CompiledProgram`."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -59,39 +58,19 @@ def add_compile_arguments(p, outputs: bool = True, backend_help: Optional[str] =
 
 
 def load_weights(args, program, network) -> tuple[dict, str]:
-    from qnnc.runtime.targets.network import initial_weights
+    """The weights to compile: --checkpoint (a file, or a run directory's last), or the
+    declared initialisation for --seed, from the one weight source."""
+    from qnnc.runtime import weights
 
+    path = None
     if args.checkpoint:
         from qnnc.runtime import checkpoint as ck
 
         path = Path(args.checkpoint)
         if path.is_dir():
             path = ck.resolve_checkpoint(path, None)
-        c = ck.load_checkpoint(path, network)
-        return {k: np.asarray(v) for k, v in c.tensors.items()}, f"checkpoint {path}"
-    from qnnc.compiler import ir
-
-    if any(isinstance(l.dense.init, ir.CheckpointInit) for l in network.layers):
-        from qnnc.runtime.checkpoint import checkpoint_init_tensors
-
-        base = os.path.dirname(program.source) or "."
-        w = initial_weights_with(network, args.seed, checkpoint_init_tensors(network, base))
-        return w, "checkpoint initialisers"
-    return initial_weights(network, args.seed), f"untrained (declared init, seed {args.seed})"
-
-
-def initial_weights_with(network, seed, given: dict) -> dict:
-    from qnnc.compiler import ir
-    from qnnc.runtime.targets.network import initial_weights
-
-    stub = network.__class__(network.name, network.input, tuple(
-        l if not isinstance(l.dense.init, ir.CheckpointInit) else
-        l.__class__(l.name, l.size, l.role, l.dense.__class__(l.dense.source, l.dense.bias,
-                                                             ir.ZerosInit()), l.activation, l.span)
-        for l in network.layers), network.readout, network.span)
-    w = initial_weights(stub, seed)
-    w.update({k: np.asarray(v) for k, v in given.items()})
-    return w
+    w, source, _ = weights.load_weights(program, network, path, args.seed)
+    return w, source
 
 
 def load_input(args, network) -> tuple[np.ndarray, str]:

@@ -233,31 +233,6 @@ def _weights(layer: ir.Layer, weights: Mapping[str, np.ndarray], required: bool)
     return w, b
 
 
-def initial_weights(network: ir.Network, seed: int = 0) -> dict[str, np.ndarray]:
-    """Weights drawn from the network's declared initialisers (for compiling before a
-    checkpoint exists). Checkpoint initialisers must be loaded by the caller."""
-    rng = np.random.default_rng(seed)
-    fan_in = network.input.features
-    out: dict[str, np.ndarray] = {}
-    for layer in network.layers:
-        shape = (layer.size, fan_in)
-        init = layer.dense.init
-        if isinstance(init, ir.NormalInit):
-            w = rng.normal(init.mean, init.std, size=shape)
-        elif isinstance(init, ir.UniformInit):
-            w = rng.uniform(init.low, init.high, size=shape)
-        elif isinstance(init, ir.ZerosInit):
-            w = np.zeros(shape)
-        else:
-            raise refuse("Q0341", f"layer `{layer.name}` takes its weights from checkpoint "
-                         f"`{init.run}`", layer.span, help="pass --checkpoint")
-        out[layer.name] = w
-        if layer.dense.bias:
-            out[f"{layer.name}.bias"] = np.zeros(layer.size)
-        fan_in = layer.size
-    return out
-
-
 # --------------------------------------------------------------------------- exact reference
 
 def exact_distribution(spec: NetworkSpec, max_histories: int = 1 << 18) -> dict[int, float]:
