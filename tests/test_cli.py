@@ -1,6 +1,6 @@
 """The `qnnc` command line: commands, exit codes, files written, no tracebacks.
 
-Commands run in-process through `qnnc.compiler.cli.main` (stdout/stderr captured);
+Commands run in-process through `qnnc.runtime.cli.main` (stdout/stderr captured);
 one test runs `python -m qnnc` as a real process.
 """
 
@@ -17,8 +17,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from qnnc.compiler import dump_ir, format_source, parse_program
-from qnnc.compiler import cli
-from qnnc.compiler.cli import main
+from qnnc.runtime.cli import main, registry
 from qnnc.compiler.serialize import shipped_schema
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,7 +66,7 @@ def test_help_lists_exactly_the_commands(capsys):
     rc, out, err = run(capsys, "--help")
     assert rc == 0 and err == ""
     listed = _listed_commands(out)
-    assert listed == list(cli._BUILTIN) + list(cli._RUNTIME)
+    assert listed == list(registry.COMMANDS)
     assert {"check", "ir", "fmt"} <= set(listed)
 
 
@@ -78,7 +77,7 @@ def test_every_listed_command_works(capsys):
         rc, sub_out, err = run(capsys, command, "--help")
         assert rc == 0, (command, err)
         assert sub_out.startswith(f"usage: qnnc {command}"), command
-    for command, module in cli._RUNTIME.values():
+    for module, _help in registry.COMMANDS.values():
         mod = __import__(module, fromlist=["run"])
         assert callable(mod.run) and callable(mod.add_arguments)
     assert run(capsys, "check", str(MNIST))[0] == 0
@@ -382,7 +381,9 @@ def test_internal_error_is_reported_not_raised(capsys, monkeypatch):
     def boom(args):
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setitem(cli._BUILTIN, "check", (cli._BUILTIN["check"][0], cli._BUILTIN["check"][1], boom))
+    from qnnc.runtime.cli import check as check_command
+
+    monkeypatch.setattr(check_command, "run", boom)
     monkeypatch.delenv("QNNC_DEBUG", raising=False)
     rc = main(["check", str(MNIST)])
     err = capsys.readouterr().err

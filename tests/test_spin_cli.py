@@ -9,7 +9,7 @@ import jsonschema
 import numpy as np
 import pytest
 
-from qnnc.compiler.cli import main
+from qnnc.runtime.cli import main
 from qnnc.runtime import checkpoint as ckpt
 
 NET = """

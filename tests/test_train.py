@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from qnnc.compiler import parse_program
-from qnnc.compiler.cli import main
+from qnnc.runtime.cli import main
 from qnnc.runtime import checkpoint as ckpt
 from qnnc.runtime.train import checkpoint_steps, log_spaced_steps, train, wilson_interval
 
