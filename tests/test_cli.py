@@ -114,6 +114,45 @@ def test_python_dash_m():
     assert proc.stdout.startswith("usage: qnnc") and proc.stderr == ""
 
 
+_HEAVY = ("numpy", "torch", "scipy", "matplotlib", "qiskit", "qiskit_aer", "braket", "pytket")
+
+
+def _modules_loaded_by(*argv: str) -> set[str]:
+    """The modules `qnnc ARGV` imports, in a fresh interpreter."""
+    code = ("import sys; from qnnc.runtime.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "sys.stderr.write('\\n'.join(sorted(sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    return set(proc.stderr.splitlines())
+
+
+def test_help_imports_no_command_module():
+    loaded = _modules_loaded_by("--help")
+    commands = {module for module, _help in registry.COMMANDS.values()}
+    assert not loaded & commands
+    assert not {m for m in loaded if m.split(".")[0] in _HEAVY}
+
+
+@pytest.mark.parametrize("argv", [["check", str(MNIST)], ["fmt", "--check", str(MNIST)], ["ir", str(MNIST)]])
+def test_compiler_commands_import_only_the_compiler(argv):
+    loaded = _modules_loaded_by(*argv)
+    assert registry.COMMANDS[argv[0]][0] in loaded
+    others = {module for name, (module, _help) in registry.COMMANDS.items() if name != argv[0]}
+    assert not loaded & others
+    assert not {m for m in loaded if m.split(".")[0] in _HEAVY}
+    assert not {m for m in loaded if m.startswith("qnnc.runtime.") and not m.startswith("qnnc.runtime.cli")}
+
+
+def test_compiler_layer_names_no_runtime_module():
+    """The compiler core imports nothing from the runtime, not even by a string."""
+    pattern = re.compile(r"(import\s+qnnc\.runtime|from\s+qnnc\.runtime|from\s+qnnc\s+import\s+runtime"
+                         r"|[\"']qnnc\.runtime)")
+    offenders = [f"{path}:{n}" for path in sorted((ROOT / "compiler").rglob("*.py"))
+                 for n, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+    assert offenders == []
+
+
 def test_real_process_reports_without_traceback(bad_file):
     proc = subprocess.run([sys.executable, "-m", "qnnc", "check", str(bad_file)], capture_output=True,
                           text=True, timeout=120)
@@ -263,6 +302,11 @@ def test_ir_output_to_an_unwritable_path(capsys, tmp_path):
     rc, _, err = run(capsys, "ir", str(MNIST), "-o", str(tmp_path / "file" / "out.json"))
     assert rc == 1 and err.startswith("error[Q0405]")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder"] and not any((tmp_path / "folder").iterdir())
+
+
+def test_ir_output_dash_is_standard_output(capsys, tmp_path):
+    assert run(capsys, "ir", str(MNIST), "-o", "-") == run(capsys, "ir", str(MNIST))
+    assert not any(tmp_path.iterdir()) and not Path("-").exists()
 
 
 def test_written_files_get_ordinary_permissions(capsys, tmp_path):

@@ -84,3 +84,16 @@ def test_run_and_compile_report_quantised_weights(capsys):
         assert run_cmd("run", argv + ["--shots", "4"]) == 0
         out = capsys.readouterr().out
         assert out.count("note: weights of") == 2, out
+
+
+def test_compile_output_errors_are_diagnostics(capsys, tmp_path):
+    """An unwritable -o is Q0405, as for every command; `-o -` takes one circuit only."""
+    from qnnc.compiler.diagnostics import QnncError
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(QnncError) as exc:
+        run_cmd("compile", [HARDWARE, "--target", "ibm", "-o", str(tmp_path / "file" / "hw.json")])
+    assert exc.value.diagnostics[0].code == "Q0405" and exc.value.exit_code == 1
+    with pytest.raises(QnncError) as exc:
+        run_cmd("compile", [HARDWARE, "--target", "ibm", "-o", "-"])
+    assert exc.value.diagnostics[0].code == "Q0407" and exc.value.exit_code == 2

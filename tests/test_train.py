@@ -163,6 +163,13 @@ def test_truncated_checkpoint_other_network_and_corrupted_data(tmp_path, capsys)
     assert not (tmp_path / "run2" / "checkpoints").exists()
 
 
+def test_an_unwritable_run_folder_is_q0405(tmp_path, capsys):
+    f = _write(tmp_path)
+    (tmp_path / "file").write_text("x")
+    _one_line_error(capsys, ["train", str(f), "--out", str(tmp_path / "file" / "run"), "--no-progress",
+                             "--epochs", "0"], "Q0405", str(tmp_path / "file"))
+
+
 def test_refuses_to_overwrite_a_run(tmp_path, capsys):
     f = _write(tmp_path)
     assert main(["train", str(f), "--out", str(tmp_path / "run"), "--no-progress", "--epochs", "0"]) == 0
