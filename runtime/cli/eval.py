@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from qnnc.runtime.cli.json_output import print_json
 from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args
-from qnnc.runtime.cli.weight_args import add_step_arguments, run_dir
+from qnnc.runtime.cli.weight_args import add_step_arguments, run_dir_from_args
 
 
 def add_arguments(p) -> None:
@@ -62,7 +62,8 @@ def run(args) -> int:
     shots = args.shots if args.shots is not None else network.readout.shots
     if shots < 1 or (args.limit is not None and args.limit < 1):
         raise error("Q0407", "--shots and --limit must be at least 1", exit_code=2)
-    r = evaluate(program, network, run_dir(args, network), args.checkpoint, shots, args.data, args.limit, args.seed)
+    r = evaluate(program, network, run_dir_from_args(args, network), args.checkpoint, shots, args.data,
+                 args.limit, args.seed)
     if args.json:
         print_json(r)
         return 0

@@ -14,7 +14,7 @@ import sys
 from qnnc.runtime.cli import output
 from qnnc.runtime.cli.json_output import json_text
 from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args
-from qnnc.runtime.cli.weight_args import add_run_argument, run_dir
+from qnnc.runtime.cli.weight_args import add_run_argument, run_dir_from_args
 
 
 def add_arguments(p) -> None:
@@ -99,8 +99,8 @@ def run(args) -> int:
     network = network_from_args(args, program)
     if network is None:
         raise error("Q0232", f"{args.file} defines no network")
-    r = analyse_run(program, network, run_dir(args, network), args.temperature, args.starts, args.window,
-                    progress=not args.no_progress and sys.stderr.isatty())
+    r = analyse_run(program, network, run_dir_from_args(args, network), args.temperature, args.starts,
+                    args.window, progress=not args.no_progress and sys.stderr.isatty())
     if args.plot:
         plot(r, args.plot)
     text = json_text(r)

@@ -23,7 +23,7 @@ def add_step_arguments(p, default=None, help: str = "step of the run (`last` for
     add_run_argument(p)
 
 
-def run_dir(args, network) -> Path:
+def run_dir_from_args(args, network) -> Path:
     return Path(args.run) if args.run else Path("runs") / network.name
 
 
