@@ -4,7 +4,7 @@ and the ReLU network, and a lazy-training control.
 Trains each network with its recipe but with denser log-spaced checkpoints than the
 1-2-5 schedule (`--per-decade` per factor of ten, default 8), so a power law of T_c in
 training time has enough points; then runs the TAP analysis of every checkpoint
-(`qnnc.runtime.cmd_tap.analyse_run`) and writes JSON, plots and a markdown summary.
+(`qnnc.runtime.tap.analyse_run`) and writes JSON, plots and a markdown summary.
 
     .venv/bin/python examples/study_spin.py --out runs/study-spin
 
@@ -44,7 +44,8 @@ def main(argv=None) -> int:
 
     from qnnc.compiler import load_program
     from qnnc.compiler.passes import OverrideTraining, PassManager
-    from qnnc.runtime.cmd_tap import analyse_run, plot, table
+    from qnnc.runtime.cli.tap import plot, table
+    from qnnc.runtime.tap import analyse_run
     from qnnc.runtime.train import train
 
     out = Path(args.out)

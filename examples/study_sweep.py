@@ -42,7 +42,7 @@ def main(argv=None) -> int:
 
     from qnnc.compiler import load_program
     from qnnc.compiler.passes import OverrideTraining, PassManager
-    from qnnc.runtime.cmd_eval import evaluate
+    from qnnc.runtime.cli.eval import evaluate
     from qnnc.runtime.train import train
 
     out = Path(args.out)

@@ -258,11 +258,15 @@ class IsingModel:
             arrays["h"] = self.h.astype(np.float64)
         return arrays
 
-    def to_npz(self, path: PathLike) -> None:
-        """Write an .npz (plain arrays only, loadable with allow_pickle=False), atomically."""
+    def npz_bytes(self) -> bytes:
+        """The model as an .npz (plain arrays only, loadable with allow_pickle=False)."""
         buf = io.BytesIO()
         np.savez(buf, **self._arrays())
-        atomic_write_bytes(path, buf.getvalue())
+        return buf.getvalue()
+
+    def to_npz(self, path: PathLike) -> None:
+        """Write `npz_bytes()` to `path`, atomically."""
+        atomic_write_bytes(path, self.npz_bytes())
 
     @staticmethod
     def load_npz(path: PathLike) -> "IsingModel":

@@ -1,6 +1,6 @@
 """The `qnnc` command line: commands, exit codes, files written, no tracebacks.
 
-Commands run in-process through `qnnc.compiler.cli.main` (stdout/stderr captured);
+Commands run in-process through `qnnc.runtime.cli.main` (stdout/stderr captured);
 one test runs `python -m qnnc` as a real process.
 """
 
@@ -17,8 +17,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from qnnc.compiler import dump_ir, format_source, parse_program
-from qnnc.compiler import cli
-from qnnc.compiler.cli import main
+from qnnc.runtime.cli import main, registry
 from qnnc.compiler.serialize import shipped_schema
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,7 +66,7 @@ def test_help_lists_exactly_the_commands(capsys):
     rc, out, err = run(capsys, "--help")
     assert rc == 0 and err == ""
     listed = _listed_commands(out)
-    assert listed == list(cli._BUILTIN) + list(cli._RUNTIME)
+    assert listed == list(registry.COMMANDS)
     assert {"check", "ir", "fmt"} <= set(listed)
 
 
@@ -78,7 +77,7 @@ def test_every_listed_command_works(capsys):
         rc, sub_out, err = run(capsys, command, "--help")
         assert rc == 0, (command, err)
         assert sub_out.startswith(f"usage: qnnc {command}"), command
-    for command, module in cli._RUNTIME.values():
+    for module, _help in registry.COMMANDS.values():
         mod = __import__(module, fromlist=["run"])
         assert callable(mod.run) and callable(mod.add_arguments)
     assert run(capsys, "check", str(MNIST))[0] == 0
@@ -113,6 +112,45 @@ def test_python_dash_m():
                           cwd=ROOT, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage: qnnc") and proc.stderr == ""
+
+
+_HEAVY = ("numpy", "torch", "scipy", "matplotlib", "qiskit", "qiskit_aer", "braket", "pytket")
+
+
+def _modules_loaded_by(*argv: str) -> set[str]:
+    """The modules `qnnc ARGV` imports, in a fresh interpreter."""
+    code = ("import sys; from qnnc.runtime.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "sys.stderr.write('\\n'.join(sorted(sys.modules)))")
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    return set(proc.stderr.splitlines())
+
+
+def test_help_imports_no_command_module():
+    loaded = _modules_loaded_by("--help")
+    commands = {module for module, _help in registry.COMMANDS.values()}
+    assert not loaded & commands
+    assert not {m for m in loaded if m.split(".")[0] in _HEAVY}
+
+
+@pytest.mark.parametrize("argv", [["check", str(MNIST)], ["fmt", "--check", str(MNIST)], ["ir", str(MNIST)]])
+def test_compiler_commands_import_only_the_compiler(argv):
+    loaded = _modules_loaded_by(*argv)
+    assert registry.COMMANDS[argv[0]][0] in loaded
+    others = {module for name, (module, _help) in registry.COMMANDS.items() if name != argv[0]}
+    assert not loaded & others
+    assert not {m for m in loaded if m.split(".")[0] in _HEAVY}
+    assert not {m for m in loaded if m.startswith("qnnc.runtime.") and not m.startswith("qnnc.runtime.cli")}
+
+
+def test_compiler_layer_names_no_runtime_module():
+    """The compiler core imports nothing from the runtime, not even by a string."""
+    pattern = re.compile(r"(import\s+qnnc\.runtime|from\s+qnnc\.runtime|from\s+qnnc\s+import\s+runtime"
+                         r"|[\"']qnnc\.runtime)")
+    offenders = [f"{path}:{n}" for path in sorted((ROOT / "compiler").rglob("*.py"))
+                 for n, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+    assert offenders == []
 
 
 def test_real_process_reports_without_traceback(bad_file):
@@ -266,6 +304,11 @@ def test_ir_output_to_an_unwritable_path(capsys, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "folder"] and not any((tmp_path / "folder").iterdir())
 
 
+def test_ir_output_dash_is_standard_output(capsys, tmp_path):
+    assert run(capsys, "ir", str(MNIST), "-o", "-") == run(capsys, "ir", str(MNIST))
+    assert not any(tmp_path.iterdir()) and not Path("-").exists()
+
+
 def test_written_files_get_ordinary_permissions(capsys, tmp_path):
     """Atomic writes go through a private temporary file; the result must not stay 0600."""
     umask = os.umask(0o022)
@@ -382,7 +425,9 @@ def test_internal_error_is_reported_not_raised(capsys, monkeypatch):
     def boom(args):
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setitem(cli._BUILTIN, "check", (cli._BUILTIN["check"][0], cli._BUILTIN["check"][1], boom))
+    from qnnc.runtime.cli import check as check_command
+
+    monkeypatch.setattr(check_command, "run", boom)
     monkeypatch.delenv("QNNC_DEBUG", raising=False)
     rc = main(["check", str(MNIST)])
     err = capsys.readouterr().err

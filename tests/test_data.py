@@ -19,7 +19,8 @@ import pytest
 
 from qnnc.compiler import ir
 from qnnc.compiler.diagnostics import QnncError
-from qnnc.runtime import cmd_data, data
+from qnnc.runtime import data
+from qnnc.runtime.cli import data as data_command
 
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
@@ -539,8 +540,8 @@ def test_full_train_is_never_downloaded_implicitly(tmp_path, isolated_cache):
 
 def run_data(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="qnnc data")
-    cmd_data.add_arguments(parser)
-    return cmd_data.run(parser.parse_args(argv))
+    data_command.add_arguments(parser)
+    return data_command.run(parser.parse_args(argv))
 
 
 def test_cmd_info(capsys):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from qnnc.compiler.cli import main
+from qnnc.runtime.cli import main
 
 GOLDEN = Path(__file__).parent / "golden" / "errors"
 CASES = sorted(p.stem for p in GOLDEN.glob("*.qnn"))

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from qnnc.compiler import dump_ir, format_source, load_ir_text, parse_program
-from qnnc.compiler.cli import main
+from qnnc.runtime.cli import main
 from qnnc.compiler.formatter import format_module
 from qnnc.compiler.parser import parse_module
 from qnnc.compiler.serialize import schema_text, shipped_schema

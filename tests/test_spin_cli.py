@@ -9,7 +9,7 @@ import jsonschema
 import numpy as np
 import pytest
 
-from qnnc.compiler.cli import main
+from qnnc.runtime.cli import main
 from qnnc.runtime import checkpoint as ckpt
 
 NET = """
@@ -107,6 +107,37 @@ def test_tap_series_over_the_run(run, capsys, tmp_path):
     steps = [s["step"] for s in out["series"]]
     assert steps == ckpt.list_checkpoints(r)
     assert (tmp_path / "p_tc.png").exists() and (tmp_path / "p_spectrum.pdf").exists()
+
+
+@pytest.mark.parametrize("argv", [["hamiltonian", "--format", "npz", "-o", "{bad}/j.npz"],
+                                  ["hamiltonian", "-o", "{bad}/h.txt"],
+                                  ["tap", "-o", "{bad}/t.json"],
+                                  ["tap", "--plot", "{bad}/p"]])
+def test_an_unwritable_output_is_q0405(run, tmp_path, capsys, argv):
+    """Every output, plots and .npz included, goes through the one writer."""
+    f, r = run
+    (tmp_path / "file").write_text("x")
+    argv = [a.format(bad=tmp_path / "file") for a in argv]
+    capsys.readouterr()
+    assert main([argv[0], str(f), "--run", str(r), *(["--no-progress"] if argv[0] == "tap" else []),
+                 *argv[1:]]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error[Q0405]: cannot write {tmp_path / 'file'}") and "Traceback" not in err
+
+
+def test_hamiltonian_npz_to_standard_output(run, capsysbinary, tmp_path):
+    """`-o -` writes the .npz bytes to standard output, and nothing else."""
+    import io
+
+    f, r = run
+    assert main(["hamiltonian", str(f), "--run", str(r), "--format", "npz", "-o", str(tmp_path / "j.npz")]) == 0
+    capsysbinary.readouterr()
+    assert main(["hamiltonian", str(f), "--run", str(r), "--format", "npz", "-o", "-"]) == 0
+    piped = np.load(io.BytesIO(capsysbinary.readouterr().out), allow_pickle=False)
+    written = np.load(tmp_path / "j.npz", allow_pickle=False)
+    assert sorted(piped.files) == sorted(written.files)
+    for k in written.files:
+        np.testing.assert_array_equal(piped[k], written[k])
 
 
 @pytest.mark.parametrize("case", ["missing", "other", "nonfinite"])

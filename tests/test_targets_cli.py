@@ -16,7 +16,7 @@ HARDWARE = str(ROOT / "examples" / "hardware.qnn")
 def run_cmd(module: str, argv: list[str]) -> int:
     import importlib
 
-    mod = importlib.import_module(f"qnnc.runtime.{module}")
+    mod = importlib.import_module(f"qnnc.runtime.cli.{module}")
     p = argparse.ArgumentParser()
     mod.add_arguments(p)
     return mod.run(p.parse_args(argv))
@@ -24,7 +24,7 @@ def run_cmd(module: str, argv: list[str]) -> int:
 
 def test_compile_summary_json(capsys, tmp_path):
     out = tmp_path / "hw.json"
-    assert run_cmd("cmd_compile", [HARDWARE, "--target", "ibm", "--json", "-o", str(out)]) == 0
+    assert run_cmd("compile", [HARDWARE, "--target", "ibm", "--json", "-o", str(out)]) == 0
     s = json.loads(capsys.readouterr().out)
     assert s["strategy"] == "layered" and s["target"] == "ibm" and s["backend"] == "fake_brisbane"
     assert [l["name"] for l in s["layers"]] == ["h1", "h2", "h3"]
@@ -37,7 +37,7 @@ def test_compile_summary_json(capsys, tmp_path):
 
 def test_compile_writes_one_file_per_circuit(capsys, tmp_path):
     out = tmp_path / "hw.qasm"
-    assert run_cmd("cmd_compile", [HARDWARE, "--target", "ionq", "-o", str(out), "--copies", "1",
+    assert run_cmd("compile", [HARDWARE, "--target", "ionq", "-o", str(out), "--copies", "1",
                                    "--set", "a=0.2"]) == 0
     text = capsys.readouterr().out
     assert "strategy `layered`" in text
@@ -49,7 +49,7 @@ def test_compile_writes_one_file_per_circuit(capsys, tmp_path):
 def test_compile_dynamic_single_file(tmp_path, capsys):
     out = tmp_path / "w.qasm"
     weak = str(ROOT / "examples" / "weak.qnn")
-    assert run_cmd("cmd_compile", [weak, "--set", "width=3", "--target", "quantinuum",
+    assert run_cmd("compile", [weak, "--set", "width=3", "--target", "quantinuum",
                                    "--noise-pairs", "2", "-o", str(out)]) == 0
     assert "strategy `dynamic`" in capsys.readouterr().out
     assert out.read_text().startswith("OPENQASM 2.0;\ninclude \"hqslib1.inc\";")
@@ -58,7 +58,7 @@ def test_compile_dynamic_single_file(tmp_path, capsys):
 def test_run_json_and_plot(capsys, tmp_path):
     pytest.importorskip("matplotlib")
     png = tmp_path / "h.png"
-    assert run_cmd("cmd_run", [HARDWARE, "--target", "quantinuum", "--shots", "10", "--json",
+    assert run_cmd("run", [HARDWARE, "--target", "quantinuum", "--shots", "10", "--json",
                                "--image", "3", "--plot", str(png)]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["shots"] == 10 and sum(r["predictions"]["histogram"]) == 10
@@ -67,7 +67,7 @@ def test_run_json_and_plot(capsys, tmp_path):
 
 
 def test_run_ionq_fits_the_local_simulator(capsys):
-    assert run_cmd("cmd_run", [HARDWARE, "--target", "ionq", "--shots", "4"]) == 0
+    assert run_cmd("run", [HARDWARE, "--target", "ionq", "--shots", "4"]) == 0
     assert "predictions" in capsys.readouterr().out
 
 
@@ -75,12 +75,25 @@ def test_run_and_compile_report_quantised_weights(capsys):
     """`--weight-bits` changes the network that runs: both commands say so."""
     pytest.importorskip("pytket.extensions.quantinuum")
     argv = [HARDWARE, "--target", "quantinuum", "--strategy", "dynamic", "--weight-bits", "4"]
-    assert run_cmd("cmd_compile", argv) == 0
+    assert run_cmd("compile", argv) == 0
     out = capsys.readouterr().out
     assert out.count("quantised (4 bits)") == 2, out  # layers h2 and h3
     from pytket.extensions.quantinuum import have_pecos
 
     if have_pecos():
-        assert run_cmd("cmd_run", argv + ["--shots", "4"]) == 0
+        assert run_cmd("run", argv + ["--shots", "4"]) == 0
         out = capsys.readouterr().out
         assert out.count("note: weights of") == 2, out
+
+
+def test_compile_output_errors_are_diagnostics(capsys, tmp_path):
+    """An unwritable -o is Q0405, as for every command; `-o -` takes one circuit only."""
+    from qnnc.compiler.diagnostics import QnncError
+
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(QnncError) as exc:
+        run_cmd("compile", [HARDWARE, "--target", "ibm", "-o", str(tmp_path / "file" / "hw.json")])
+    assert exc.value.diagnostics[0].code == "Q0405" and exc.value.exit_code == 1
+    with pytest.raises(QnncError) as exc:
+        run_cmd("compile", [HARDWARE, "--target", "ibm", "-o", "-"])
+    assert exc.value.diagnostics[0].code == "Q0407" and exc.value.exit_code == 2

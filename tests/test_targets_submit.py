@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from ir_builders_targets import NEURONS, chain_network, random_weights
-from qnnc.compiler.cli import main
+from qnnc.runtime.cli import main
 from qnnc.runtime.targets import compile_network, exact_distribution, resolve
 from qnnc.runtime.targets import submit as sub
 from qnnc.runtime.targets.network import tv_bound, tv_distance

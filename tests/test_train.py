@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from qnnc.compiler import parse_program
-from qnnc.compiler.cli import main
+from qnnc.runtime.cli import main
 from qnnc.runtime import checkpoint as ckpt
 from qnnc.runtime.train import checkpoint_steps, log_spaced_steps, train, wilson_interval
 
@@ -161,6 +161,13 @@ def test_truncated_checkpoint_other_network_and_corrupted_data(tmp_path, capsys)
     g = _write(tmp_path / "d", text=SMALL.replace("data mnist.train5k", f'data "{bad}"')) if (tmp_path / "d").mkdir() is None else None
     _one_line_error(capsys, ["train", str(g), "--out", str(tmp_path / "run2"), "--no-progress"], "Q0520", str(bad))
     assert not (tmp_path / "run2" / "checkpoints").exists()
+
+
+def test_an_unwritable_run_folder_is_q0405(tmp_path, capsys):
+    f = _write(tmp_path)
+    (tmp_path / "file").write_text("x")
+    _one_line_error(capsys, ["train", str(f), "--out", str(tmp_path / "file" / "run"), "--no-progress",
+                             "--epochs", "0"], "Q0405", str(tmp_path / "file"))
 
 
 def test_refuses_to_overwrite_a_run(tmp_path, capsys):

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from qnnc.runtime.cli.json_output import print_json
+from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args
+from qnnc.runtime.cli.weight_args import add_step_arguments, run_dir_from_args
 
 
 def add_arguments(p) -> None:
-    from qnnc.compiler.cli import add_program_arguments
-
     add_program_arguments(p)
-    p.add_argument("--checkpoint", metavar="STEP", default="last", help="step of the run (default: last)")
-    p.add_argument("--run", metavar="DIR", help="run directory (default: runs/NETWORK)")
+    add_step_arguments(p, default="last", help="step of the run (default: last)")
     p.add_argument("--shots", type=int, metavar="S", help="passes voted over (default: the readout's)")
     p.add_argument("--data", metavar="NAME", default="mnist.test", help="data set (default: mnist.test)")
     p.add_argument("--limit", type=int, metavar="N", help="evaluate the first N images only")
@@ -55,20 +53,19 @@ def evaluate(program, network, run_dir, step, shots, data, limit, seed) -> dict:
 
 
 def run(args) -> int:
-    from qnnc.compiler.cli import load_from_args
     from qnnc.compiler.diagnostics import error
 
     program = load_from_args(args)
-    network = program.network(args.network) if args.network else program.network()
+    network = network_from_args(args, program)
     if network is None:
         raise error("Q0232", f"{args.file} defines no network")
     shots = args.shots if args.shots is not None else network.readout.shots
     if shots < 1 or (args.limit is not None and args.limit < 1):
         raise error("Q0407", "--shots and --limit must be at least 1", exit_code=2)
-    run_dir = Path(args.run) if args.run else Path("runs") / network.name
-    r = evaluate(program, network, run_dir, args.checkpoint, shots, args.data, args.limit, args.seed)
+    r = evaluate(program, network, run_dir_from_args(args, network), args.checkpoint, shots, args.data,
+                 args.limit, args.seed)
     if args.json:
-        print(json.dumps(r, indent=2))
+        print_json(r)
         return 0
     lo, hi = r["ci95"]
     print(f"{r['network']} step {r['step']} on {r['data']} ({r['images']} images, vote over {shots} shots):")

@@ -6,17 +6,17 @@ Without --checkpoint the weights are the network's initialisation drawn from --s
 
 from __future__ import annotations
 
-import json
 import math
-import sys
+
+from qnnc.runtime.cli import output
+from qnnc.runtime.cli.json_output import json_text
+from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args
+from qnnc.runtime.cli.weight_args import add_step_arguments
 
 
 def add_arguments(p) -> None:
-    from qnnc.compiler.cli import add_program_arguments
-
     add_program_arguments(p)
-    p.add_argument("--checkpoint", metavar="STEP", help="step of the run (`last` for the latest)")
-    p.add_argument("--run", metavar="DIR", help="run directory (default: runs/NETWORK)")
+    add_step_arguments(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the initialisation (no --checkpoint)")
     p.add_argument("--fields", action="store_true", help="map biases to fields h_i (off by default)")
     p.add_argument("--temperature", type=float, metavar="T", help="also report the phase at T")
@@ -26,9 +26,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from qnnc.compiler.cli import load_from_args
     from qnnc.compiler.diagnostics import error
-    from qnnc.compiler.fileio import atomic_write_text
     from qnnc.runtime.spin import analyse, ising_model, load_weights
 
     if args.temperature is not None and not (math.isfinite(args.temperature) and args.temperature > 0):
@@ -36,22 +34,19 @@ def run(args) -> int:
     if args.format == "npz" and not args.output:
         raise error("Q0407", "--format npz writes a file: give -o OUT.npz", exit_code=2)
     program = load_from_args(args)
-    network = program.network(args.network) if args.network else program.network()
+    network = network_from_args(args, program)
     if network is None:
         raise error("Q0232", f"{args.file} defines no network")
     if args.run and args.checkpoint is None:
         args.checkpoint = "last"
     nw = load_weights(program, network, args.run, args.checkpoint, args.seed)
     if args.format == "npz":
-        ising_model(nw, args.fields).to_npz(args.output)
-        print(f"wrote {args.output}")
+        output.write_bytes(args.output, ising_model(nw, args.fields).npz_bytes())
+        output.announce(args.output)
         return 0
     report = analyse(nw, args.fields, args.temperature)
-    text = json.dumps(report, indent=2) + "\n" if args.format == "json" else summary(report)
-    if args.output:
-        atomic_write_text(args.output, text)
-    else:
-        sys.stdout.write(text)
+    text = json_text(report) if args.format == "json" else summary(report)
+    output.write_text(args.output or output.STDOUT, text)
     return 0
 
 

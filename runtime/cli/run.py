@@ -5,12 +5,13 @@ layer's weights are known; as JSON with --json, and a histogram with --plot."""
 
 from __future__ import annotations
 
-import json
+from qnnc.runtime.cli import output
+from qnnc.runtime.cli.circuit_args import add_compile_arguments, compile_from_args, write_output
+from qnnc.runtime.cli.json_output import print_json
+from qnnc.runtime.cli.outcomes import outcome_report, render_outcomes
 
 
 def add_arguments(p) -> None:
-    from qnnc.runtime.targets.cli import add_compile_arguments
-
     add_compile_arguments(p)
     p.add_argument("--shots", type=int, default=96, metavar="S", help="forward passes (default: 96)")
     p.add_argument("--simulator", default="ideal",
@@ -21,14 +22,11 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     import time
 
-    from qnnc.runtime.targets.cli import compile_from_args, write_output
-    from qnnc.runtime.targets.compile import run_compiled
+    from qnnc.runtime.targets.compile import run_compiled, vendor
     from qnnc.runtime.targets.errors import refuse
 
     if args.shots < 1:
         raise refuse("Q0308", f"--shots must be at least 1, not {args.shots}")
-    from qnnc.runtime.targets.compile import vendor
-
     compiled = compile_from_args(args, vendor(args.target).local_qubit_limit(args.simulator))
     if args.output:
         write_output(compiled, args.output)
@@ -40,7 +38,7 @@ def run(args) -> int:
     if args.plot:
         _plot(result, args.plot)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print_json(result)
         return 0
     s = compiled.summary
     print(f"{s['network']} on {s['target']} ({s['backend']}), strategy `{s['strategy']}`, "
@@ -51,47 +49,6 @@ def run(args) -> int:
     return 0
 
 
-def outcome_report(spec, out) -> dict:
-    """Per hidden layer: mean outcome and the most frequent patterns; the predictions
-    when the output layer's weights are known. (`qnnc run` and `qnnc submit`.)"""
-    import numpy as np
-
-    result: dict = {"layers": {}}
-    for li, (off, h) in enumerate(zip(spec.offsets(), spec.hidden)):
-        block = out[:, off:off + h.size]
-        keys, counts = np.unique(block, axis=0, return_counts=True)
-        top = sorted(zip(counts.tolist(), ["".join("+" if v > 0 else "-" for v in k) for k in keys]),
-                     reverse=True)[:16]
-        result["layers"][h.name] = {"mean": block.mean(0).round(4).tolist(),
-                                    "top_patterns": [{"pattern": p, "count": c} for c, p in top]}
-    if spec.output is not None:
-        name, w, b = spec.output
-        logits = out[:, -spec.hidden[-1].size:].astype(float) @ w.T + b
-        pred = logits.argmax(1)
-        hist = np.bincount(pred, minlength=w.shape[0])
-        result["predictions"] = {"histogram": hist.tolist(), "majority": int(hist.argmax())}
-    return result
-
-
-# A wider layer's means are summarised in text (all of them are in `--json`).
-SHOWN_MEANS = 24
-
-
-def _means(means: list) -> str:
-    if len(means) <= SHOWN_MEANS:
-        return " ".join(f"{m:+.2f}" for m in means)
-    head = " ".join(f"{m:+.2f}" for m in means[:SHOWN_MEANS])
-    return f"{head} … ({len(means)} neurons; all in --json)"
-
-
-def render_outcomes(result: dict) -> str:
-    lines = [f"  {name}: mean outcome " + _means(r["mean"]) for name, r in result["layers"].items()]
-    if "predictions" in result:
-        p = result["predictions"]
-        lines.append(f"  predictions: {p['histogram']} -> majority {p['majority']}")
-    return "\n".join(lines) + "\n"
-
-
 def _plot(result: dict, path: str) -> None:
     import io
 
@@ -99,8 +56,6 @@ def _plot(result: dict, path: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from qnnc.compiler.fileio import atomic_write_bytes
 
     fig, ax = plt.subplots(figsize=(6, 3))
     if "predictions" in result:
@@ -118,4 +73,4 @@ def _plot(result: dict, path: str) -> None:
     fig.tight_layout()
     fig.savefig(buf, format="png")
     plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    output.write_bytes(path, buf.getvalue())

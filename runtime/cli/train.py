@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
+from qnnc.runtime.cli import output
+from qnnc.runtime.cli.json_output import print_json
+from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args, set_pairs
+
 
 def add_arguments(p) -> None:
-    from qnnc.compiler.cli import add_program_arguments
-
     add_program_arguments(p)
     p.add_argument("--epochs", type=int, metavar="N", help="override the recipe's epochs")
     p.add_argument("--lr", type=float, metavar="LR", help="override the learning rate")
@@ -23,13 +24,12 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from qnnc.compiler.cli import load_from_args, _set_pairs
     from qnnc.compiler.diagnostics import error
     from qnnc.compiler.passes import OverrideTraining, PassManager
     from qnnc.runtime.train import train
 
     program = load_from_args(args)
-    network = program.network(args.network) if args.network else program.network()
+    network = network_from_args(args, program)
     if network is None:
         raise error("Q0232", f"{args.file} defines no network", help="declare one: `network NAME { ... }`")
     overrides = {}
@@ -46,13 +46,14 @@ def run(args) -> int:
         raise error("Q0233", f"network `{network.name}` has no train block", network.span,
                     help=f"add `train {network.name} {{ data mnist.train5k }}`")
     out = Path(args.out) if args.out else Path("runs") / network.name
-    flags = {"set": _set_pairs(args.set), **overrides}
-    result = train(program, network, recipe, out, resume=args.resume, flags=flags,
-                   progress=not args.no_progress and sys.stderr.isatty(),
-                   log=lambda s: print(s, file=sys.stderr))
+    flags = {"set": set_pairs(args.set), **overrides}
+    with output.writing_into(out):  # the run folder: checkpoints, metrics, run.json
+        result = train(program, network, recipe, out, resume=args.resume, flags=flags,
+                       progress=not args.no_progress and sys.stderr.isatty(),
+                       log=lambda s: print(s, file=sys.stderr))
     if args.json:
-        print(json.dumps({"run": str(result.run_dir), "steps": result.steps, "checkpoints": result.checkpoints,
-                          "final": result.final_metrics}, indent=2))
+        print_json({"run": str(result.run_dir), "steps": result.steps, "checkpoints": result.checkpoints,
+                    "final": result.final_metrics})
     else:
         print(f"trained {network.name}: {result.steps} steps, {len(result.checkpoints)} checkpoints in {result.run_dir}")
         if "validation_accuracy" in result.final_metrics:

@@ -10,12 +10,13 @@ writes them as JSON (atomically)."""
 
 from __future__ import annotations
 
-import json
+from qnnc.runtime.cli import output
+from qnnc.runtime.cli.circuit_args import add_compile_arguments, compile_from_args
+from qnnc.runtime.cli.json_output import json_text, print_json
+from qnnc.runtime.cli.outcomes import outcome_report, render_outcomes
 
 
 def add_arguments(p) -> None:
-    from qnnc.runtime.targets.cli import add_compile_arguments
-
     add_compile_arguments(
         p, outputs=False,
         backend_help="the vendor's device: IBM `ibm_NAME` (compiled offline against the fake "
@@ -34,39 +35,21 @@ def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true", help="print the plan or the results as JSON")
 
 
-def _check_output_path(path: str) -> None:
-    """Refuse an output path that cannot be written before anything is submitted."""
-    import os
-
-    from qnnc.compiler.diagnostics import error
-
-    parent = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        why = "it is a folder"
-    elif not os.path.isdir(parent) or not os.access(parent, os.W_OK):
-        why = "its folder does not exist or is not writable"
-    else:
-        return
-    raise error("Q0405", f"cannot write {path}: {why}",
-                help="give a file in an existing, writable folder (checked before submitting)")
-
-
 def run(args) -> int:
     from qnnc.runtime.targets import submit as sub
-    from qnnc.runtime.targets.cli import compile_from_args
     from qnnc.runtime.targets.errors import refuse
 
     if args.shots < 1:
         raise refuse("Q0308", f"--shots must be at least 1, not {args.shots}")
     if args.output:
-        _check_output_path(args.output)
+        output.check_writable(args.output)
     device = sub.resolve_device(args.target, args.backend)
     args.backend = device.compile_backend
     compiled = compile_from_args(args, sub.local_qubit_limit(args.target) if args.local else None)
     plan = sub.plan(compiled, args.shots, device, args.local)
     if not args.yes and not args.local:
         if args.json:
-            print(json.dumps({"plan": plan, "submitted": False}, indent=2))
+            print_json({"plan": plan, "submitted": False})
         else:
             print(sub.render_plan(plan), end="")
             print("dry run: nothing was submitted. Add --yes to submit, or --local to run the "
@@ -88,19 +71,15 @@ def _announce(job: dict) -> None:
 
 
 def _report(args, compiled, plan: dict, done) -> int:
-    from qnnc.runtime.cmd_run import outcome_report, render_outcomes
-
     result = {"summary": compiled.summary,
               "submission": {"target": compiled.target, "device": done.device.name,
                              "mode": plan["mode"], "client": plan["client"], "jobs": done.jobs},
               "shots": args.shots, "seconds": done.seconds,
               **outcome_report(compiled.spec, done.outcomes)}
     if args.output:
-        from qnnc.compiler.cli import _write
-
-        _write(args.output, json.dumps(result, indent=2) + "\n")
+        output.write_text(args.output, json_text(result))
     if args.json:
-        print(json.dumps(result, indent=2))
+        print_json(result)
         return 0
     s = compiled.summary
     where = "local stand-in" if done.local else "submitted"
@@ -111,5 +90,5 @@ def _report(args, compiled, plan: dict, done) -> int:
     print(f"  jobs: {shown}")
     print(render_outcomes(result), end="")
     if args.output:
-        print(f"  wrote {args.output}")
+        output.announce(args.output, "  ")
     return 0

@@ -1,14 +1,19 @@
-"""What `qnnc compile` and `qnnc run` share: their flags, and turning a program file,
-a checkpoint and a test image into a `CompiledProgram`."""
+"""What `qnnc compile`, `qnnc run` and `qnnc submit` share: their flags, turning a
+program file, a checkpoint and a test image into a `CompiledProgram`, and writing its
+circuits."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
+from qnnc.compiler.diagnostics import error
+from qnnc.runtime.cli import output
+from qnnc.runtime.cli.json_output import json_text
+from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args
+from qnnc.runtime.cli.weight_args import add_checkpoint_path_argument, load_weights
 from qnnc.runtime.targets.capabilities import NOISE_KINDS, STRATEGIES, TARGETS
 from qnnc.runtime.targets.errors import refuse
 
@@ -16,8 +21,6 @@ from qnnc.runtime.targets.errors import refuse
 def add_compile_arguments(p, outputs: bool = True, backend_help: Optional[str] = None) -> None:
     """The flags of `qnnc compile`. `outputs=False` leaves out `-o` and `--json`, for a
     command that gives them another meaning (`qnnc submit` writes results there)."""
-    from qnnc.compiler.cli import add_program_arguments
-
     add_program_arguments(p)
     p.add_argument("--target", choices=TARGETS, default="ibm", help="vendor (default: ibm)")
     p.add_argument("--backend", metavar="NAME",
@@ -25,9 +28,7 @@ def add_compile_arguments(p, outputs: bool = True, backend_help: Optional[str] =
                         "IonQ device (forte-1, aria-1), a Quantinuum device (H2-1)")
     p.add_argument("--strategy", choices=STRATEGIES,
                    help="lowering (default: the best one the target runs that fits)")
-    p.add_argument("--checkpoint", metavar="PATH",
-                   help="trained weights: a checkpoint file or a run directory (its last "
-                        "checkpoint); default: untrained weights from the declared init")
+    add_checkpoint_path_argument(p)
     p.add_argument("--image", type=int, default=0, metavar="N",
                    help="bind test image N of --data as the input (default: 0)")
     p.add_argument("--data", default="mnist.test", metavar="NAME",
@@ -57,22 +58,6 @@ def add_compile_arguments(p, outputs: bool = True, backend_help: Optional[str] =
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
-def load_weights(args, program, network) -> tuple[dict, str]:
-    """The weights to compile: --checkpoint (a file, or a run directory's last), or the
-    declared initialisation for --seed, from the one weight source."""
-    from qnnc.runtime import weights
-
-    path = None
-    if args.checkpoint:
-        from qnnc.runtime import checkpoint as ck
-
-        path = Path(args.checkpoint)
-        if path.is_dir():
-            path = ck.resolve_checkpoint(path, None)
-    w, source, _ = weights.load_weights(program, network, path, args.seed)
-    return w, source
-
-
 def load_input(args, network) -> tuple[np.ndarray, str]:
     try:
         from qnnc.runtime.data import load_dataset, preprocess
@@ -88,11 +73,10 @@ def load_input(args, network) -> tuple[np.ndarray, str]:
 def compile_from_args(args, local_limit: Optional[int] = None):
     """Compile as the flags say. With `local_limit` (the qubits a local simulator holds)
     and no --copies, a layered program too wide for it is packed with one copy."""
-    from qnnc.compiler.cli import load_from_args
     from qnnc.runtime.targets.compile import compile_network
 
     program = load_from_args(args)
-    network = program.network(args.network) if args.network else program.network()
+    network = network_from_args(args, program)
     if network is None:
         raise refuse("Q0340", f"{args.file} defines no network")
     weights, wsrc = load_weights(args, program, network)
@@ -122,21 +106,26 @@ def compile_from_args(args, local_limit: Optional[int] = None):
 
 
 def write_output(compiled, path: str) -> list[str]:
-    """Write circuits atomically; returns the paths written."""
-    from qnnc.compiler.fileio import atomic_write_text
-
+    """Write the circuits (atomically); returns the paths written. `-` writes one
+    circuit's text, or the JSON of all, to standard output."""
     p = Path(path)
     if p.suffix == ".json":
-        atomic_write_text(p, json.dumps(compiled.to_json(), indent=2) + "\n")
+        output.write_text(p, json_text(compiled.to_json()))
         return [str(p)]
-    fmt = compiled.primary_format()
-    texts = compiled.texts[fmt]
+    texts = compiled.texts[compiled.primary_format()]
+    if path == output.STDOUT:
+        if len(texts) > 1:
+            raise error("Q0407", f"`-o -` writes one circuit to standard output, and this program "
+                        f"compiles to {len(texts)}", help="give -o FILE.json for all of them in one file",
+                        exit_code=2)
+        output.write_text(path, texts[0])
+        return [path]
     if len(texts) == 1:
-        atomic_write_text(p, texts[0])
+        output.write_text(p, texts[0])
         return [str(p)]
     written = []
     for circ, text in zip(compiled.circuits, texts):
         q = p.with_name(f"{p.stem}.{circ.name}{p.suffix}")
-        atomic_write_text(q, text)
+        output.write_text(q, text)
         written.append(str(q))
     return written

@@ -8,17 +8,18 @@ of training time (chosen automatically unless --window is given), plots and JSON
 
 from __future__ import annotations
 
-import json
 import math
 import sys
-from pathlib import Path
+
+from qnnc.runtime.cli import output
+from qnnc.runtime.cli.json_output import json_text
+from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args
+from qnnc.runtime.cli.weight_args import add_run_argument, run_dir_from_args
 
 
 def add_arguments(p) -> None:
-    from qnnc.compiler.cli import add_program_arguments
-
     add_program_arguments(p)
-    p.add_argument("--run", metavar="DIR", help="run directory (default: runs/NETWORK)")
+    add_run_argument(p)
     p.add_argument("--temperature", type=float, metavar="T", help="count TAP solutions at this T")
     p.add_argument("--starts", type=int, default=128, help="random starts of the TAP solver (default 128)")
     p.add_argument("--window", type=float, nargs=2, metavar=("T_LO", "T_HI"),
@@ -29,36 +30,26 @@ def add_arguments(p) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
-def analyse_run(*args, **kwargs) -> dict:
-    """`qnnc.runtime.tap.analyse_run`, also reachable from here (examples/study_spin.py
-    imports it so). Imported on call: the CLI imports this module to build its parser,
-    and the tap package loads scipy."""
-    from qnnc.runtime.tap import analyse_run as analyse_tap_run
-
-    return analyse_tap_run(*args, **kwargs)
-
-
 def run(args) -> int:
-    from qnnc.compiler.cli import load_from_args
     from qnnc.compiler.diagnostics import error
-    from qnnc.compiler.fileio import atomic_write_text
 
     if args.temperature is not None and not (math.isfinite(args.temperature) and args.temperature > 0):
         raise error("Q0407", f"--temperature {args.temperature}: must be positive", exit_code=2)
     if args.starts < 1:
         raise error("Q0407", "--starts must be at least 1", exit_code=2)
     program = load_from_args(args)
-    network = program.network(args.network) if args.network else program.network()
+    network = network_from_args(args, program)
     if network is None:
         raise error("Q0232", f"{args.file} defines no network")
-    run_dir = Path(args.run) if args.run else Path("runs") / network.name
-    r = analyse_run(program, network, run_dir, args.temperature, args.starts, args.window,
-                    progress=not args.no_progress and sys.stderr.isatty())
+    from qnnc.runtime.tap import analyse_run  # imported here: the tap package loads scipy
+
+    r = analyse_run(program, network, run_dir_from_args(args, network), args.temperature, args.starts,
+                    args.window, progress=not args.no_progress and sys.stderr.isatty())
     if args.plot:
         plot(r, args.plot)
-    text = json.dumps(r, indent=2) + "\n"
+    text = json_text(r)
     if args.output:
-        atomic_write_text(args.output, text)
+        output.write_text(args.output, text)
     if args.json:
         sys.stdout.write(text)
     elif not args.output:
@@ -116,9 +107,7 @@ def plot(r: dict, prefix: str) -> None:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    for ext in ("png", "pdf"):
-        fig.savefig(f"{prefix}_tc.{ext}", dpi=150)
-    plt.close(fig)
+    _save(fig, f"{prefix}_tc")
     fig, ax = plt.subplots(figsize=(5, 3.6))
     top = np.array([x["top_eigenvalues"][:4] + [np.nan] * (4 - len(x["top_eigenvalues"][:4])) for x in s])
     for k in range(top.shape[1]):
@@ -128,6 +117,17 @@ def plot(r: dict, prefix: str) -> None:
     ax.set_ylabel("eigenvalue")
     ax.legend(fontsize=8)
     fig.tight_layout()
+    _save(fig, f"{prefix}_spectrum")
+
+
+def _save(fig, stem: str) -> None:
+    """STEM.png and STEM.pdf, each written whole or not at all."""
+    import io
+
+    import matplotlib.pyplot as plt
+
     for ext in ("png", "pdf"):
-        fig.savefig(f"{prefix}_spectrum.{ext}", dpi=150)
+        buf = io.BytesIO()
+        fig.savefig(buf, format=ext, dpi=150)
+        output.write_bytes(f"{stem}.{ext}", buf.getvalue())
     plt.close(fig)

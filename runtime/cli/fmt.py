@@ -1,0 +1,39 @@
+"""`qnnc fmt FILE...`: rewrite .qnn files in the canonical layout (or only check it).
+Imports only the compiler core."""
+
+from __future__ import annotations
+
+import difflib
+import sys
+
+from qnnc.runtime.cli import output
+
+
+def add_arguments(p) -> None:
+    p.add_argument("files", nargs="+", metavar="FILE", help=".qnn files to format in place")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true", help="exit 1 if a file is not formatted; change nothing")
+    mode.add_argument("--stdout", action="store_true", help="print the formatted text instead of rewriting")
+    p.add_argument("--diff", action="store_true", help="with --check, show what would change")
+
+
+def run(args) -> int:
+    from qnnc.compiler import format_source, read_source
+
+    status = 0
+    for path in args.files:
+        text = read_source(path)
+        formatted = format_source(text, path)
+        if args.check:
+            if formatted != text:
+                print(f"would reformat {path}")
+                if args.diff:
+                    sys.stdout.writelines(difflib.unified_diff(
+                        text.splitlines(True), formatted.splitlines(True), path, path + " (formatted)"))
+                status = 1
+        elif args.stdout:
+            sys.stdout.write(formatted)
+        elif formatted != text:
+            output.write_text(path, formatted)
+            print(f"reformatted {path}")
+    return status
