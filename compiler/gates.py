@@ -94,7 +94,7 @@ _ROWS = (
     Gate("rz", 1, generator="Z", spellings={"pytket": Spelling("Rz")}),
     Gate("x", 1, matrix=_fixed([[0, 1], [1, 0]]), spellings={"pytket": Spelling("X")}),
     Gate("h", 1, matrix=_fixed([[_R, _R], [_R, -_R]]), spellings={"pytket": Spelling("H")}),
-    Gate("sx", 1, matrix=_fixed([[(1 + 1j) / 2, (1 - 1j) / 2], [(1 - 1j) / 2, (1 + 1j) / 2]]), language=False,
+    Gate("sx", 1, matrix=_fixed([[(1 + 1j) / 2, (1 - 1j) / 2], [(1 - 1j) / 2, (1 + 1j) / 2]]),
          spellings={"pytket": Spelling("SX"), "braket": Spelling("v")}),
     Gate("sxdg", 1, matrix=_fixed([[(1 - 1j) / 2, (1 + 1j) / 2], [(1 + 1j) / 2, (1 - 1j) / 2]]),
          language=False, spellings={"pytket": Spelling("SXdg"), "braket": Spelling("vi")}),

@@ -19,6 +19,7 @@ from qnnc.compiler import ir
 I2 = np.eye(2)
 X = np.array([[0, 1], [1, 0]], dtype=complex)
 H = np.array([[1, 1], [1, -1]], dtype=complex) / math.sqrt(2)
+SX = np.array([[1 + 1j, 1 - 1j], [1 - 1j, 1 + 1j]], dtype=complex) / 2  # √X, IBM's native gate
 P0 = np.diag([1.0, 0.0]).astype(complex)
 P1 = np.diag([0.0, 1.0]).astype(complex)
 
@@ -121,10 +122,14 @@ def neuron_branches(nd: ir.NeuronDef, params: dict, z: float, last: float, rho_q
                     U = on(k, t[0], X)
                 elif op.gate == "h":
                     U = on(k, t[0], H)
+                elif op.gate == "sx":
+                    U = on(k, t[0], SX)
                 elif op.gate == "cx":
                     U = controlled(k, t[0], t[1], X)
-                else:
+                elif op.gate == "cz":
                     U = controlled(k, t[0], t[1], np.diag([1, -1]).astype(complex))
+                else:
+                    raise ValueError(f"the reference has no gate {op.gate}")
                 new[key] = U @ r @ U.conj().T
             elif isinstance(op, ir.ResetOp):
                 t = idx[op.target]

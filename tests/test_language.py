@@ -304,6 +304,17 @@ def test_neuron_errors(body, code):
     assert code in error_codes(f"neuron m() {{\n {body}\n}}")
 
 
+def test_sx_is_a_gate_of_the_language():
+    """√X (IBM's native gate) comes from the gate table: it takes no angle, one qubit."""
+    program = prog("neuron root(a: real in [0, inf] = 0.5) {\n qubit q\n sx q\n ry(pi / 2 * (1 - tanh(z / a))) q\n"
+                   " sx q\n emit measure q\n}")
+    ops = program.neuron("root").ops
+    assert [(o.gate, o.angle, o.targets) for o in ops[::2] if isinstance(o, ir.GateOp)] == [
+        ("sx", None, ("q",)), ("sx", None, ("q",))]
+    assert "Q0223" in error_codes("neuron m() {\n qubit q\n sx(z) q\n emit measure q\n}")
+    assert "Q0223" in error_codes("neuron m() {\n qubit q\n ancilla b\n sx q, b\n emit measure q\n}")
+
+
 def test_neuron_param_errors():
     assert error_codes("neuron m(a: real in [0, 1] = 2) {\n qubit q\n emit measure q\n}") == ["Q0208"]
     assert error_codes("neuron m(f: squash = relu) {\n qubit q\n emit measure q\n}") == ["Q0213"]

@@ -242,6 +242,31 @@ def test_user_neuron_against_hand_computed_state_vector():
         assert abs(float(freq[i] - want[i])) < binom_bound(float(want[i]), n)
 
 
+def test_sx_neuron_against_the_density_matrix_reference():
+    """A user neuron that reads its rotation through √X (h, rz(pi/2 tanh(z/a)), sx): the
+    kernel (gate table) against the independent density-matrix reference, exact and
+    sampled."""
+    nd = ir.NeuronDef("root", "tests", (ir.NeuronParam("a", "real", 0.0, None, 0.5),),
+                      (ir.Register("q", "qubit"),),
+                      (ir.GateOp("h", None, ("q",)),
+                       ir.GateOp("rz", ir.Binary("*", ir.Const(math.pi / 2), ir.Call(
+                           "tanh", (ir.Binary("/", ir.Ref("z"), ir.Ref("a")),))), ("q",)),
+                       ir.GateOp("sx", None, ("q",)), ir.MeasureOp("q", True)))
+    k = NeuronKernel(nd, {"a": 0.5})
+    assert k.is_complex and not k.fast_ry
+    z = torch.linspace(-2.0, 2.0, 9, dtype=F64)
+    got = k.emit_probabilities(z)
+    want = [ref.emit_probability(nd, {"a": 0.5}, float(v)) for v in z]
+    assert np.allclose(got.numpy(), want, atol=1e-12)
+    assert float(got.max() - got.min()) > 0.5  # the angle matters
+    n = 30000
+    fields = RandomFields(torch.Generator().manual_seed(5), F64)
+    d, _ = k.sample(z.view(1, 1, -1), 1.0, None, fields, (0,), 0, (1, n, 9))
+    freq = (d[0] == 1).to(F64).mean(0)
+    for i in range(9):
+        assert abs(float(freq[i]) - want[i]) < binom_bound(want[i], n)
+
+
 def network_weights(m: QNNModel) -> dict:
     return {k: v.numpy().astype(float) for k, v in m.tensors().items()}
 

@@ -51,12 +51,12 @@ def test_sampled_matches_exact(target, strategy, case):
     _assert_sampled_matches(net, NEURONS, w, x, target, strategy, exact, seed=case[6])
 
 
-def _torch_gap(net, w, x) -> float:
+def _torch_gap(net, w, x, neurons=NEURONS) -> float:
     """Largest probability difference between our numpy branch enumeration and the
     torch simulator's exact outcome distribution."""
     sim = pytest.importorskip("qnnc.runtime.simulator")
     torch = pytest.importorskip("torch")
-    prog = ir.Program("<test>", (), (), tuple(NEURONS.values()), (net,), ())
+    prog = ir.Program("<test>", (), (), tuple(neurons.values()), (net,), ())
     model = sim.QNNModel(prog, net.name, seed=0)
     model.load_tensors({k: torch.tensor(v, dtype=torch.float64) for k, v in w.items()})
     with torch.no_grad():
@@ -64,7 +64,7 @@ def _torch_gap(net, w, x) -> float:
     theirs: dict = {}
     for c, p in zip(outcomes_to_codes(outs.numpy()).tolist(), probs.double().numpy().tolist()):
         theirs[c] = theirs.get(c, 0.0) + p
-    mine = exact_distribution(resolve(net, NEURONS, w, x))
+    mine = exact_distribution(resolve(net, neurons, w, x))
     return max(abs(theirs.get(k, 0) - mine.get(k, 0)) for k in set(theirs) | set(mine))
 
 
@@ -190,3 +190,46 @@ def test_layered_host_bound_angles_stay_single_symbols(target):
                     assert "acos" not in str(cmd) and "atan" not in str(cmd), str(cmd)
                     checked += 1
     assert checked >= 6  # the weak layer's prep (2 per neuron) and the twist's 3 rotations
+
+
+def _root_def() -> ir.NeuronDef:
+    """A user neuron that reads its rotation through IBM's native √X:
+    qubit q; h q; rz(pi/2 f(z/a)) q; sx q; emit measure q. Without the sx, <Z> would be 0;
+    with it, <Z> = sin(pi/2 f(z/a)) (at a = 0 the classical sign network)."""
+    from ir_builders_targets import PI
+    fz = ir.Call("f", (ir.Binary("/", ir.Ref("z"), ir.Ref("a")),))
+    half_pi = ir.Binary("/", PI, ir.Const(2.0))
+    return ir.NeuronDef(
+        "root", "<test>",
+        (ir.NeuronParam("a", "real", 0.0, None, 0.0), ir.NeuronParam("f", "squash", None, None, "clip")),
+        (ir.Register("q", "qubit"),),
+        (ir.GateOp("h", None, ("q",)), ir.GateOp("rz", ir.Binary("*", half_pi, fz), ("q",)),
+         ir.GateOp("sx", None, ("q",)), ir.MeasureOp("q", True)))
+
+
+def _root_network(a: float):
+    binds = (ir.Binding("a", a), ir.Binding("f", "clip"))
+    net = chain_network(3, [2, 2], "rotation", {"a": a, "f": "clip"}, 2)
+    return ir.Network(net.name, net.input, tuple(
+        ir.Layer(l.name, l.size, l.role, l.dense, ir.NeuronActivation("root", binds))
+        if l.role == "hidden" else l for l in net.layers), net.readout)
+
+
+@pytest.mark.parametrize("a", [0.0, 0.7])
+def test_sx_neuron_agrees_with_torch_simulator(a):
+    neurons = dict(NEURONS, root=_root_def())
+    net = _root_network(a)
+    assert _torch_gap(net, random_weights(net, 3), np.array([0.5, -0.25, 1.0]), neurons) < 1e-5  # float32 model
+
+
+@pytest.mark.parametrize("target,strategy", COMBOS)
+@pytest.mark.parametrize("a", [0.0, 0.7])
+def test_sx_neuron_sampled_match_exact(target, strategy, a):
+    neurons = dict(NEURONS, root=_root_def())
+    net = _root_network(a)
+    w = random_weights(net, 3)
+    x = np.array([0.5, -0.25, 1.0])
+    exact = exact_distribution(resolve(net, neurons, w, x))
+    if a > 0:
+        assert len([p for p in exact.values() if p > 1e-6]) > 1  # quantum: not deterministic
+    _assert_sampled_matches(net, neurons, w, x, target, strategy, exact, seed=6)
