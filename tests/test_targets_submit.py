@@ -140,7 +140,9 @@ def test_quantinuum_local_emulator_matches_exact():
 
 
 def test_quantinuum_local_without_emulator_is_refused(monkeypatch):
-    monkeypatch.setattr(sub, "have_local_emulator", lambda: False)
+    from qnnc.runtime.targets import quantinuum
+
+    monkeypatch.setattr(quantinuum, "have_local_emulator", lambda: False)
     net, w, x = _case()
     compiled = compile_network(net, NEURONS, w, x, target="quantinuum", strategy="dynamic")
     with pytest.raises(Exception) as exc:

@@ -1,11 +1,13 @@
 """Circuit targets: IBM (qiskit), IonQ (braket), Quantinuum (pytket).
 
 A network with its weights and one preprocessed input is lowered first to a neutral
-circuit IR (`circuit`), by a named strategy (`lowering`: `dynamic`, `layered`,
+circuit IR (`circuit`), by a named strategy (`lowering/`: `dynamic`, `layered`,
 `deferred`) chosen from the target's declared capabilities (`capabilities`), then
-emitted by the target's module (`ibm`, `ionq`, `quantinuum`; each imports its SDK
-lazily). `host` runs the host side of execution; `network` holds the exact reference;
-`submit` runs the compiled circuits through each vendor's own cloud client.
+emitted by the target: a class implementing the protocol `target.Target` (`ibm/`,
+`ionq`, `quantinuum`; each imports its SDK lazily). Both are registered by name
+(`registry`: `TARGETS`, `STRATEGIES`). `host` runs the host side of execution; `network`
+holds the exact reference; `submit` runs the compiled circuits through each vendor's
+own cloud client (the target's `SubmissionClient`, protocol in `cloud`).
 
     compiled = compile_network(network, neurons, weights, x, target="ibm")
     outcomes = run_compiled(compiled, shots=1000, simulator="ideal", seed=0)

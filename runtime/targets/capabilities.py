@@ -1,5 +1,6 @@
 """What each target can run, as data. Strategies are chosen by comparing their
-`Requirements` with a target's `Capabilities`; no lowering looks at a target's name."""
+`Requirements` with a target's `Capabilities`; no lowering looks at a target's name.
+Each target's `capabilities(backend)` (`target.Target`) builds its `Capabilities`."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from dataclasses import dataclass, fields
 from typing import Optional
 
 from qnnc.runtime.targets.errors import refuse
+# The registries by name (iterating them gives the names: the CLI's choices).
+from qnnc.runtime.targets.registry import STRATEGIES, TARGETS  # noqa: F401 (API)
 
-TARGETS = ("ibm", "ionq", "quantinuum")
-STRATEGIES = ("dynamic", "layered", "deferred")
 NOISE_KINDS = ("sx", "cz", "ms")
 
 # Widest previous layer a table of conditions (or a multiplexed rotation) may span by
@@ -79,7 +80,7 @@ def missing(req: Requirements, caps: Capabilities) -> list[str]:
 
 def check_strategy(strategy: str, caps: Capabilities) -> None:
     """Refuse a strategy the target cannot run (Q0302, Q0303)."""
-    if strategy not in REQUIREMENTS:
+    if strategy not in STRATEGIES:
         raise refuse("Q0302", f"unknown strategy `{strategy}`",
                      help="strategies: " + ", ".join(STRATEGIES))
     lacking = missing(REQUIREMENTS[strategy], caps)
@@ -98,26 +99,6 @@ def check_noise_kind(kind: str, caps: Capabilities) -> None:
                      help="noise kinds it offers: " + ", ".join(f"`{k}`" for k in caps.noise_kinds))
 
 
-# --------------------------------------------------------------------------- static data
-
-# IonQ devices cannot be queried offline (AwsDevice needs credentials); these are the
-# published qubit counts. Neither runs feed-forward or mid-circuit measurement.
-IONQ_BACKENDS: dict[str, int] = {"forte-1": 36, "aria-1": 25, "aria-2": 25}
-IONQ_DEFAULT = "forte-1"
-
-
 def ionq_capabilities(backend: Optional[str]) -> Capabilities:
-    name = backend or IONQ_DEFAULT
-    if name not in IONQ_BACKENDS:
-        raise refuse("Q0304", f"unknown IonQ backend `{name}`",
-                     help="IonQ backends: " + ", ".join(f"`{b}`" for b in IONQ_BACKENDS))
-    return Capabilities(
-        target="ionq", backend=name, max_qubits=IONQ_BACKENDS[name],
-        supports_mid_circuit_measurement=False, supports_feed_forward=False,
-        supports_register_conditions=False, supports_reset=False,
-        supports_realtime_arithmetic=False, native_gates=("gpi", "gpi2", "ms"),
-        noise_kinds=("sx", "ms"), strategies=("deferred", "layered"),
-    )
-
-
-QUANTINUUM_DEFAULT = "H2-1"
+    """IonQ's capabilities (`ionq.IonQTarget.capabilities`)."""
+    return TARGETS["ionq"].capabilities(backend)

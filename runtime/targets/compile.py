@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence, Union
@@ -11,27 +10,17 @@ from typing import Any, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from qnnc.compiler import ir
-from qnnc.compiler.diagnostics import QnncError
 from qnnc.runtime.targets import host
-from qnnc.runtime.targets.capabilities import TARGETS, Capabilities, check_strategy
+from qnnc.runtime.targets.capabilities import Capabilities
 from qnnc.runtime.targets.errors import refuse
-from qnnc.runtime.targets.lowering import Lowered, Options, lower
+from qnnc.runtime.targets.lowering import Lowered, Options
 from qnnc.runtime.targets.network import NetworkSpec, resolve
-
-VENDORS = {
-    "ibm": "qnnc.runtime.targets.ibm",
-    "ionq": "qnnc.runtime.targets.ionq",
-    "quantinuum": "qnnc.runtime.targets.quantinuum",
-}
-# Refusals that make the default strategy choice move on to the next strategy.
-_LIMIT_CODES = ("Q0303", "Q0305", "Q0306", "Q0333", "Q0334")
+from qnnc.runtime.targets.target import Target, get_target
 
 
-def vendor(target: str):
-    if target not in VENDORS:
-        raise refuse("Q0301", f"unknown target `{target}`",
-                     help="targets: " + ", ".join(f"`{t}`" for t in TARGETS))
-    return importlib.import_module(VENDORS[target])
+def vendor(target: str) -> Target:
+    """The registered target `target` (Q0301 for an unknown one)."""
+    return get_target(target)
 
 
 @dataclass
@@ -61,7 +50,7 @@ class CompiledProgram:
         return self.lowered.circuits
 
     def primary_format(self) -> str:
-        return vendor(self.target).PRIMARY_FORMAT
+        return vendor(self.target).primary_format
 
     def to_json(self) -> dict:
         return {"format": "qnnc-circuits/1", "summary": self.summary,
@@ -96,8 +85,8 @@ def compile_network(program_or_network: Union[ir.Program, ir.Network],
         net = program_or_network
     if neurons is None or weights is None or x is None:
         raise TypeError("compile_network needs neurons, weights and x")
-    mod = vendor(target)
-    caps: Capabilities = mod.capabilities(backend)
+    tgt = vendor(target)
+    caps: Capabilities = tgt.capabilities(backend)
     if max_qubits is not None:
         if max_qubits < 1:
             raise refuse("Q0308", f"max qubits must be at least 1, not {max_qubits}")
@@ -106,29 +95,11 @@ def compile_network(program_or_network: Union[ir.Program, ir.Network],
     spec = resolve(net, neurons, weights, x, weight_bits)
     opts = Options(noise_pairs=noise_pairs, noise_kind=noise_kind, copies=copies,
                    max_table_width=max_table_width, weight_bits=weight_bits)
-    refused: list[str] = []
-    if strategy is not None:
-        check_strategy(strategy, caps)
-        lowered = lower(strategy, spec, caps, opts)
-    else:
-        lowered = None
-        for s in caps.strategies:
-            try:
-                check_strategy(s, caps)
-                lowered = lower(s, spec, caps, opts)
-                break
-            except QnncError as exc:
-                if exc.diagnostics[0].code not in _LIMIT_CODES:
-                    raise
-                refused.append(f"`{s}`: [{exc.diagnostics[0].code}] {exc.diagnostics[0].message}")
-        if lowered is None:
-            raise refuse("Q0315", f"no strategy that target `{target}` runs fits network "
-                         f"`{spec.name}`", spec.span, notes=refused,
-                         help="a larger backend, or narrower layers")
-    prog = mod.emit(lowered, caps, seed)
+    lowered, refused = tgt.lower(spec, caps, opts, strategy)
+    prog = tgt.emit(lowered, caps, seed)
     compiled = CompiledProgram(target, caps.backend, lowered.strategy, caps, spec, lowered, prog,
                                {}, seed, refused)
-    compiled.summary = summarise(compiled, mod.native_stats(prog))
+    compiled.summary = summarise(compiled, tgt.statistics(prog))
     if weight_bits is not None:
         compiled.summary["quantisation"] = quantisation_summary(spec, weight_bits)
         compiled.summary["notes"].extend(quantisation_notes(spec, weight_bits))
@@ -225,12 +196,8 @@ def run_compiled(compiled: CompiledProgram, shots: int, simulator: str = "ideal"
     (one column per hidden neuron, layers in order)."""
     if shots < 1:
         raise refuse("Q0308", f"shots must be at least 1, not {shots}")
-    mod = vendor(compiled.target)
-    ex = mod.executor(compiled.native, compiled.lowered, simulator, seed)
-    if compiled.lowered.strategy == "layered":
-        rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
-        return host.run_layered(compiled.lowered, compiled.spec, ex, shots, rng)
-    return host.run_single(compiled.lowered, compiled.spec, ex, shots)
+    ex = vendor(compiled.target).local_executor(compiled.native, compiled.lowered, simulator, seed)
+    return host.run(compiled.lowered, compiled.spec, ex, shots, seed)
 
 
 def summary_json(compiled: CompiledProgram) -> str:

@@ -34,6 +34,16 @@ def outcomes_from_bits(circuit: Circuit, spec: NetworkSpec, bits: np.ndarray) ->
     return out
 
 
+def run(lowered: Lowered, spec: NetworkSpec, executor: Executor, shots: int,
+        seed: Optional[int]) -> np.ndarray:
+    """Sample `shots` forward passes: rows of ±1 hidden outcomes. A `layered` program
+    runs layer by layer (the host's feed-forward, its draws seeded by `seed`)."""
+    if lowered.strategy == "layered":
+        rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+        return run_layered(lowered, spec, executor, shots, rng)
+    return run_single(lowered, spec, executor, shots)
+
+
 def run_single(lowered: Lowered, spec: NetworkSpec, executor: Executor, shots: int) -> np.ndarray:
     (bits,) = executor.run(0, None, [shots])
     return outcomes_from_bits(lowered.circuits[0], spec, bits)

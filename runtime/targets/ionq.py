@@ -1,7 +1,8 @@
 """IonQ through amazon-braket-sdk: native GPi / GPi2 / MS gates in a verbatim box, by
 our own lowering with virtual Z (not a generic rebase); OpenQASM 3 out; runs on
-Braket's LocalSimulator. IonQ runs no feed-forward, so only measure-at-the-end
-circuits (`deferred`, `layered`) come here. Every braket import is lazy.
+Braket's LocalSimulator; submitted through Amazon Braket (`IonQCloud`). IonQ runs no
+feed-forward, so only measure-at-the-end circuits (`deferred`, `layered`) come here.
+Every braket import is lazy.
 
 Lowering: R(theta, phi) = Rz(phi) Rx(theta) Rz(-phi) is a rotation about an axis in the
 XY plane; GPi2(phi) = R(pi/2, phi) and GPi(phi) = i R(pi, phi). A Z rotation is never
@@ -17,17 +18,35 @@ the tests.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
 
 from qnnc.compiler.gates import GATES, zyz_angles
-from qnnc.runtime.targets.capabilities import Capabilities, ionq_capabilities
+from qnnc.runtime.targets.capabilities import Capabilities
 from qnnc.runtime.targets.circuit import Circuit, Param
+from qnnc.runtime.targets.cloud import (Device, GuardedClient, SubmissionClient, check_local_width,
+                                        describe_jobs_per_parameter_set, environment_sources,
+                                        file_source, home, jobs_per_parameter_set)
 from qnnc.runtime.targets.errors import missing_extra, refuse
 from qnnc.runtime.targets.lowering import Lowered
+from qnnc.runtime.targets.target import Target
 
+# IonQ devices cannot be queried offline (AwsDevice needs credentials); these are the
+# published qubit counts. Neither runs feed-forward or mid-circuit measurement.
+IONQ_BACKENDS: dict[str, int] = {"forte-1": 36, "aria-1": 25, "aria-2": 25}
+DEFAULT_BACKEND = "forte-1"
+# The same devices on Amazon Braket (all in us-east-1).
+IONQ_ARNS = {
+    "forte-1": "arn:aws:braket:us-east-1::device/qpu/ionq/Forte-1",
+    "aria-1": "arn:aws:braket:us-east-1::device/qpu/ionq/Aria-1",
+    "aria-2": "arn:aws:braket:us-east-1::device/qpu/ionq/Aria-2",
+}
+# The AWS standard credential chain's environment variables.
+_AWS_ENV = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI")
 PRIMARY_FORMAT = "openqasm3"  # what `-o FILE` writes for a non-JSON FILE
 SIMULATORS = ("ideal", "braket_sv", "braket_dm", "noisy")
 # Qubits a local simulator runs in about a second here (state vector 2^n, density
@@ -49,8 +68,18 @@ def _braket():
         raise missing_extra("amazon-braket-sdk", "ionq", exc)
 
 
-def capabilities(backend: Optional[str] = None) -> Capabilities:
-    return ionq_capabilities(backend)
+def ionq_capabilities(backend: Optional[str]) -> Capabilities:
+    name = backend or DEFAULT_BACKEND
+    if name not in IONQ_BACKENDS:
+        raise refuse("Q0304", f"unknown IonQ backend `{name}`",
+                     help="IonQ backends: " + ", ".join(f"`{b}`" for b in IONQ_BACKENDS))
+    return Capabilities(
+        target="ionq", backend=name, max_qubits=IONQ_BACKENDS[name],
+        supports_mid_circuit_measurement=False, supports_feed_forward=False,
+        supports_register_conditions=False, supports_reset=False,
+        supports_realtime_arithmetic=False, native_gates=("gpi", "gpi2", "ms"),
+        noise_kinds=("sx", "ms"), strategies=("deferred", "layered"),
+    )
 
 
 # --------------------------------------------------------------------------- natives
@@ -242,10 +271,6 @@ def _depth(bc) -> int:
     return best
 
 
-def native_stats(prog: IonqProgram) -> list[dict]:
-    return [stats(c) for c in prog.circuits]
-
-
 # --------------------------------------------------------------------------- execution
 
 
@@ -314,12 +339,131 @@ def _measured_qubits(circ: Circuit) -> list[int]:
                                           key=lambda o: o.clbit)]
 
 
-def executor(prog: IonqProgram, lowered: Lowered, simulator: str = "ideal",
-             seed: Optional[int] = None) -> IonqExecutor:
-    return IonqExecutor(prog, simulator, seed)
+# --------------------------------------------------------------------------- cloud (Amazon Braket)
 
 
-def local_qubit_limit(simulator: str) -> Optional[int]:
-    """The widest circuit the local simulator holds here (None: no fixed limit)."""
-    kind = "braket_sv" if simulator in ("ideal", "braket_sv") else "braket_dm"
-    return LOCAL_LIMITS[kind]
+class BraketSubmitExecutor:
+    """`device.run(circuit, shots=s)` on an `AwsDevice` or a `LocalSimulator`."""
+
+    def __init__(self, prog: IonqProgram, device, client: GuardedClient):
+        self.prog = prog
+        self.device = device
+        self.client = client
+
+    def run(self, index: int, values: Optional[np.ndarray], shots: Sequence[int]) -> list[np.ndarray]:
+        bc = self.prog.circuits[index]
+        neutral = self.prog.neutral[index]
+        tasks = []
+        for j, s in enumerate(shots):  # submit the round's tasks, then wait for them
+            circ = bc
+            if values is not None and neutral.params:
+                circ = bc.make_bound_circuit({n: float(values[j, k])
+                                              for k, n in enumerate(neutral.params)})
+            task = self.client.call("submitting a quantum task", self.device.run, circ, shots=int(s))
+            self.client.record({"id": str(task.id), "circuit": neutral.name, "shots": int(s)})
+            tasks.append(task)
+        qubits = _measured_qubits(neutral)
+        clbits = self.prog.measured[index]
+        out = []
+        for task in tasks:
+            res = self.client.call(f"waiting for task {task.id}", task.result)
+            if res is None:  # AwsQuantumTask.result() of a failed or cancelled task
+                state = self.client.call(f"reading the state of task {task.id}", task.state)
+                raise self.client.error(f"task {task.id} ended without a result (state {state})")
+            m = np.asarray(res.measurements, dtype=np.uint8)  # columns: measured_qubits order
+            order = {int(q): k for k, q in enumerate(res.measured_qubits)}
+            bits = np.zeros((m.shape[0], neutral.num_clbits), dtype=np.uint8)
+            for q, cl in zip(qubits, clbits):
+                bits[:, cl] = m[:, order[q]]
+            out.append(bits)
+        return out
+
+
+class IonQCloud(SubmissionClient):
+    """Amazon Braket's `AwsDevice` (the AWS standard credential chain); offline, Braket's
+    `LocalSimulator` through the same `device.run`."""
+
+    target = "ionq"
+    local_qubits = LOCAL_LIMITS["braket_sv"]
+    secret_env = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                  "AWS_SECURITY_TOKEN")
+    credentials_of = "Amazon Braket (AWS)"
+    setup_help = ("configure AWS credentials with `aws configure` (or `aws configure sso`), or set "
+                  "AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; `--local` runs the "
+                  "same Braket call on its LocalSimulator, with no account")
+    client_help = ("check the AWS credentials (`aws sts get-caller-identity`), that the account "
+                   "has Amazon Braket enabled in us-east-1, the device, and the network")
+
+    def device(self, backend: Optional[str]) -> Device:
+        name = (backend or DEFAULT_BACKEND).strip().lower()
+        if name not in IONQ_ARNS:
+            raise refuse("Q0304", f"unknown IonQ device `{backend}`",
+                         help="IonQ devices: " + ", ".join(f"`{b}`" for b in IONQ_ARNS))
+        return Device("ionq", IONQ_ARNS[name], name, "Amazon Braket AwsDevice",
+                      "Amazon Braket LocalSimulator (`braket_sv`) through the same device.run")
+
+    def credential_sources(self) -> tuple[list[str], list[str]]:
+        found: list[str] = []
+        looked: list[str] = []
+        environment_sources(_AWS_ENV, found, looked)
+        for var, default in (("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials"),
+                             ("AWS_CONFIG_FILE", ".aws/config")):
+            file_source(os.path.expanduser(os.environ.get(var) or os.path.join(home(), default)),
+                        found, looked)
+        return found, looked
+
+    def executor(self, compiled, device: Device, log: list, *, local: bool, ideal: bool,
+                 seed: Optional[int], progress=None) -> BraketSubmitExecutor:
+        _braket()  # Q0310 when the extra is missing
+        if local:
+            from braket.devices import LocalSimulator
+
+            check_local_width(compiled.native.circuits, stats, self.local_qubits,
+                              "Braket's local simulator")
+            client = GuardedClient("Amazon Braket (LocalSimulator)", log, progress,
+                                   help=self.client_help)
+            return BraketSubmitExecutor(compiled.native, client.call(
+                "starting the local simulator", LocalSimulator, "braket_sv"), client)
+        from braket.aws import AwsDevice
+
+        client = GuardedClient("Amazon Braket", log, progress, help=self.client_help)
+        dev = client.call(f"looking up the device `{device.name}`", AwsDevice, device.name)
+        return BraketSubmitExecutor(compiled.native, dev, client)
+
+    def jobs(self, compiled, parameter_sets: int) -> dict:
+        return jobs_per_parameter_set(compiled, parameter_sets, "Braket quantum tasks")
+
+    def describe_jobs(self, jobs: dict, rounds: int) -> str:
+        return describe_jobs_per_parameter_set(jobs)
+
+
+# --------------------------------------------------------------------------- the target
+
+
+class IonQTarget(Target):
+    name = "ionq"
+    primary_format = PRIMARY_FORMAT
+    simulators = SIMULATORS
+
+    def capabilities(self, backend: Optional[str] = None) -> Capabilities:
+        return ionq_capabilities(backend)
+
+    def emit(self, lowered: Lowered, caps: Capabilities, seed: int = 0) -> IonqProgram:
+        return emit(lowered, caps, seed)
+
+    def texts(self, native: IonqProgram) -> dict[str, list[str]]:
+        return texts(native)
+
+    def statistics(self, native: IonqProgram) -> list[dict]:
+        return [stats(c) for c in native.circuits]
+
+    def local_executor(self, native: IonqProgram, lowered: Lowered, simulator: str = "ideal",
+                       seed: Optional[int] = None) -> IonqExecutor:
+        return IonqExecutor(native, simulator, seed)
+
+    def local_qubit_limit(self, simulator: str) -> Optional[int]:
+        kind = "braket_sv" if simulator in ("ideal", "braket_sv") else "braket_dm"
+        return LOCAL_LIMITS[kind]
+
+    def submission_client(self) -> IonQCloud:
+        return IonQCloud()

@@ -1,7 +1,9 @@
 """Quantinuum through pytket: neutral circuits -> pytket `Circuit` with conditional
 gates, compiled offline by `QuantinuumBackend("H2-1")`'s default pass (PhasedX, Rz,
 ZZPhase; conditionals kept); `hqslib1` QASM and pytket JSON out; runs on pytket-qiskit's
-`AerBackend`. Every pytket import is lazy.
+`AerBackend`. `qnnc submit` runs only on the local emulator (`QuantinuumCloud`): hardware
+takes jobs through Quantinuum Nexus, which qnnc does not drive. Every pytket import is
+lazy.
 
 Real-time arithmetic (neutral `assign` ops) becomes pytket `ClExpr` operations on whole
 registers (a single measured bit j of register R is read as `(R >> j) & 1`, since
@@ -22,11 +24,16 @@ from typing import Optional, Sequence
 import numpy as np
 
 from qnnc.compiler.gates import GATES
-from qnnc.runtime.targets.capabilities import QUANTINUUM_DEFAULT, Capabilities
+from qnnc.compiler.diagnostics import QnncError
+from qnnc.runtime.targets.capabilities import Capabilities
 from qnnc.runtime.targets.circuit import Arith, BitVal, Circuit, Lit, Param, RegVal
+from qnnc.runtime.targets.cloud import (Device, GuardedClient, SubmissionClient, check_local_width,
+                                        describe_jobs_per_parameter_set, jobs_per_parameter_set)
 from qnnc.runtime.targets.errors import missing_extra, refuse
 from qnnc.runtime.targets.lowering import Lowered
+from qnnc.runtime.targets.target import Target
 
+DEFAULT_BACKEND = "H2-1"
 PRIMARY_FORMAT = "hqslib1"  # what `-o FILE` writes for a non-JSON FILE
 SIMULATORS = ("ideal", "noisy")
 STATEVECTOR_MAX = 16
@@ -55,7 +62,7 @@ def backend(name: Optional[str] = None):
     _pytket()
     from pytket.extensions.quantinuum import QuantinuumBackend
 
-    name = name or QUANTINUUM_DEFAULT
+    name = name or DEFAULT_BACKEND
     if name not in _BACKENDS:
         from pytket.extensions.quantinuum.backends.quantinuum import DeviceNotAvailable
 
@@ -79,7 +86,7 @@ def capabilities(backend_name: Optional[str] = None) -> Capabilities:
     gs = info.gate_set
     return Capabilities(
         target="quantinuum", backend=be._device_name if hasattr(be, "_device_name") else
-        (backend_name or QUANTINUUM_DEFAULT),
+        (backend_name or DEFAULT_BACKEND),
         max_qubits=int(info.n_nodes),
         supports_mid_circuit_measurement=True, supports_feed_forward=True,
         supports_register_conditions=True, supports_reset=OpType.Reset in gs,
@@ -267,10 +274,6 @@ def stats(c) -> dict:
             "ops": dict(sorted(counts.items()))}
 
 
-def native_stats(prog: QuantinuumProgram) -> list[dict]:
-    return [stats(c) for c in prog.compiled]
-
-
 # --------------------------------------------------------------------------- execution
 
 
@@ -382,8 +385,140 @@ def executor(prog: QuantinuumProgram, lowered: Lowered, simulator: str = "ideal"
     return QuantinuumExecutor(prog, simulator, seed)
 
 
-def local_qubit_limit(simulator: str) -> Optional[int]:
-    """The widest circuit the local simulator holds here (None: no fixed limit)."""
-    # pytket's AerBackend switches to matrix product states; circuits with real-time
-    # arithmetic go to the emulator, which refuses beyond EMULATOR_MAX_QUBITS itself
-    return None
+# --------------------------------------------------------------------------- cloud (local emulator only)
+
+
+def have_local_emulator() -> bool:
+    """Whether pytket-quantinuum's local emulator (its optional `pytket-pecos`) is here."""
+    try:
+        from pytket.extensions.quantinuum import have_pecos
+    except ImportError:  # pragma: no cover - depends on the install
+        return False
+    return bool(have_pecos())
+
+
+class PytketSubmitExecutor:
+    """`backend.process_circuits` / `get_results` of a `QuantinuumBackend`."""
+
+    def __init__(self, prog: QuantinuumProgram, backend, client: GuardedClient, seed: Optional[int] = None):
+        self.prog = prog
+        self.backend = backend
+        self.client = client
+        self.seeds = np.random.SeedSequence(seed)
+
+    def run(self, index: int, values: Optional[np.ndarray], shots: Sequence[int]) -> list[np.ndarray]:
+        from pytket import Bit
+
+        cc = self.prog.compiled[index]
+        neutral = self.prog.neutral[index]
+        cbits: list = [None] * neutral.num_clbits
+        for reg in neutral.cregs:
+            for k, cl in enumerate(reg.clbits):
+                cbits[cl] = Bit(reg.name, k)
+        circuits = []
+        for j in range(len(shots)):
+            c = cc
+            if values is not None and self.prog.symbols[index]:
+                c = cc.copy()
+                c.symbol_substitution({s: float(values[j, k])
+                                       for k, s in enumerate(self.prog.symbols[index])})
+            circuits.append(c)
+        seed = int(self.seeds.spawn(1)[0].generate_state(1)[0] & 0x7FFFFFFF)
+        handles = self.client.call("submitting circuits", self.backend.process_circuits, circuits,
+                                   n_shots=[int(s) for s in shots], seed=seed)
+        for h, s in zip(handles, shots):
+            self.client.record({"id": str(self.backend.get_jobid(h)), "circuit": neutral.name,
+                                "shots": int(s)})
+        results = self.client.call("waiting for results", self.backend.get_results, handles)
+        return [np.asarray(r.get_shots(cbits=cbits), dtype=np.uint8) for r in results]
+
+
+class QuantinuumCloud(SubmissionClient):
+    """No cloud client: pytket-quantinuum compiles and emulates offline only (since
+    0.56). `local` runs `QuantinuumBackend("<device>LE")`, its local emulator."""
+
+    target = "quantinuum"
+    local_qubits = EMULATOR_MAX_QUBITS  # pecos's state vector
+
+    def device(self, backend_name: Optional[str]) -> Device:
+        name = backend_name or DEFAULT_BACKEND
+        backend(name)  # its offline device data (Q0304 for an unknown name)
+        return Device("quantinuum", name, name, f"Quantinuum Nexus (qnexus) for `{name}`",
+                      f"pytket-quantinuum QuantinuumBackend(`{name}LE`), its local emulator")
+
+    def refusal(self, device: Device, local: bool) -> Optional[QnncError]:
+        if local and have_local_emulator():
+            return None
+        try:
+            from pytket.extensions.quantinuum._metadata import __extension_version__ as version
+        except ImportError:  # pragma: no cover - depends on the install
+            version = "(not installed)"
+        if local:
+            return refuse("Q0352", f"compiled for `{device.name}` offline, but Quantinuum's client "
+                          f"has no offline execution here: pytket-quantinuum {version} runs "
+                          f"circuits only on its local emulator `{device.name}LE`, which needs "
+                          f"`pytket-pecos` (not installed: `pip install 'pytket-quantinuum[pecos]'`)",
+                          help="`qnnc run --target quantinuum` samples the compiled circuits on "
+                               "pytket-qiskit's AerBackend (a simulator, not Quantinuum's client)")
+        return refuse("Q0352", f"qnnc cannot submit to Quantinuum `{device.name}`: pytket-quantinuum "
+                      f"{version} compiles and emulates offline only (since 0.56); Quantinuum "
+                      f"hardware takes jobs through Quantinuum Nexus (the `qnexus` package)",
+                      help="write the compiled circuits with `qnnc compile --target quantinuum "
+                           "-o circuits.json` and upload their pytket JSON with qnexus after "
+                           "`qnx.login()`")
+
+    def plan_refusal(self, local: bool) -> Optional[str]:
+        if local and have_local_emulator():
+            return None
+        return ("no offline execution through Quantinuum's client (its local emulator needs "
+                "pytket-pecos)" if local else
+                "qnnc cannot submit to Quantinuum (pytket-quantinuum compiles offline only)")
+
+    def executor(self, compiled, device: Device, log: list, *, local: bool, ideal: bool,
+                 seed: Optional[int], progress=None) -> PytketSubmitExecutor:
+        _pytket()  # Q0310 when the extra is missing
+        from pytket.extensions.quantinuum import QuantinuumBackend
+
+        check_local_width(compiled.native.compiled, stats, self.local_qubits, "the local emulator")
+        client = GuardedClient("pytket-quantinuum (local emulator)", log, progress)
+        emulator = client.call(f"starting the local emulator `{device.name}LE`", QuantinuumBackend,
+                               f"{device.name}LE")
+        return PytketSubmitExecutor(compiled.native, emulator, client, seed)
+
+    def jobs(self, compiled, parameter_sets: int) -> dict:
+        return jobs_per_parameter_set(compiled, parameter_sets, "circuit executions")
+
+    def describe_jobs(self, jobs: dict, rounds: int) -> str:
+        return describe_jobs_per_parameter_set(jobs)
+
+
+# --------------------------------------------------------------------------- the target
+
+
+class QuantinuumTarget(Target):
+    name = "quantinuum"
+    primary_format = PRIMARY_FORMAT
+    simulators = SIMULATORS
+
+    def capabilities(self, backend: Optional[str] = None) -> Capabilities:
+        return capabilities(backend)
+
+    def emit(self, lowered: Lowered, caps: Capabilities, seed: int = 0) -> QuantinuumProgram:
+        return emit(lowered, caps, seed)
+
+    def texts(self, native: QuantinuumProgram) -> dict[str, list[str]]:
+        return texts(native)
+
+    def statistics(self, native: QuantinuumProgram) -> list[dict]:
+        return [stats(c) for c in native.compiled]
+
+    def local_executor(self, native: QuantinuumProgram, lowered: Lowered, simulator: str = "ideal",
+                       seed: Optional[int] = None) -> QuantinuumExecutor:
+        return executor(native, lowered, simulator, seed)
+
+    # local_qubit_limit: none fixed. pytket's AerBackend switches to matrix product
+    # states; circuits with real-time arithmetic go to the emulator, which refuses
+    # beyond EMULATOR_MAX_QUBITS itself.
+
+    def submission_client(self) -> QuantinuumCloud:
+        return QuantinuumCloud()

@@ -1,6 +1,7 @@
 """IBM through qiskit: neutral circuits -> `QuantumCircuit` with `if_test` feed-forward,
 transpiled to the ISA of a (fake) backend; OpenQASM 3 out; runs on Qiskit Aer, ideal
-or with the fake backend's noise model. Every qiskit import is lazy."""
+or with the fake backend's noise model; submitted through qiskit-ibm-runtime (`cloud`).
+Every qiskit import is lazy."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from qnnc.runtime.targets.capabilities import Capabilities
 from qnnc.runtime.targets.circuit import Circuit, Param
 from qnnc.runtime.targets.errors import missing_extra, refuse
 from qnnc.runtime.targets.lowering import Lowered
+from qnnc.runtime.targets.target import Target
 
 DEFAULT_BACKEND = "fake_brisbane"
 PRIMARY_FORMAT = "qasm3"  # what `-o FILE` writes for a non-JSON FILE
@@ -354,15 +356,33 @@ def _bits(memory: list[str], n: int) -> np.ndarray:
     return arr[:, ::-1][:, :n].copy()
 
 
-def executor(prog: IbmProgram, lowered: Lowered, simulator: str = "ideal",
-             seed: Optional[int] = None) -> IbmExecutor:
-    return IbmExecutor(prog, [list(c.params) for c in lowered.circuits], simulator, seed)
+# --------------------------------------------------------------------------- the target
 
 
-def native_stats(prog: IbmProgram) -> list[dict]:
-    return [stats(c) for c in prog.isa]
+class IBMTarget(Target):
+    name = "ibm"
+    primary_format = PRIMARY_FORMAT
+    simulators = SIMULATORS
 
+    def capabilities(self, backend: Optional[str] = None) -> Capabilities:
+        return capabilities(backend)
 
-def local_qubit_limit(simulator: str) -> Optional[int]:
-    """The widest circuit the local simulator holds here (None: no fixed limit)."""
-    return None  # Aer switches to matrix product states for wide circuits
+    def emit(self, lowered: Lowered, caps: Capabilities, seed: int = 0) -> IbmProgram:
+        return emit(lowered, caps, seed)
+
+    def texts(self, native: IbmProgram) -> dict[str, list[str]]:
+        return texts(native)
+
+    def statistics(self, native: IbmProgram) -> list[dict]:
+        return [stats(c) for c in native.isa]
+
+    def local_executor(self, native: IbmProgram, lowered: Lowered, simulator: str = "ideal",
+                       seed: Optional[int] = None) -> IbmExecutor:
+        return IbmExecutor(native, [list(c.params) for c in lowered.circuits], simulator, seed)
+
+    # local_qubit_limit: none fixed; Aer switches to matrix product states for wide circuits
+
+    def submission_client(self):
+        from qnnc.runtime.targets.ibm.cloud import IBMCloud
+
+        return IBMCloud()
