@@ -1,9 +1,11 @@
 """Local simulation of one quantum neuron, vectorised over [images, shots, neurons].
 
-A `NeuronKernel` is built from a `NeuronDef` and the bindings of one layer. It knows
-nothing about the stdlib neurons: it compiles the neuron's angle expressions and runs
-its op list on a tiny state vector (2^k amplitudes, k registers) whose every amplitude
-is a tensor over the batch. Two ways to run it:
+A `NeuronKernel` is built from a `NeuronDef` and the bindings of one layer, bound by the
+one neuron semantics (`qnnc.compiler.angles`) and read through the one gate table
+(`qnnc.compiler.gates`). It knows nothing about the stdlib neurons: it evaluates the
+neuron's closed-form angles (`qnnc.runtime.torch_angles`) and runs its op list on a tiny
+state vector (2^k amplitudes, k registers) whose every amplitude is a tensor over the
+batch. Two ways to run it:
 
 * `sample`: one stochastic trajectory per element (measurements draw outcomes with the
   Born rule, collapse and renormalise). Used for the forward pass.
@@ -14,312 +16,23 @@ is a tensor over the batch. Two ways to run it:
 Amplitudes are held as a list indexed by the basis state; an entry is `None` when it is
 exactly zero (so |0...0> costs nothing and a measurement whose outcome is certain by
 construction draws nothing). Register 0 is the most significant bit of the index; the
-neuron's `qubit` (if any) is register 0, ancillas follow in declaration order.
-
-Random numbers come from `RandomFields`: counter-based streams keyed by (layer,
-measurement), indexed by the element's position in the image-major [B, S, N] layout, so
-a sample does not depend on how the batch was chunked.
+neuron's `qubit` (if any) is register 0, ancillas follow in declaration order. Random
+numbers come from `qnnc.runtime.random_fields`.
 """
 
 from __future__ import annotations
 
 import math
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence
 
-import numpy as np
 import torch
 
 from qnnc.compiler import angles, ir
-from qnnc.compiler.gates import GATES
 from qnnc.compiler.diagnostics import error
-
-Number = Union[int, float, complex]
-Value = Union[Number, torch.Tensor]
-
-# --------------------------------------------------------------------------- elementwise helpers
-
-
-def sign_pos(x: Value) -> Value:
-    """sign with sign(0) = +1 (also for -0.0, hence the `+ 0.0`, which maps -0.0 to +0.0)."""
-    if isinstance(x, torch.Tensor):
-        return torch.copysign(torch.ones((), dtype=x.dtype), x + 0.0)
-    return angles.sign_pos(x)
-
-
-def _abs2(a: torch.Tensor | Number) -> Value:
-    if isinstance(a, torch.Tensor):
-        if a.is_complex():
-            return a.real * a.real + a.imag * a.imag
-        return a * a
-    return abs(a) ** 2
-
-
-_TORCH_UNARY = {
-    "sin": torch.sin, "cos": torch.cos, "tan": torch.tan, "asin": torch.asin,
-    "acos": torch.acos, "atan": torch.atan, "exp": torch.exp, "log": torch.log,
-    "sqrt": torch.sqrt, "tanh": torch.tanh, "abs": torch.abs,
-}
-_TORCH_UNARY_INPLACE = {
-    "sin": torch.Tensor.sin_, "cos": torch.Tensor.cos_, "tan": torch.Tensor.tan_,
-    "asin": torch.Tensor.asin_, "acos": torch.Tensor.acos_, "atan": torch.Tensor.atan_,
-    "exp": torch.Tensor.exp_, "log": torch.Tensor.log_, "sqrt": torch.Tensor.sqrt_,
-    "tanh": torch.Tensor.tanh_, "abs": torch.Tensor.abs_,
-}
-
-# --------------------------------------------------------------------------- the torch evaluator
-# Evaluates the closed forms of `qnnc.compiler.angles` (the one neuron semantics) on tensors.
-
-
-class _Evaluator:
-    """Evaluates compiled expressions on tensors. With `inplace`, temporaries it created
-    itself (and `z` when the neuron reads it exactly once) are overwritten in place:
-    in a no-grad forward pass that saves one allocation and one memory pass per op."""
-
-    def __init__(self, z: Value, last: Value, inplace: bool, z_owned: bool):
-        self.z, self.last = z, last
-        self.inplace = inplace
-        self.z_owned = inplace and z_owned
-
-    def __call__(self, node) -> Value:
-        return self.ev(node)[0]
-
-    def ev(self, n) -> tuple[Value, bool]:
-        """(value, owned): owned values are temporaries this evaluation may overwrite."""
-        v, owned = self._ev(n)
-        return v, owned and self.inplace
-
-    def _ev(self, n) -> tuple[Value, bool]:
-        kind = n[0]
-        if kind == "c":
-            return n[1], False
-        if kind == "z":
-            owned, self.z_owned = self.z_owned, False  # only the first (only) use may own it
-            return self.z, owned
-        if kind == "last":
-            return self.last, False
-        if kind == "neg":
-            a, own = self.ev(n[1])
-            if isinstance(a, torch.Tensor):
-                return (a.neg_() if own else -a), True
-            return -a, False
-        if kind == "bin":
-            return self._bin(n[1], n[2], n[3])
-        if kind == "sign":
-            a, _ = self.ev(n[1])
-            return sign_pos(a), isinstance(a, torch.Tensor)
-        if kind == "fn":
-            return self._fn(n[1], n[2])
-        if kind == "limit":
-            _, fname, rest, num, den = n
-            x, _ = self.ev(num)
-            y, _ = self.ev(den)
-            restv = [self.ev(r)[0] for r in rest]
-            ref = next(a for a in (x, y) if isinstance(a, torch.Tensor))
-            y = torch.as_tensor(y, dtype=ref.dtype)
-            zero = y == 0
-            safe = torch.where(zero, torch.ones((), dtype=y.dtype), y)  # no 0/0, even in backward
-            val = _apply_fn(fname, [x / safe] + restv)
-            if fname == "clip":  # clip(x/0, lo, hi): hi for x >= 0, lo otherwise
-                lo, hi = (torch.as_tensor(r, dtype=ref.dtype) for r in restv)
-                limv = torch.where(torch.as_tensor(x) >= 0, hi, lo)
-            else:
-                limv = sign_pos(torch.as_tensor(x, dtype=ref.dtype))
-            return torch.where(zero, limv, val), True
-        raise AssertionError(kind)
-
-    def _bin(self, op, na, nb) -> tuple[Value, bool]:
-        a, oa = self.ev(na)
-        b, ob = self.ev(nb)
-        ta, tb = isinstance(a, torch.Tensor), isinstance(b, torch.Tensor)
-        if not ta and not tb:
-            return angles.binop_const(op, a, b), False
-        if op == "^":
-            return torch.pow(a, b) if ta else torch.pow(torch.as_tensor(a, dtype=b.dtype), b), True
-        # In place into an owned operand whose shape is already the result's shape.
-        if oa and ta and (not tb or b.shape == a.shape or _broadcasts_into(b, a)):
-            if op == "+":
-                return a.add_(b), True
-            if op == "-":
-                return a.sub_(b), True
-            if op == "*":
-                return a.mul_(b), True
-            return a.div_(b), True
-        if ob and tb and (not ta or _broadcasts_into(a, b)):
-            if op == "+":
-                return b.add_(a), True
-            if op == "*":
-                return b.mul_(a), True
-            # number - b, number / b: into b as well (a fresh tensor would cost page faults)
-            a0 = a if ta else torch.full((), a, dtype=b.dtype)
-            return (torch.sub(a0, b, out=b) if op == "-" else torch.div(a0, b, out=b)), True
-        if op == "+":
-            return a + b, True
-        if op == "-":
-            return a - b, True
-        if op == "*":
-            return a * b, True
-        return a / b, True
-
-    def _fn(self, name, nargs) -> tuple[Value, bool]:
-        vals = [self.ev(x) for x in nargs]
-        args = [v for v, _ in vals]
-        if len(args) == 1 and isinstance(args[0], torch.Tensor) and vals[0][1] and name in _TORCH_UNARY_INPLACE:
-            return _TORCH_UNARY_INPLACE[name](args[0]), True
-        if len(args) == 1 and isinstance(args[0], torch.Tensor) and vals[0][1] and name == "clip1":
-            return args[0].clamp_(-1.0, 1.0), True
-        return _apply_fn(name, args), True
-
-
-def _broadcasts_into(small: torch.Tensor, big: torch.Tensor) -> bool:
-    """Whether `small` broadcasts to exactly `big`'s shape (an in-place op on big is valid).
-    Written out: torch.broadcast_shapes costs tens of microseconds per call."""
-    s, b = small.shape, big.shape
-    if len(s) > len(b):
-        return False
-    for x, y in zip(reversed(s), reversed(b)):
-        if x != y and x != 1:
-            return False
-    return True
-
-
-def _apply_fn(name: str, args: list) -> Value:
-    if not any(isinstance(a, torch.Tensor) for a in args):
-        return angles.fn_const(name, args)
-    x = args[0]
-    if name in _TORCH_UNARY:
-        return _TORCH_UNARY[name](x)
-    if name == "sign":
-        return sign_pos(x)
-    if name == "clip1":
-        return torch.clamp(x, -1.0, 1.0)
-    ref = next(a for a in args if isinstance(a, torch.Tensor))
-    t = [a if isinstance(a, torch.Tensor) else torch.as_tensor(a, dtype=ref.dtype) for a in args]
-    if name == "clip":
-        return torch.minimum(torch.maximum(t[0], t[1]), t[2])
-    if name == "min":
-        return torch.minimum(t[0], t[1])
-    if name == "max":
-        return torch.maximum(t[0], t[1])
-    raise AssertionError(name)
-
-
-# --------------------------------------------------------------------------- random fields
-
-
-# Random numbers are generated on up to two threads (numpy's generators release the GIL),
-# never more than torch is allowed to use. The values do not depend on the thread count.
-_MAX_RNG_THREADS = 2
-
-
-def _default_rng_threads() -> int:
-    return max(1, min(_MAX_RNG_THREADS, torch.get_num_threads()))
-
-
-_POOL: Optional[ThreadPoolExecutor] = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(_MAX_RNG_THREADS, thread_name_prefix="qnnc-rng")
-    return _POOL
-
-
-_SCRATCH = threading.local()
-
-# Below this many values a second thread costs more than it saves.
-_PARALLEL_MIN = 1 << 16
-
-
-class RandomFields:
-    """Uniform random numbers for one forward pass, drawn from counter-based streams.
-
-    Entropy comes from the caller's `torch.Generator` (two 62-bit draws per pass), so a
-    seeded generator makes every pass reproducible. Value `i` of field `key` is fixed by
-    (entropy, key, i) alone: chunking the batch, or splitting the work across threads,
-    never changes a sample. The streams are numpy's PCG64DXSM, which can jump ahead in
-    O(log n); it is several times faster than torch's CPU generator, and the sampler is
-    dominated by random-number generation once the matrix products are done.
-
-    `uniform_12` returns values f = 1 + j·2^-m, j uniform, in [1, 2): random mantissa
-    bits under the exponent of 1.0 (m = 23 for float32, 52 for float64), so making them
-    costs two integer passes and no conversion, and every value is exact.
-    """
-
-    def __init__(self, generator: torch.Generator, dtype: torch.dtype):
-        draw = torch.randint(0, 2 ** 62, (2,), generator=generator, dtype=torch.int64)
-        self.entropy = [int(v) for v in draw]
-        self.dtype = dtype
-        self._states: dict[tuple, dict] = {}
-
-    def _stream(self, key: tuple, offset_draws: int) -> np.random.PCG64DXSM:
-        st = self._states.get(key)
-        if st is None:
-            ss = np.random.SeedSequence(self.entropy + [int(k) for k in key])
-            st = self._states[key] = np.random.PCG64DXSM(ss).state
-        bg = getattr(_SCRATCH, "bg", None)
-        if bg is None:  # one scratch generator per thread: setting a state is cheaper than seeding
-            bg = _SCRATCH.bg = np.random.PCG64DXSM(0)
-        bg.state = st
-        if offset_draws:
-            bg.advance(offset_draws)
-        return bg
-
-    def uniform_12(self, key: tuple, start: int, shape: Sequence[int],
-                   out: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Values start .. start + prod(shape) - 1 of field `key`, as a tensor of `shape`
-        (written into `out`, a contiguous tensor of that many elements, when given)."""
-        count, start = int(math.prod(shape)), int(start)
-        if out is not None and out.is_contiguous() and out.numel() == count and out.dtype == self.dtype:
-            result = out.view(*shape)
-        else:
-            result = torch.empty(tuple(shape), dtype=self.dtype)
-        bits = result.view(-1).view(torch.int32 if self.dtype == torch.float32 else torch.int64).numpy()
-        bits = bits.view(np.uint32 if self.dtype == torch.float32 else np.uint64)
-        if count >= _PARALLEL_MIN and _default_rng_threads() > 1:
-            half = (count // 2) & ~1
-            jobs = [(0, half), (half, count)]
-            list(_pool().map(lambda j: self._fill(key, start, bits, j[0], j[1]), jobs))
-        else:
-            self._fill(key, start, bits, 0, count)
-        return result
-
-    def _fill(self, key, start, bits, lo, hi):
-        # Value i of the field is 32-bit word i (float32) or 64-bit draw i (float64).
-        g0 = start + lo
-        out = bits[lo:hi]
-        if bits.dtype == np.uint32:
-            first, skip = divmod(g0, 2)
-            ndraw = (skip + hi - lo + 1) // 2
-            raw = self._stream(key, first).random_raw(ndraw).view(np.uint32)[skip:skip + hi - lo]
-            np.right_shift(raw, 9, out=out)  # 23 random mantissa bits
-            np.bitwise_or(out, np.uint32(0x3F800000), out=out)  # exponent of 1.0
-        else:
-            raw = self._stream(key, g0).random_raw(hi - lo)
-            np.right_shift(raw, np.uint64(12), out=out)
-            np.bitwise_or(out, np.uint64(0x3FF0000000000000), out=out)
-
-
-def sample_pm1(t: Value, f: torch.Tensor) -> torch.Tensor:
-    """The emitted value of a Z measurement, -1 with probability (1 + t)/2 where
-    t = p1 - p0, given f uniform on the grid in [1, 2) (consumed). With v = 2f - 3,
-    uniform in [-1, 1): -1 exactly when v < t, i.e. f < (3 + t)/2. So t = -1 (p1 = 0)
-    never gives -1 and t = 1 (p1 = 1) always does, whatever the rounding of t."""
-    thr = (t + 3.0) * 0.5
-    if isinstance(thr, torch.Tensor) and not _broadcasts_into(thr, f):
-        f = f - thr
-    else:
-        f.sub_(thr)
-    # copysign(1, f - thr): +0.0 (-> +1) when they are equal, matching `f < thr` for -1.
-    return torch.copysign(_ONE[f.dtype], f, out=f)
-
-
-_ONE = {torch.float32: torch.ones((), dtype=torch.float32), torch.float64: torch.ones((), dtype=torch.float64)}
-_THREE_HALVES = {dt: torch.full((), -1.5, dtype=dt) for dt in (torch.float32, torch.float64)}
-
+from qnnc.compiler.gates import GATES
+from qnnc.runtime.random_fields import ONE, THREE_HALVES, RandomFields, sample_pm1
+from qnnc.runtime.torch_angles import Number, Value, _Evaluator
 
 # --------------------------------------------------------------------------- the kernel
 
@@ -444,7 +157,7 @@ class NeuronKernel:
                 thr = threshold if threshold is not None else self._fast_threshold(ev, z.dtype)
                 f = fields.uniform_12(key + (1,), start, shape, out=out)
                 f.add_(thr)
-                return torch.copysign(_ONE[f.dtype], f, out=f), None
+                return torch.copysign(ONE[f.dtype], f, out=f), None
             amps = self._fresh_amps(state)
             basis = [True] * self.k  # register known to be in a basis state
             d = None
@@ -487,7 +200,7 @@ class NeuronKernel:
         c = theta.cos_() if own else torch.cos(theta)
         # As sample_pm1 with t = p1 - p0 = -cos θ: -1 exactly when f < (3 - cos θ)/2, i.e.
         # when f + (cos θ / 2 - 3/2) < 0; that threshold is exact on f's grid.
-        thr = torch.add(_THREE_HALVES[c.dtype], c, alpha=0.5, out=c)  # c is ours either way
+        thr = torch.add(THREE_HALVES[c.dtype], c, alpha=0.5, out=c)  # c is ours either way
         if not bool(torch.isfinite(thr).all()):  # cos of an infinite or NaN angle
             raise error(angles.NOT_FINITE, f"an angle of neuron `{self.neuron.name}` is not finite for "
                         "some inputs", self.gate_spans[0], help="check the angle's domain (log, sqrt, "
@@ -619,6 +332,14 @@ class NeuronKernel:
 # Scalar-or-tensor arithmetic where None stands for an exact zero.
 
 
+def _abs2(a: torch.Tensor | Number) -> Value:
+    if isinstance(a, torch.Tensor):
+        if a.is_complex():
+            return a.real * a.real + a.imag * a.imag
+        return a * a
+    return abs(a) ** 2
+
+
 def _mul(a, b):
     # Exact zeros and ones of the gate table cost nothing.
     if a is None or b is None or (not isinstance(a, torch.Tensor) and a == 0) \
@@ -641,8 +362,6 @@ def _add(a, b):
     return a + b
 
 
-def _neg(a):
-    return None if a is None else -a
 
 
 def _sum(items):
@@ -665,9 +384,3 @@ def _dtype_of(a, real: torch.dtype) -> torch.dtype:
         return torch.complex64 if real == torch.float32 else torch.complex128
     return real
 
-
-def _expi(x):
-    """exp(i x) for a real x."""
-    if isinstance(x, torch.Tensor):
-        return torch.polar(torch.ones_like(x), x)
-    return complex(math.cos(x), math.sin(x))

@@ -54,7 +54,9 @@ import torch.nn.functional as F
 from qnnc.compiler import ir
 from qnnc.compiler.diagnostics import error
 from qnnc.runtime.weights import initial_weights
-from qnnc.runtime.neuron_kernel import NeuronKernel, RandomFields, sign_pos
+from qnnc.runtime.neuron_kernel import NeuronKernel
+from qnnc.runtime.random_fields import RandomFields
+from qnnc.runtime.torch_angles import sign_pos
 
 __all__ = ["QNNModel", "DEFAULT_MAX_BRANCHES"]
 

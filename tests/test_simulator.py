@@ -17,7 +17,8 @@ import sim_reference as ref
 from qnnc.compiler import ir
 from qnnc.compiler.diagnostics import QnncError
 from qnnc.compiler.ir import Binary, Call, Const, Ref
-from qnnc.runtime.neuron_kernel import NeuronKernel, RandomFields
+from qnnc.runtime.neuron_kernel import NeuronKernel
+from qnnc.runtime.random_fields import RandomFields
 from qnnc.runtime.simulator import QNNModel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -715,7 +716,7 @@ def test_expression_evaluator_in_place_and_reference(e, a, f, seed):
         assert _divides_by_zero_outside_squash(e, env) or not math.isfinite(
             ref.evaluate(e, dict(env, z=0.5, last=1.0)))
         return
-    from qnnc.runtime.neuron_kernel import _Evaluator
+    from qnnc.runtime.torch_angles import _Evaluator
     gen = torch.Generator().manual_seed(seed)
     z = torch.randn(4, 3, 5, generator=gen, dtype=F64)
     z[0, 0, :3] = torch.tensor([0.0, -0.0, 1e-300])  # the sign limit at and near 0

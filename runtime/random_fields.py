@@ -1,0 +1,132 @@
+"""Counter-based random numbers for the sampler.
+
+Random numbers come from `RandomFields`: counter-based streams keyed by (layer,
+measurement), indexed by the element's position in the image-major [B, S, N] layout, so
+a sample does not depend on how the batch was chunked or on the thread count.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from qnnc.runtime.torch_angles import Value, broadcasts_into
+
+
+
+# Random numbers are generated on up to two threads (numpy's generators release the GIL),
+# never more than torch is allowed to use. The values do not depend on the thread count.
+_MAX_RNG_THREADS = 2
+
+
+def _default_rng_threads() -> int:
+    return max(1, min(_MAX_RNG_THREADS, torch.get_num_threads()))
+
+
+_POOL: Optional[ThreadPoolExecutor] = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(_MAX_RNG_THREADS, thread_name_prefix="qnnc-rng")
+    return _POOL
+
+
+_SCRATCH = threading.local()
+
+# Below this many values a second thread costs more than it saves.
+_PARALLEL_MIN = 1 << 16
+
+
+class RandomFields:
+    """Uniform random numbers for one forward pass, drawn from counter-based streams.
+
+    Entropy comes from the caller's `torch.Generator` (two 62-bit draws per pass), so a
+    seeded generator makes every pass reproducible. Value `i` of field `key` is fixed by
+    (entropy, key, i) alone: chunking the batch, or splitting the work across threads,
+    never changes a sample. The streams are numpy's PCG64DXSM, which can jump ahead in
+    O(log n); it is several times faster than torch's CPU generator, and the sampler is
+    dominated by random-number generation once the matrix products are done.
+
+    `uniform_12` returns values f = 1 + j·2^-m, j uniform, in [1, 2): random mantissa
+    bits under the exponent of 1.0 (m = 23 for float32, 52 for float64), so making them
+    costs two integer passes and no conversion, and every value is exact.
+    """
+
+    def __init__(self, generator: torch.Generator, dtype: torch.dtype):
+        draw = torch.randint(0, 2 ** 62, (2,), generator=generator, dtype=torch.int64)
+        self.entropy = [int(v) for v in draw]
+        self.dtype = dtype
+        self._states: dict[tuple, dict] = {}
+
+    def _stream(self, key: tuple, offset_draws: int) -> np.random.PCG64DXSM:
+        st = self._states.get(key)
+        if st is None:
+            ss = np.random.SeedSequence(self.entropy + [int(k) for k in key])
+            st = self._states[key] = np.random.PCG64DXSM(ss).state
+        bg = getattr(_SCRATCH, "bg", None)
+        if bg is None:  # one scratch generator per thread: setting a state is cheaper than seeding
+            bg = _SCRATCH.bg = np.random.PCG64DXSM(0)
+        bg.state = st
+        if offset_draws:
+            bg.advance(offset_draws)
+        return bg
+
+    def uniform_12(self, key: tuple, start: int, shape: Sequence[int],
+                   out: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Values start .. start + prod(shape) - 1 of field `key`, as a tensor of `shape`
+        (written into `out`, a contiguous tensor of that many elements, when given)."""
+        count, start = int(math.prod(shape)), int(start)
+        if out is not None and out.is_contiguous() and out.numel() == count and out.dtype == self.dtype:
+            result = out.view(*shape)
+        else:
+            result = torch.empty(tuple(shape), dtype=self.dtype)
+        bits = result.view(-1).view(torch.int32 if self.dtype == torch.float32 else torch.int64).numpy()
+        bits = bits.view(np.uint32 if self.dtype == torch.float32 else np.uint64)
+        if count >= _PARALLEL_MIN and _default_rng_threads() > 1:
+            half = (count // 2) & ~1
+            jobs = [(0, half), (half, count)]
+            list(_pool().map(lambda j: self._fill(key, start, bits, j[0], j[1]), jobs))
+        else:
+            self._fill(key, start, bits, 0, count)
+        return result
+
+    def _fill(self, key, start, bits, lo, hi):
+        # Value i of the field is 32-bit word i (float32) or 64-bit draw i (float64).
+        g0 = start + lo
+        out = bits[lo:hi]
+        if bits.dtype == np.uint32:
+            first, skip = divmod(g0, 2)
+            ndraw = (skip + hi - lo + 1) // 2
+            raw = self._stream(key, first).random_raw(ndraw).view(np.uint32)[skip:skip + hi - lo]
+            np.right_shift(raw, 9, out=out)  # 23 random mantissa bits
+            np.bitwise_or(out, np.uint32(0x3F800000), out=out)  # exponent of 1.0
+        else:
+            raw = self._stream(key, g0).random_raw(hi - lo)
+            np.right_shift(raw, np.uint64(12), out=out)
+            np.bitwise_or(out, np.uint64(0x3FF0000000000000), out=out)
+
+
+def sample_pm1(t: Value, f: torch.Tensor) -> torch.Tensor:
+    """The emitted value of a Z measurement, -1 with probability (1 + t)/2 where
+    t = p1 - p0, given f uniform on the grid in [1, 2) (consumed). With v = 2f - 3,
+    uniform in [-1, 1): -1 exactly when v < t, i.e. f < (3 + t)/2. So t = -1 (p1 = 0)
+    never gives -1 and t = 1 (p1 = 1) always does, whatever the rounding of t."""
+    thr = (t + 3.0) * 0.5
+    if isinstance(thr, torch.Tensor) and not broadcasts_into(thr, f):
+        f = f - thr
+    else:
+        f.sub_(thr)
+    # copysign(1, f - thr): +0.0 (-> +1) when they are equal, matching `f < thr` for -1.
+    return torch.copysign(ONE[f.dtype], f, out=f)
+
+
+ONE = {torch.float32: torch.ones((), dtype=torch.float32), torch.float64: torch.ones((), dtype=torch.float64)}
+THREE_HALVES = {dt: torch.full((), -1.5, dtype=dt) for dt in (torch.float32, torch.float64)}
+
