@@ -32,6 +32,7 @@ class NetworkWeights:
     gains: list[float]  # C_k of the initialisation (variance x fan-in), per weight layer
     source: str  # "checkpoint PATH" or "declared initialisation, seed S"
     step: Optional[int]
+    digest: str  # qnnc.runtime.weights.weights_digest of every tensor
 
 
 def init_gain(layer: ir.Layer, fan_in: int) -> float:
@@ -71,7 +72,8 @@ def load_weights(program: ir.Program, network: ir.Network, run_dir: Optional[str
         sizes.append(layer.size)
         gains.append(init_gain(layer, fan_in))
         fan_in = layer.size
-    return NetworkWeights(network, names, sizes, weights, biases, gains, source_text, at)
+    return NetworkWeights(network, names, sizes, weights, biases, gains, source_text, at,
+                          source.weights_digest(tensors))
 
 
 def ising_model(nw: NetworkWeights, fields: bool = False):
@@ -96,7 +98,7 @@ def analyse(nw: NetworkWeights, fields: bool = False, temperature: Optional[floa
     analytic = tap.analytic_tc(nw.sizes, gains) if all(math.isfinite(g) for g in gains) else None
     out = {
         "format": "qnnc-hamiltonian", "version": 1,
-        "network": nw.network.name, "source": nw.source, "step": nw.step,
+        "network": nw.network.name, "source": nw.source, "step": nw.step, "weights_sha256": nw.digest,
         "model": model.to_json_dict(),
         "spectrum": spectrum.to_json_dict(),
         "tc": tc.to_json_dict(curve=False),

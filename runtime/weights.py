@@ -93,3 +93,16 @@ def load_weights(program: ir.Program, network: ir.Network, checkpoint: Optional[
         return ({k: np.asarray(v, dtype=np.float64) for k, v in c.tensors.items()},
                 f"checkpoint {c.path}", c.step)
     return declared_weights(program, network, seed), f"declared initialisation, seed {seed}", 0
+
+
+def weights_digest(weights: dict) -> str:
+    """sha256 over the weights' names, shapes and float32 values, in name order: equal
+    digests mean the same network whichever command or dtype holds it."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in sorted(weights):
+        a = np.ascontiguousarray(np.asarray(weights[name], dtype=np.float32))
+        h.update(f"{name}:{list(a.shape)};".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()

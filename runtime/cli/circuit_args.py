@@ -16,6 +16,7 @@ from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args,
 from qnnc.runtime.cli.weight_args import add_checkpoint_path_argument, load_weights
 from qnnc.runtime.targets.capabilities import NOISE_KINDS, STRATEGIES, TARGETS
 from qnnc.runtime.targets.errors import refuse
+from qnnc.runtime.weights import weights_digest
 
 
 def add_compile_arguments(p, outputs: bool = True, backend_help: Optional[str] = None) -> None:
@@ -100,6 +101,7 @@ def compile_from_args(args, local_limit: Optional[int] = None):
             f"one copy per circuit, at most {local_limit} qubits: {widest} qubits do not fit "
             f"the local simulator")
     compiled.summary["weights"] = wsrc
+    compiled.summary["weights_sha256"] = weights_digest(weights)
     compiled.summary["input"] = xsrc
     compiled.summary["noise"] = {"pairs": args.noise_pairs, "kind": args.noise_kind}
     return compiled
