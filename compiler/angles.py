@@ -5,7 +5,7 @@ checks the neuron's structure, resolves every name (the layer's bindings, defaul
 named constants), binds squash parameters to their functions, takes the classical
 limit of a squash applied to `x / 0`, and folds everything constant. What it returns,
 a `BoundNeuron`, holds one closed form per gate angle. The torch simulator
-(`qnnc.runtime.neuron_kernel`) and the numpy neuron model of the targets and references
+(`qnnc.runtime.torch_angles`, used by the neuron kernel) and the numpy neuron model of the targets and references
 (`qnnc.runtime.targets.neurons`) are thin evaluators of that form, so a program means
 the same thing everywhere and a fault has one code wherever it is found.
 
