@@ -1,0 +1,335 @@
+"""Replica-exchange Monte Carlo (parallel tempering) on a network's Ising Hamiltonian.
+
+H(σ) = −½ σᵀ J σ − h·σ, the Hamiltonian of `qnnc.runtime.ising.IsingModel` (or any
+symmetric J with zero diagonal). The state is a tensor σ[T, R, N]: R independent
+replicas at each of T temperatures, updated together.
+
+* The sweep is a block heat-bath. Spins of one group never couple to each other, so a
+  whole group is drawn at once from its conditional distribution given the rest:
+  σ_i = +1 with probability 1 / (1 + exp(−2β f_i)), f_i = Σ_j J_ij σ_j + h_i. In a layered
+  network the groups are the even layers and the odd layers (two matrix products a
+  sweep); for a dense J (Sherrington–Kirkpatrick) every spin is its own group.
+* After each sweep, replicas at neighbouring temperatures exchange configurations with
+  probability min(1, exp((β_t − β_{t+1})(E_t − E_{t+1}))), alternating even and odd pairs.
+* Measured after the burn-in: energy, magnetisation, the overlaps q_ab = σ_a·σ_b / N of
+  every pair of replicas at one temperature, their distribution P(q), ⟨|q|⟩, ⟨q²⟩, the
+  Binder cumulant g = ½(3 − ⟨q⁴⟩/⟨q²⟩²), the spin-glass susceptibility N⟨q²⟩, overlaps
+  |σ·v|/√N with given directions (TAP solutions, spectral outliers: the hidden order), and
+  the exchange acceptance of every temperature pair.
+* Equilibration is checked by logarithmic binning: the measurements of the last two
+  doubling windows of sweeps must agree within their errors, for ⟨q²⟩ and the energy.
+
+Both moves satisfy detailed balance with respect to exp(−βH) (tests/test_replicas.py
+checks it, and checks every estimate against exact enumeration on up to 16 spins).
+Random numbers come from a seeded torch generator; everything runs on `device`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+
+from qnnc.compiler.diagnostics import error
+
+BAD_SETTING = "Q0611"  # a solver or scan setting is out of range (the spin analysis' code)
+
+
+# --------------------------------------------------------------------------- couplings
+
+
+class Couplings:
+    """J and h as the sampler needs them: the groups of mutually uncoupled spins, each
+    group's local fields, and the energy. Subclasses: `LayeredCouplings`, `DenseCouplings`."""
+
+    n: int
+    groups: list[torch.Tensor]
+
+    def fields(self, sigma: torch.Tensor, g: int) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def energy(self, sigma: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class LayeredCouplings(Couplings):
+    """Bonds only between consecutive layers: the even layers form one group, the odd
+    layers the other, and a group's fields are one product per neighbouring block."""
+
+    def __init__(self, blocks: Sequence[np.ndarray], sizes: Sequence[int], h: Optional[np.ndarray] = None, *,
+                 dtype=torch.float64, device="cpu"):
+        self.sizes = [int(s) for s in sizes]
+        self.n = sum(self.sizes)
+        self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(int)
+        self.blocks = [torch.as_tensor(np.asarray(b), dtype=dtype, device=device) for b in blocks]
+        self.h = None if h is None else torch.as_tensor(np.asarray(h), dtype=dtype, device=device)
+        self.layers_of = [list(range(0, len(self.sizes), 2)), list(range(1, len(self.sizes), 2))]
+        self.groups = [torch.cat([torch.arange(self.offsets[k], self.offsets[k + 1], device=device)
+                                  for k in layers]) if layers else torch.zeros(0, dtype=torch.long)
+                       for layers in self.layers_of]
+
+    @staticmethod
+    def from_model(model, *, dtype=torch.float64, device="cpu") -> "LayeredCouplings":
+        """From an `IsingModel` (its blocks are J^(k) = W_kᵀ, shape [N_{k−1}, N_k])."""
+        blocks = [b.toarray() for b in model.blocks]
+        return LayeredCouplings(blocks, model.layer_sizes, model.h, dtype=dtype, device=device)
+
+    def _layer(self, sigma, k):
+        return sigma[..., self.offsets[k]:self.offsets[k + 1]]
+
+    def fields(self, sigma: torch.Tensor, g: int) -> torch.Tensor:
+        parts = []
+        for k in self.layers_of[g]:
+            f = torch.zeros(sigma.shape[:-1] + (self.sizes[k],), dtype=sigma.dtype, device=sigma.device)
+            if k > 0:
+                f = f + self._layer(sigma, k - 1) @ self.blocks[k - 1]
+            if k + 1 < len(self.sizes):
+                f = f + self._layer(sigma, k + 1) @ self.blocks[k].T
+            if self.h is not None:
+                f = f + self.h[self.offsets[k]:self.offsets[k + 1]]
+            parts.append(f)
+        return torch.cat(parts, -1)
+
+    def energy(self, sigma: torch.Tensor) -> torch.Tensor:
+        e = torch.zeros(sigma.shape[:-1], dtype=sigma.dtype, device=sigma.device)
+        for k, b in enumerate(self.blocks):
+            e = e - ((self._layer(sigma, k) @ b) * self._layer(sigma, k + 1)).sum(-1)
+        if self.h is not None:
+            e = e - sigma @ self.h
+        return e
+
+
+class DenseCouplings(Couplings):
+    """A dense symmetric J (zero diagonal): every spin is its own group, updated in turn."""
+
+    def __init__(self, J: np.ndarray, h: Optional[np.ndarray] = None, *, dtype=torch.float64, device="cpu"):
+        J = np.asarray(J, dtype=float)
+        if J.ndim != 2 or J.shape[0] != J.shape[1] or not np.allclose(J, J.T) or np.any(np.diag(J) != 0):
+            raise error("Q0607", "the bond matrix must be square, symmetric and zero on the diagonal")
+        self.n = J.shape[0]
+        self.J = torch.as_tensor(J, dtype=dtype, device=device)
+        self.h = None if h is None else torch.as_tensor(np.asarray(h), dtype=dtype, device=device)
+        self.groups = [torch.tensor([i], device=device) for i in range(self.n)]
+
+    def fields(self, sigma: torch.Tensor, g: int) -> torch.Tensor:
+        f = sigma @ self.J[:, g:g + 1]
+        return f if self.h is None else f + self.h[g]
+
+    def energy(self, sigma: torch.Tensor) -> torch.Tensor:
+        e = -0.5 * ((sigma @ self.J) * sigma).sum(-1)
+        return e if self.h is None else e - sigma @ self.h
+
+
+# --------------------------------------------------------------------------- the two moves
+
+
+def heat_bath(sigma: torch.Tensor, couplings: Couplings, g: int, beta: torch.Tensor, u: torch.Tensor) -> None:
+    """Redraw group g of every replica from its conditional distribution, in place.
+    beta: [T] inverse temperatures; u: uniforms of the group's shape [T, R, |g|]."""
+    f = couplings.fields(sigma, g)
+    p_up = torch.sigmoid(2.0 * beta.view(-1, *([1] * (f.dim() - 1))) * f)
+    sigma[..., couplings.groups[g]] = torch.where(u < p_up, 1.0, -1.0).to(sigma.dtype)
+
+
+def exchange(sigma: torch.Tensor, energy: torch.Tensor, beta: torch.Tensor, parity: int,
+             u: torch.Tensor) -> torch.Tensor:
+    """Swap configurations between temperatures t and t+1 (t ≡ parity mod 2) for every
+    replica index, with the Metropolis probability; sigma and energy change in place.
+    Returns the accepted mask [pairs, R] of the pairs t = parity, parity + 2, ..."""
+    t = torch.arange(parity, beta.numel() - 1, 2, device=sigma.device)
+    if t.numel() == 0:
+        return torch.zeros((0, sigma.shape[1]), dtype=torch.bool, device=sigma.device)
+    d = (beta[t] - beta[t + 1]).unsqueeze(-1) * (energy[t] - energy[t + 1])
+    accept = u[: t.numel()] < torch.exp(torch.clamp(d, max=0.0))
+    for name, x in (("sigma", sigma), ("energy", energy)):
+        lo, hi = x[t], x[t + 1]
+        mask = accept.view(accept.shape + (1,) * (x.dim() - 2))
+        x[t], x[t + 1] = torch.where(mask, hi, lo), torch.where(mask, lo, hi)
+    return accept
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class ReplicaResult:
+    temperatures: list[float]
+    replicas: int
+    sweeps: int
+    burn_in: int
+    n_spins: int
+    energy: list[float]  # per spin, ⟨E⟩/N per temperature
+    energy_err: list[float]
+    magnetisation: list[float]  # ⟨|m|⟩
+    q_abs: list[float]
+    q2: list[float]
+    q2_err: list[float]
+    q4: list[float]
+    binder: list[float]
+    chi_sg: list[float]
+    p_q: list[list[float]]  # per temperature, over `q_bins`
+    q_bins: list[float]  # bin edges
+    direction_overlaps: list[list[float]]  # per temperature, per direction: ⟨|σ·v|⟩/√N
+    exchange_acceptance: list[float]  # per neighbouring pair
+    equilibrated: bool
+    equilibration: dict = field(default_factory=dict)
+
+    def to_json_dict(self) -> dict:
+        return {"format": "qnnc-replicas", "version": 1, **self.__dict__}
+
+
+def _validate(temperatures, replicas, sweeps, burn_in):
+    t = np.asarray(temperatures, dtype=float)
+    if t.ndim != 1 or t.size < 1 or not np.all(np.isfinite(t)) or np.any(t <= 0):
+        raise error(BAD_SETTING, "temperatures must be positive and finite", help="e.g. --temperatures 0.5 2 16")
+    if not 1 <= replicas <= 4096:
+        raise error(BAD_SETTING, f"replicas = {replicas}: give 1 to 4096")
+    if not 1 <= sweeps <= 10 ** 8 or not 0 <= burn_in < sweeps:
+        raise error(BAD_SETTING, f"sweeps = {sweeps}, burn-in = {burn_in}: need 0 <= burn-in < sweeps <= 1e8")
+    return np.sort(t)
+
+
+def temperature_ladder(t_min: float, t_max: float, count: int) -> list[float]:
+    """A geometric ladder, the usual choice when the specific heat varies slowly."""
+    if count == 1:
+        return [float(t_min)]
+    return [float(x) for x in np.geomspace(t_min, t_max, count)]
+
+
+def run_replicas(couplings: Couplings, temperatures: Sequence[float], *, replicas: int = 2, sweeps: int = 1000,
+                 burn_in: Optional[int] = None, seed: int = 0, directions: Optional[np.ndarray] = None,
+                 q_bins: int = 51, progress: Optional[Callable[[int], None]] = None) -> ReplicaResult:
+    """Parallel tempering; measurements every sweep after `burn_in` (default: half)."""
+    burn_in = sweeps // 2 if burn_in is None else int(burn_in)
+    temps = _validate(temperatures, int(replicas), int(sweeps), burn_in)
+    device = couplings.groups[0].device
+    dtype = couplings.blocks[0].dtype if isinstance(couplings, LayeredCouplings) else couplings.J.dtype
+    gen = torch.Generator(device=device).manual_seed(int(seed))
+    T, R, N = temps.size, int(replicas), couplings.n
+    beta = torch.as_tensor(1.0 / temps, dtype=dtype, device=device)
+    sigma = torch.where(torch.rand((T, R, N), generator=gen, device=device, dtype=dtype) < 0.5, 1.0, -1.0).to(dtype)
+    energy = couplings.energy(sigma)
+    pairs = [(a, b) for a in range(R) for b in range(a + 1, R)]
+    dirs = None if directions is None else torch.as_tensor(np.atleast_2d(directions), dtype=dtype, device=device)
+    if dirs is not None:
+        dirs = dirs / torch.linalg.vector_norm(dirs, dim=-1, keepdim=True)
+    acc_sum = torch.zeros(max(T - 1, 0), dtype=dtype, device=device)
+    acc_n = torch.zeros(max(T - 1, 0), dtype=dtype, device=device)
+    samples: dict[str, list] = {"e": [], "m": [], "q": [], "v": []}
+    sweep_of: list[int] = []
+    for s in range(int(sweeps)):
+        for g in range(len(couplings.groups)):
+            u = torch.rand((T, R, couplings.groups[g].numel()), generator=gen, device=device, dtype=dtype)
+            heat_bath(sigma, couplings, g, beta, u)
+        energy = couplings.energy(sigma)
+        if T > 1:
+            parity = s % 2
+            u = torch.rand((T, R), generator=gen, device=device, dtype=dtype)
+            accepted = exchange(sigma, energy, beta, parity, u)
+            idx = torch.arange(parity, T - 1, 2, device=device)
+            acc_sum[idx] += accepted.to(dtype).mean(-1)
+            acc_n[idx] += 1
+        if s >= burn_in:
+            samples["e"].append(energy.clone())
+            samples["m"].append(sigma.mean(-1).abs())
+            if pairs:
+                a = torch.tensor([p[0] for p in pairs], device=device)
+                b = torch.tensor([p[1] for p in pairs], device=device)
+                samples["q"].append((sigma[:, a] * sigma[:, b]).mean(-1))
+            if dirs is not None:
+                samples["v"].append((sigma @ dirs.T).abs().mean(1) / math.sqrt(N))
+            sweep_of.append(s - burn_in)
+        if progress is not None:
+            progress(s)
+    return _summarise(temps, R, int(sweeps), burn_in, N, samples, sweep_of, acc_sum, acc_n, q_bins)
+
+
+def _summarise(temps, R, sweeps, burn_in, N, samples, sweep_of, acc_sum, acc_n, q_bins) -> ReplicaResult:
+    E = torch.stack(samples["e"]).double().cpu().numpy() / N  # [S, T, R]
+    M = torch.stack(samples["m"]).double().cpu().numpy()
+    T = temps.size
+    e_mean = E.mean((0, 2))
+    e_err = E.mean(0).std(-1, ddof=1) / math.sqrt(R) if R > 1 else _batch_error(E.mean(2))
+    edges = np.linspace(-1.0, 1.0, q_bins + 1)
+    if samples["q"]:
+        Q = torch.stack(samples["q"]).double().cpu().numpy()  # [S, T, P]
+        q2 = (Q ** 2).mean((0, 2))
+        q4 = (Q ** 4).mean((0, 2))
+        qa = np.abs(Q).mean((0, 2))
+        # Pairs share replicas, so errors come from the disjoint pairs (0,1), (2,3), ...
+        disjoint = _disjoint_pairs(R)
+        q2_err = (Q[:, :, disjoint] ** 2).mean(0).std(-1, ddof=1) / math.sqrt(len(disjoint)) \
+            if len(disjoint) > 1 else _batch_error((Q[:, :, disjoint] ** 2).mean(2))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            binder = 0.5 * (3.0 - q4 / q2 ** 2)
+        pq = [np.histogram(Q[:, t].ravel(), bins=edges, density=True)[0].tolist() for t in range(T)]
+    else:
+        q2 = q4 = qa = q2_err = binder = np.full(T, np.nan)
+        Q = None
+        pq = [[] for _ in range(T)]
+    v = (torch.stack(samples["v"]).double().cpu().numpy().mean(0).tolist() if samples["v"]
+         else [[] for _ in range(T)])
+    acc = (acc_sum / torch.clamp(acc_n, min=1)).double().cpu().numpy().tolist()
+    eq, detail = _equilibration(E, None if Q is None else Q[:, :, _disjoint_pairs(R)], np.asarray(sweep_of))
+    return ReplicaResult(
+        temperatures=temps.tolist(), replicas=R, sweeps=sweeps, burn_in=burn_in, n_spins=N,
+        energy=e_mean.tolist(), energy_err=np.asarray(e_err).tolist(), magnetisation=M.mean((0, 2)).tolist(),
+        q_abs=np.asarray(qa).tolist(), q2=np.asarray(q2).tolist(), q2_err=np.asarray(q2_err).tolist(),
+        q4=np.asarray(q4).tolist(), binder=np.asarray(binder).tolist(), chi_sg=(N * np.asarray(q2)).tolist(),
+        p_q=pq, q_bins=edges.tolist(), direction_overlaps=v, exchange_acceptance=acc,
+        equilibrated=eq, equilibration=detail)
+
+
+def _disjoint_pairs(R: int) -> list[int]:
+    """Indices, in the list of all pairs a < b, of the pairs (0,1), (2,3), ...: independent."""
+    pairs = [(a, b) for a in range(R) for b in range(a + 1, R)]
+    return [pairs.index((a, a + 1)) for a in range(0, R - 1, 2)]
+
+
+def _batch_error(x: np.ndarray, batches: int = 10) -> np.ndarray:
+    """Standard error of the mean of a time series [S, ...] by batch means."""
+    s = x.shape[0] // batches * batches
+    if s < batches:
+        return np.full(x.shape[1:], np.nan)
+    b = x[:s].reshape((batches, s // batches) + x.shape[1:]).mean(1)
+    return b.std(0, ddof=1) / math.sqrt(batches)
+
+
+def _equilibration(E: np.ndarray, Q: Optional[np.ndarray], t: np.ndarray) -> tuple[bool, dict]:
+    """Logarithmic binning: the last doubling window [S/2, S) against the one before
+    [S/4, S/2), for the energy and ⟨q²⟩ at every temperature. Each replica (or disjoint
+    replica pair) gives one paired difference of its two window means; their mean over
+    replicas, in units of its standard error, is compared with Student's t quantile for
+    a 1 % family-wise false alarm over all comparisons (Bonferroni), so a long ladder is
+    not flagged by chance. With one replica, batch means give the error."""
+    from scipy.stats import t as student_t
+
+    S = t.size
+    if S < 8:
+        return False, {"reason": "fewer than 8 measured sweeps"}
+    w1, w2 = (t >= S // 4) & (t < S // 2), t >= S // 2
+    series = {"energy": E}
+    if Q is not None and Q.shape[2] > 0:
+        series["q2"] = Q ** 2
+    tests = []  # (z, degrees of freedom)
+    for x in series.values():  # [S, T, K]
+        d = x[w1].mean(0) - x[w2].mean(0)  # [T, K] paired differences
+        K = d.shape[1]
+        if K > 1:
+            err = d.std(-1, ddof=1) / math.sqrt(K)
+            dof = K - 1
+        else:
+            err = np.sqrt(_batch_error(x[w1][..., 0]) ** 2 + _batch_error(x[w2][..., 0]) ** 2)
+            dof = 9  # ten batch means
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = np.abs(d.mean(-1)) / np.maximum(err, 1e-300)
+        tests += [(float(v), dof) for v in z]
+    alpha = 0.01 / len(tests)
+    p_min = min(2 * student_t.sf(z, dof) for z, dof in tests)
+    worst = max(z for z, _ in tests)
+    return bool(p_min >= alpha), {"method": "log binning: last two doubling windows, paired over replicas",
+                                  "max_z": worst, "min_p": float(p_min), "alpha": alpha,
+                                  "comparisons": len(tests)}

@@ -1,0 +1,170 @@
+"""Replica-exchange Monte Carlo against exact enumeration, and detailed balance of its
+two moves (the block heat-bath and the exchange)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from qnnc.compiler.diagnostics import QnncError
+from qnnc.runtime.replicas import DenseCouplings, LayeredCouplings, exchange, heat_bath, run_replicas
+
+F64 = torch.float64
+
+
+def _layered(sizes, seed, fields=False):
+    rng = np.random.default_rng(seed)
+    blocks = [rng.normal(0, 1 / math.sqrt(a), (a, b)) for a, b in zip(sizes, sizes[1:])]
+    h = rng.normal(0, 0.3, sum(sizes)) if fields else None
+    J = np.zeros((sum(sizes),) * 2)
+    off = np.concatenate([[0], np.cumsum(sizes)])
+    for k, b in enumerate(blocks):
+        J[off[k]:off[k + 1], off[k + 1]:off[k + 2]] = b
+    return LayeredCouplings(blocks, sizes, h), J + J.T, h
+
+
+def _sk(n, seed, fields=False):
+    rng = np.random.default_rng(seed)
+    J = np.triu(rng.normal(0, 1 / math.sqrt(n), (n, n)), 1)
+    J = J + J.T
+    h = rng.normal(0, 0.3, n) if fields else None
+    return DenseCouplings(J, h), J, h
+
+
+def _configs(n):
+    return np.array(list(itertools.product([1.0, -1.0], repeat=n)))
+
+
+def _boltzmann(J, h, beta):
+    S = _configs(J.shape[0])
+    E = -0.5 * np.einsum("si,ij,sj->s", S, J, S) - (S @ h if h is not None else 0.0)
+    w = np.exp(-beta * (E - E.min()))
+    return S, E, w / w.sum()
+
+
+def _exact(J, h, T):
+    S, E, p = _boltzmann(J, h, 1.0 / T)
+    n = J.shape[0]
+    C = S.T @ (p[:, None] * S)  # <σ_i σ_j>
+    return {"energy": float(p @ E) / n, "magnetisation": float(p @ np.abs(S.mean(1))),
+            "q2": float((C ** 2).sum()) / n ** 2}
+
+
+CASES = {
+    "layered": lambda: _layered([5, 6, 5], 1),
+    "layered+fields": lambda: _layered([5, 6, 5], 2, fields=True),
+    "sk": lambda: _sk(12, 3),
+    "sk+fields": lambda: _sk(12, 4, fields=True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_monte_carlo_matches_exact_enumeration(case):
+    couplings, J, h = CASES[case]()
+    temps = [0.6, 1.0, 1.8]
+    res = run_replicas(couplings, temps, replicas=16, sweeps=2000, burn_in=400, seed=11)
+    for t, T in enumerate(temps):
+        want = _exact(J, h, T)
+        # Errors: the spread over 16 independent replicas (8 disjoint pairs for q²), 5 sigma,
+        # plus a small floor.
+        assert abs(res.energy[t] - want["energy"]) < 5 * res.energy_err[t] + 0.01, (T, res.energy[t], want)
+        assert abs(res.q2[t] - want["q2"]) < 5 * res.q2_err[t] + 0.01, (T, res.q2[t], want)
+        assert abs(res.magnetisation[t] - want["magnetisation"]) < 0.03, (T, res.magnetisation[t], want)
+    assert res.equilibrated
+    assert all(0 < a <= 1 for a in res.exchange_acceptance)
+
+
+def test_overlap_distribution_matches_exact_enumeration():
+    couplings, J, h = _layered([3, 4, 3], 5)
+    n = J.shape[0]
+    T = 0.7
+    S, _, p = _boltzmann(J, h, 1.0 / T)
+    overlaps = np.rint(S @ S.T).astype(int)  # n q, from -n to n in steps of 2
+    exact = np.zeros(2 * n + 1)
+    np.add.at(exact, overlaps + n, np.outer(p, p))
+    res = run_replicas(couplings, [T], replicas=8, sweeps=6000, burn_in=500, seed=2, q_bins=n + 1)
+    # Bins of width 2/(n+1) hold exactly one value of q = k/n each (k ≡ n mod 2).
+    widths = np.diff(res.q_bins)
+    got = np.asarray(res.p_q[0]) * widths
+    want = exact[(np.arange(-n, n + 1) % 2) == (n % 2)]
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() < 0.02, (got.round(3), want.round(3))
+    assert want[n // 2] > 0.01  # weight at q = 0: the test can see it
+
+
+@pytest.mark.parametrize("group", [0, 1])
+def test_heat_bath_block_update_satisfies_detailed_balance(group):
+    couplings, J, h = _layered([2, 2, 1], 7, fields=True)
+    n, beta = J.shape[0], 1 / 0.8
+    S, _, p = _boltzmann(J, h, beta)
+    k = 20000
+    start = torch.as_tensor(np.repeat(S, k, 0), dtype=F64).unsqueeze(0)  # [1, 2^n k, n]
+    sigma = start.clone()
+    u = torch.rand((1, sigma.shape[1], couplings.groups[group].numel()), generator=torch.Generator().manual_seed(3),
+                   dtype=F64)
+    heat_bath(sigma, couplings, group, torch.tensor([beta], dtype=F64), u)
+    codes = lambda x: ((x[0].numpy() < 0).astype(int) * (1 << np.arange(n)[::-1])).sum(1)
+    P = np.zeros((2 ** n, 2 ** n))
+    np.add.at(P, (codes(start), codes(sigma)), 1.0 / k)
+    # Only the group's spins change.
+    outside = np.setdiff1d(np.arange(n), couplings.groups[group].numpy())
+    assert torch.equal(sigma[0][:, outside], start[0][:, outside])
+    flow = p[:, None] * P
+    err = np.sqrt(p[:, None] * p[None, :] * (P + P.T + 1 / k) / k)
+    assert np.all(np.abs(flow - flow.T) < 5 * err + 1e-12)
+    assert np.allclose(p @ P, p, atol=5 * math.sqrt(1 / k))
+
+
+def test_exchange_move_satisfies_detailed_balance():
+    couplings, J, h = _layered([2, 2], 8)
+    n = J.shape[0]
+    betas = torch.tensor([1 / 0.5, 1 / 1.5], dtype=F64)
+    S, _, p0 = _boltzmann(J, h, float(betas[0]))
+    _, _, p1 = _boltzmann(J, h, float(betas[1]))
+    m = 2 ** n
+    k = 4000
+    x = np.repeat(np.repeat(np.arange(m), m), k)  # state at t = 0
+    y = np.repeat(np.tile(np.arange(m), m), k)  # state at t = 1
+    sigma = torch.as_tensor(np.stack([S[x], S[y]]), dtype=F64)  # [2, m² k, n]
+    energy = couplings.energy(sigma)
+    u = torch.rand((2, sigma.shape[1]), generator=torch.Generator().manual_seed(4), dtype=F64)
+    accepted = exchange(sigma, energy, betas, 0, u)[0].numpy().reshape(m, m, k).mean(-1)
+    assert torch.allclose(energy, couplings.energy(sigma))  # energies travel with their configurations
+    pi = p0[:, None] * p1[None, :]
+    flow = pi * accepted
+    err = np.sqrt(pi * pi.T * (accepted + accepted.T + 1 / k) / k)
+    assert np.all(np.abs(flow - flow.T) < 5 * err + 1e-12)
+    # The Metropolis rule itself, for the pair of lowest and highest energy.
+    assert accepted.max() == pytest.approx(1.0) and accepted.min() < 0.5
+
+
+def test_layered_and_dense_couplings_agree():
+    layered, J, h = _layered([3, 4, 2], 9, fields=True)
+    dense = DenseCouplings(J, h)
+    sigma = torch.where(torch.rand((2, 3, J.shape[0]), generator=torch.Generator().manual_seed(0)) < 0.5, 1.0,
+                        -1.0).to(F64)
+    assert torch.allclose(layered.energy(sigma), dense.energy(sigma))
+    full = torch.cat([layered.fields(sigma, g) for g in (0, 1)], -1)
+    order = torch.cat(layered.groups)
+    want = sigma @ torch.as_tensor(J) + torch.as_tensor(h)
+    assert torch.allclose(full, want[..., order])
+
+
+@pytest.mark.parametrize("kwargs", [dict(temperatures=[0.0]), dict(temperatures=[float("nan")]),
+                                    dict(temperatures=[1.0], replicas=0), dict(temperatures=[1.0], sweeps=0),
+                                    dict(temperatures=[1.0], sweeps=10, burn_in=10)])
+def test_bad_settings_are_refused(kwargs):
+    couplings, _, _ = _layered([2, 2], 1)
+    with pytest.raises(QnncError) as e:
+        run_replicas(couplings, **kwargs)
+    assert e.value.diagnostics[0].code == "Q0611"
+
+
+def test_a_run_still_relaxing_is_flagged_as_not_equilibrated():
+    couplings, _, _ = _layered([40, 60, 40], 6)
+    res = run_replicas(couplings, [0.25], replicas=16, sweeps=16, burn_in=0, seed=1)
+    assert not res.equilibrated and res.equilibration["min_p"] < res.equilibration["alpha"]
