@@ -48,7 +48,7 @@ class Couplings:
     n: int
     groups: list[torch.Tensor]
 
-    def fields(self, sigma: torch.Tensor, g: int) -> torch.Tensor:  # pragma: no cover - abstract
+    def fields(self, sigma: torch.Tensor, g: int, with_h: bool = True) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
 
     def energy(self, sigma: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
@@ -80,18 +80,31 @@ class LayeredCouplings(Couplings):
     def _layer(self, sigma, k):
         return sigma[..., self.offsets[k]:self.offsets[k + 1]]
 
-    def fields(self, sigma: torch.Tensor, g: int) -> torch.Tensor:
+    def fields(self, sigma: torch.Tensor, g: int, with_h: bool = True) -> torch.Tensor:
         parts = []
         for k in self.layers_of[g]:
-            f = torch.zeros(sigma.shape[:-1] + (self.sizes[k],), dtype=sigma.dtype, device=sigma.device)
+            f = None
             if k > 0:
-                f = f + self._layer(sigma, k - 1) @ self.blocks[k - 1]
+                f = self._layer(sigma, k - 1) @ self.blocks[k - 1]
             if k + 1 < len(self.sizes):
-                f = f + self._layer(sigma, k + 1) @ self.blocks[k].T
-            if self.h is not None:
+                up = self._layer(sigma, k + 1) @ self.blocks[k].T
+                f = up if f is None else f.add_(up)
+            if f is None:  # a network of one layer: no bonds
+                f = torch.zeros(sigma.shape[:-1] + (self.sizes[k],), dtype=sigma.dtype, device=sigma.device)
+            if with_h and self.h is not None:
                 f = f + self.h[self.offsets[k]:self.offsets[k + 1]]
             parts.append(f)
         return torch.cat(parts, -1)
+
+    def energy_after_sweep(self, sigma: torch.Tensor, last_fields: torch.Tensor) -> torch.Tensor:
+        """The energy from the fields the sweep's last group was drawn with: every bond
+        joins an even and an odd layer, so Σ over that group of σ_i × (its bond field)
+        counts each bond once, and no product has to be computed again."""
+        g = len(self.groups) - 1
+        e = -(sigma[..., self.groups[g]] * last_fields).sum(-1)
+        if self.h is not None:
+            e = e - sigma @ self.h
+        return e
 
     def energy(self, sigma: torch.Tensor) -> torch.Tensor:
         e = torch.zeros(sigma.shape[:-1], dtype=sigma.dtype, device=sigma.device)
@@ -114,9 +127,9 @@ class DenseCouplings(Couplings):
         self.h = None if h is None else torch.as_tensor(np.asarray(h), dtype=dtype, device=device)
         self.groups = [torch.tensor([i], device=device) for i in range(self.n)]
 
-    def fields(self, sigma: torch.Tensor, g: int) -> torch.Tensor:
+    def fields(self, sigma: torch.Tensor, g: int, with_h: bool = True) -> torch.Tensor:
         f = sigma @ self.J[:, g:g + 1]
-        return f if self.h is None else f + self.h[g]
+        return f if self.h is None or not with_h else f + self.h[g]
 
     def energy(self, sigma: torch.Tensor) -> torch.Tensor:
         e = -0.5 * ((sigma @ self.J) * sigma).sum(-1)
@@ -126,12 +139,15 @@ class DenseCouplings(Couplings):
 # --------------------------------------------------------------------------- the two moves
 
 
-def heat_bath(sigma: torch.Tensor, couplings: Couplings, g: int, beta: torch.Tensor, u: torch.Tensor) -> None:
+def heat_bath(sigma: torch.Tensor, couplings: Couplings, g: int, beta: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """Redraw group g of every replica from its conditional distribution, in place.
-    beta: [T] inverse temperatures; u: uniforms of the group's shape [T, R, |g|]."""
-    f = couplings.fields(sigma, g)
+    beta: [T] inverse temperatures; u: uniforms of the group's shape [T, R, |g|].
+    Returns the group's bond fields (without h) it was drawn with."""
+    bonds = couplings.fields(sigma, g, with_h=False)
+    f = bonds if couplings.h is None else bonds + couplings.h[couplings.groups[g]]
     p_up = torch.sigmoid(2.0 * beta.view(-1, *([1] * (f.dim() - 1))) * f)
     sigma[..., couplings.groups[g]] = torch.where(u < p_up, 1.0, -1.0).to(sigma.dtype)
+    return bonds
 
 
 def exchange(sigma: torch.Tensor, energy: torch.Tensor, beta: torch.Tensor, parity: int,
@@ -223,8 +239,9 @@ def run_replicas(couplings: Couplings, temperatures: Sequence[float], *, replica
     for s in range(int(sweeps)):
         for g in range(len(couplings.groups)):
             u = torch.rand((T, R, couplings.groups[g].numel()), generator=gen, device=device, dtype=dtype)
-            heat_bath(sigma, couplings, g, beta, u)
-        energy = couplings.energy(sigma)
+            bonds = heat_bath(sigma, couplings, g, beta, u)
+        energy = couplings.energy_after_sweep(sigma, bonds) if isinstance(couplings, LayeredCouplings) \
+            else couplings.energy(sigma)
         if T > 1:
             parity = s % 2
             u = torch.rand((T, R), generator=gen, device=device, dtype=dtype)

@@ -168,3 +168,47 @@ def test_a_run_still_relaxing_is_flagged_as_not_equilibrated():
     couplings, _, _ = _layered([40, 60, 40], 6)
     res = run_replicas(couplings, [0.25], replicas=16, sweeps=16, burn_in=0, seed=1)
     assert not res.equilibrated and res.equilibration["min_p"] < res.equilibration["alpha"]
+
+
+def test_the_energy_carried_through_a_sweep_is_the_energy():
+    couplings, J, h = _layered([4, 5, 3, 2], 12, fields=True)
+    sigma = torch.where(torch.rand((3, 2, J.shape[0]), generator=torch.Generator().manual_seed(1)) < 0.5, 1.0,
+                        -1.0).to(F64)
+    beta = torch.tensor([0.5, 1.0, 2.0], dtype=F64)
+    gen = torch.Generator().manual_seed(2)
+    for g in (0, 1):
+        bonds = heat_bath(sigma, couplings, g, beta, torch.rand((3, 2, couplings.groups[g].numel()), generator=gen,
+                                                                dtype=F64))
+    assert torch.allclose(couplings.energy_after_sweep(sigma, bonds), couplings.energy(sigma))
+
+
+def test_replicas_command_json_and_plots(tmp_path, capsys):
+    import json
+
+    from qnnc.runtime.cli import main
+
+    f = tmp_path / "n.qnn"
+    f.write_text("network n {\n    input x[6]\n"
+                 "    layer h[5] = sign of dense(x, bias = off, init = normal(0, 1 / sqrt(fan_in)))\n"
+                 "    output y[3] = linear of dense(h, bias = off, init = normal(0, 1 / sqrt(fan_in)))\n}\n")
+    capsys.readouterr()
+    plots = tmp_path / "plots"
+    assert main(["replicas", str(f), "--temperatures", "0.5", "1", "2", "--replicas", "4", "--sweeps", "400",
+                 "--json", "--plot", str(plots), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    r = json.loads(out[out.index("{"):])
+    assert r["format"] == "qnnc-replicas" and r["n_spins"] == 14 and len(r["binder"]) == 3
+    assert r["source"] == "declared initialisation, seed 0" and len(r["weights_sha256"]) == 64
+    assert r["q2"][0] > r["q2"][2]  # more order at low temperature
+    for name in ("p_q.png", "binder.png", "hidden_order.png"):
+        data = (plots / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_replicas_command_refuses_an_unknown_device(tmp_path, capsys):
+    from qnnc.runtime.cli import main
+
+    f = tmp_path / "n.qnn"
+    f.write_text("network n {\n    input x[2]\n    output y[2] = linear of dense(x)\n}\n")
+    assert main(["replicas", str(f), "--device", "warp9", "--sweeps", "10"]) == 2
+    assert "Q0407" in capsys.readouterr().err

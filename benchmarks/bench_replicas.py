@@ -1,0 +1,80 @@
+"""Replica-exchange Monte Carlo: qnnc's block heat-bath against a plain numpy
+single-spin Metropolis sampler of the same Hamiltonian, side by side in one run.
+
+The network is examples/spin_binary.qnn untrained (784-512-512-10, 1,818 spins), the
+ladder 32 temperatures x 2 replicas (64 chains). The plain version is what a user
+writes first: for each spin in turn, its local field for all 64 chains from the bond
+matrix's row, a Metropolis flip, vectorised over chains with numpy. Both are timed per
+sweep (the exchange moves of qnnc's sweep included); the numpy version over fewer sweeps
+(its per-sweep time is constant), qnnc's over `--sweeps`.
+
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_replicas.py --sweeps 10000 --numpy-sweeps 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+
+import numpy as np
+
+
+def plain_numpy_metropolis(J: np.ndarray, betas: np.ndarray, chains_per_t: int, sweeps: int, seed: int) -> float:
+    rng = np.random.default_rng(seed)
+    n = J.shape[0]
+    beta = np.repeat(betas, chains_per_t)  # [C]
+    s = rng.choice([-1.0, 1.0], size=(n, beta.size))  # spins x chains
+    t0 = time.perf_counter()
+    for _ in range(sweeps):
+        for i in range(n):
+            f = J[i] @ s  # local field of spin i in every chain
+            dE = 2.0 * s[i] * f
+            flip = rng.random(beta.size) < np.exp(-beta * np.maximum(dE, 0.0))
+            s[i] = np.where(flip, -s[i], s[i])
+    return (time.perf_counter() - t0) / sweeps
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--program", default="examples/spin_binary.qnn")
+    ap.add_argument("--sweeps", type=int, default=10000)
+    ap.add_argument("--numpy-sweeps", type=int, default=5)
+    ap.add_argument("--temperatures", type=int, default=32)
+    ap.add_argument("--replicas", type=int, default=2)
+    ap.add_argument("--json", metavar="PATH")
+    args = ap.parse_args()
+
+    import torch
+
+    from qnnc.compiler import load_program
+    from qnnc.runtime.replicas import LayeredCouplings, run_replicas, temperature_ladder
+    from qnnc.runtime.spin import ising_model, load_weights
+
+    program = load_program(args.program)
+    net = program.networks[0]
+    model = ising_model(load_weights(program, net, None, None, 0))
+    temps = temperature_ladder(0.4, 2.5, args.temperatures)
+    couplings = LayeredCouplings.from_model(model, dtype=torch.float32)
+    t0 = time.perf_counter()
+    res = run_replicas(couplings, temps, replicas=args.replicas, sweeps=args.sweeps, seed=0)
+    ours_total = time.perf_counter() - t0
+    ours = ours_total / args.sweeps
+    plain = plain_numpy_metropolis(model.dense(), 1.0 / np.asarray(temps), args.replicas, args.numpy_sweeps, 0)
+    out = {
+        "machine": f"{platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}",
+        "spins": model.n_spins, "temperatures": args.temperatures, "replicas": args.replicas,
+        "qnnc_sweeps": args.sweeps, "qnnc_seconds_total": ours_total, "qnnc_ms_per_sweep": 1e3 * ours,
+        "numpy_sweeps": args.numpy_sweeps, "numpy_ms_per_sweep": 1e3 * plain,
+        "numpy_seconds_for_qnnc_sweeps (extrapolated)": plain * args.sweeps,
+        "speedup": plain / ours, "equilibrated": res.equilibrated,
+    }
+    print(json.dumps(out, indent=2))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

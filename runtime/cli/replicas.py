@@ -1,0 +1,169 @@
+"""`qnnc replicas FILE [--run R --checkpoint C]`: replica-exchange Monte Carlo on the
+network's Ising Hamiltonian: P(q), Binder cumulant, q_EA, χ_SG and the overlap with the
+top eigenvector of J (the hidden order when it is an outlier), per temperature."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+from qnnc.runtime.cli import output
+from qnnc.runtime.cli.json_output import json_text
+from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args
+from qnnc.runtime.cli.weight_args import add_step_arguments
+
+
+def add_arguments(p) -> None:
+    add_program_arguments(p)
+    add_step_arguments(p)
+    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation (no --checkpoint) and the chain")
+    p.add_argument("--fields", action="store_true", help="map biases to fields h_i (off by default)")
+    p.add_argument("--temperatures", type=float, nargs="+", metavar="T",
+                   help="the ladder (default: 16 temperatures, geometric from 0.4 to 2 × the analytic T_c)")
+    p.add_argument("--replicas", type=int, default=4, help="independent replicas per temperature (default 4)")
+    p.add_argument("--sweeps", type=int, default=2000, help="Monte Carlo sweeps (default 2000)")
+    p.add_argument("--burn-in", type=int, help="sweeps before measuring (default: half)")
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, mps (default cpu)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("-o", "--output", metavar="OUT", help="write the JSON result to OUT")
+    p.add_argument("--plot", metavar="DIR", help="write P(q), Binder and hidden-order plots into DIR")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args) -> int:
+    import numpy as np
+    import torch
+
+    from qnnc.compiler.diagnostics import error
+    from qnnc.runtime.replicas import LayeredCouplings, run_replicas, temperature_ladder
+    from qnnc.runtime.spin import ising_model, load_weights
+
+    program = load_from_args(args)
+    network = network_from_args(args, program)
+    if network is None:
+        raise error("Q0232", f"{args.file} defines no network")
+    if args.run and args.checkpoint is None:
+        args.checkpoint = "last"
+    try:
+        device = torch.device(args.device)
+        torch.empty(0, device=device)
+    except (RuntimeError, ValueError) as exc:
+        raise error("Q0407", f"--device {args.device}: not available here ({exc})", exit_code=2) from None
+    nw = load_weights(program, network, args.run, args.checkpoint, args.seed)
+    model = ising_model(nw, args.fields)
+    temps = args.temperatures
+    if temps is None:
+        from qnnc.runtime.tap import analytic_tc
+
+        gains = [g for g in nw.gains if math.isfinite(g)]
+        tc = analytic_tc(nw.sizes, nw.gains) if len(gains) == len(nw.gains) else 1.0
+        temps = temperature_ladder(0.4 * tc, 2.0 * tc, 16)
+    couplings = LayeredCouplings.from_model(model, device=device)
+    directions = _top_eigenvector(model)
+    bar = None
+    if not args.no_progress and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=args.sweeps, desc="sweeps", unit="sweep", leave=False)
+    res = run_replicas(couplings, temps, replicas=args.replicas, sweeps=args.sweeps, burn_in=args.burn_in,
+                       seed=args.seed, directions=directions[None, :],
+                       progress=(lambda s: bar.update(1)) if bar is not None else None)
+    if bar is not None:
+        bar.close()
+    report = {**res.to_json_dict(), "network": network.name, "source": nw.source, "step": nw.step,
+              "weights_sha256": nw.digest, "direction": "top eigenvector of J"}
+    text = json_text(report)
+    if args.output:
+        output.write_text(args.output, text)
+        output.announce(args.output)
+    if args.plot:
+        for path in plot(report, args.plot):
+            output.announce(path)
+    if args.json:
+        sys.stdout.write(text)
+    elif not args.output:
+        sys.stdout.write(table(report))
+    return 0
+
+
+def _top_eigenvector(model):
+    import numpy as np
+    from scipy.sparse.linalg import eigsh
+
+    J = model.sparse()
+    if J.shape[0] < 3:
+        w, v = np.linalg.eigh(J.toarray())
+        return v[:, -1]
+    _, v = eigsh(J, k=1, which="LA", v0=np.ones(J.shape[0]))
+    return v[:, 0]
+
+
+def table(r: dict) -> str:
+    lines = [f"replica exchange on network `{r['network']}` ({r['source']}): {r['n_spins']} spins, "
+             f"{len(r['temperatures'])} temperatures x {r['replicas']} replicas, {r['sweeps']} sweeps "
+             f"(burn-in {r['burn_in']})",
+             "       T    E/N     <|m|>   <|q|>   <q^2>   Binder  chi_SG  overlap(v1)"]
+    for i, T in enumerate(r["temperatures"]):
+        v = r["direction_overlaps"][i][0] if r["direction_overlaps"][i] else float("nan")
+        lines.append(f"  {T:6.3f} {r['energy'][i]:7.4f} {r['magnetisation'][i]:7.4f} {r['q_abs'][i]:7.4f} "
+                     f"{r['q2'][i]:7.4f} {r['binder'][i]:7.4f} {r['chi_sg'][i]:7.2f} {v:7.4f}")
+    acc = ", ".join(f"{a:.2f}" for a in r["exchange_acceptance"])
+    lines.append(f"  exchange acceptance per pair: {acc}")
+    eq = r["equilibration"]
+    state = "equilibrated" if r["equilibrated"] else "NOT equilibrated: run more sweeps"
+    lines.append(f"  {state} ({eq.get('method', eq.get('reason'))}; min p {eq.get('min_p', float('nan')):.3g} "
+                 f"against {eq.get('alpha', float('nan')):.3g})")
+    return "\n".join(lines) + "\n"
+
+
+def plot(r: dict, folder: str) -> list[str]:
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    written = []
+    T = np.asarray(r["temperatures"])
+    edges = np.asarray(r["q_bins"])
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    cmap = plt.get_cmap("viridis")
+    figs = {}
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, t in enumerate(T):
+        if r["p_q"][i]:
+            ax.plot(centres, r["p_q"][i], color=cmap(i / max(len(T) - 1, 1)), label=f"T = {t:.3g}")
+    ax.set_xlabel("overlap q")
+    ax.set_ylabel("P(q)")
+    ax.set_title(f"overlap distribution, {r['network']} ({r['n_spins']} spins)")
+    if len(T) <= 8:
+        ax.legend(fontsize=7)
+    else:
+        sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(T.min(), T.max()))
+        fig.colorbar(sm, ax=ax, label="temperature T")
+    figs["p_q.png"] = fig
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(T, r["binder"], "o-")
+    ax.set_xlabel("temperature T")
+    ax.set_ylabel("Binder cumulant g = (3 − ⟨q⁴⟩/⟨q²⟩²)/2")
+    ax.set_title("Binder cumulant")
+    figs["binder.png"] = fig
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(T, [v[0] if v else np.nan for v in r["direction_overlaps"]], "o-")
+    ax.set_xlabel("temperature T")
+    ax.set_ylabel("⟨|σ·v₁|⟩ / √N")
+    ax.set_title("overlap with the top eigenvector of J (hidden order)")
+    figs["hidden_order.png"] = fig
+    import os
+
+    for name, fig in figs.items():
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110)
+        plt.close(fig)
+        path = os.path.join(folder, name)
+        output.write_bytes(path, buf.getvalue())
+        written.append(path)
+    return written
