@@ -207,3 +207,40 @@ def test_golden_ir(name, capsys, monkeypatch):
         golden.write_text(_machine_independent(out), encoding="utf-8")
     assert _machine_independent(out) == golden.read_text(encoding="utf-8")
     assert "/work/" not in golden.read_text(encoding="utf-8")  # nothing machine-specific
+
+
+# --------------------------------------------------------------------------- shipped parser tables
+
+
+def test_shipped_parser_tables_are_current_and_parse_alike():
+    """grammar/qnn.tables.json belongs to this grammar and lark (regenerate with
+    `python -m qnnc.compiler.parser_tables`), and a parser loaded from it parses every
+    shipped source exactly as one built from the grammar. (lark numbers its states
+    differently from run to run, so the tables are compared by what they parse.)"""
+    import hashlib
+    import json
+    from importlib.resources import files
+
+    import lark
+
+    from qnnc.compiler import parser_tables
+
+    shipped = json.loads(files("qnnc.grammar").joinpath(parser_tables.TABLES_FILE).read_text(encoding="utf-8"))
+    assert shipped["grammar_sha256"] == hashlib.sha256(parser_tables.grammar_text().encode()).hexdigest()
+    assert shipped["lark"] == lark.__version__
+    loaded, built = parser_tables.load("start", {}), parser_tables.build("start")
+    assert loaded.source_path == "<deserialized>"  # really from the shipped tables
+    for path in SOURCES:
+        text = path.read_text(encoding="utf-8")
+        assert loaded.parse(text) == built.parse(text)
+
+
+@settings(max_examples=100)
+@given(texts)
+def test_shipped_parser_tables_parse_generated_programs_alike(text):
+    assert _SHIPPED_START.parse(text) == _BUILT_START.parse(text)
+
+
+from qnnc.compiler import parser_tables as _tables  # noqa: E402
+
+_SHIPPED_START, _BUILT_START = _tables.load("start", {}), _tables.build("start")
