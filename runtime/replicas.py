@@ -145,8 +145,18 @@ def heat_bath(sigma: torch.Tensor, couplings: Couplings, g: int, beta: torch.Ten
     Returns the group's bond fields (without h) it was drawn with."""
     bonds = couplings.fields(sigma, g, with_h=False)
     f = bonds if couplings.h is None else bonds + couplings.h[couplings.groups[g]]
-    p_up = torch.sigmoid(2.0 * beta.view(-1, *([1] * (f.dim() - 1))) * f)
-    sigma[..., couplings.groups[g]] = torch.where(u < p_up, 1.0, -1.0).to(sigma.dtype)
+    # σ = +1 exactly when u < sigmoid(2βf), i.e. when logit(u) < 2βf: one pass, no exp.
+    two_beta = (2.0 * beta).view(-1, *([1] * (f.dim() - 1)))
+    up = torch.logit(u) < two_beta * f
+    new = up.to(sigma.dtype).mul_(2.0).sub_(1.0)
+    if isinstance(couplings, LayeredCouplings):  # a group is whole layers: write slices
+        at = 0
+        for k in couplings.layers_of[g]:
+            n = couplings.sizes[k]
+            sigma[..., couplings.offsets[k]:couplings.offsets[k + 1]] = new[..., at:at + n]
+            at += n
+    else:
+        sigma[..., couplings.groups[g]] = new
     return bonds
 
 
