@@ -33,7 +33,6 @@ TABLE: tuple[Limit, ...] = (
     Limit("MAX_BATCH", 1 << 24, "batch size of a training recipe, `--batch`", "Q0212"),
     Limit("MAX_CHECKPOINTS", 100_000, "checkpoints a schedule writes in one run", "Q0231"),
     Limit("MAX_TOTAL_STEPS", 1 << 40, "training steps of one run (epochs x steps per epoch)", "Q0231"),
-    Limit("MAX_IR_NODES", 4_000_000, "values in one IR JSON document", "Q0502"),
     # diagnostics
     Limit("MAX_DIAGNOSTICS", 100, "diagnostics printed in one run (one line counts the rest)", "-"),
     Limit("SNIPPET_WIDTH", 160, "characters of a source line shown under a diagnostic", "-"),
@@ -45,7 +44,7 @@ TABLE: tuple[Limit, ...] = (
     Limit("MAX_TAP_STARTS", 1_000_000, "random starts of the TAP solver, `--starts`", "Q0407"),
     # data sets
     Limit("MAX_DATA_FILE_BYTES", 1 * GiB, "bytes of a data file on disk (.npz, IDX, gzip)", "Q0510"),
-    Limit("MAX_DATA_BYTES", 1 * GiB, "bytes of a data set's arrays once decompressed", "Q0522"),
+    Limit("MAX_DATA_BYTES", 1 * GiB, "bytes of a data set's arrays once decompressed (gzip, .npz)", "Q0510"),
     Limit("MAX_LABEL", (1 << 20) - 1, "a class label (at most MAX_LAYER_SIZE classes)", "Q0517"),
     # checkpoints and run folders
     Limit("MAX_CHECKPOINT_BYTES", 4 * GiB, "bytes of a checkpoint (.safetensors) file", "Q0531"),
@@ -68,7 +67,6 @@ MAX_EPOCHS = BY_NAME["MAX_EPOCHS"].value
 MAX_BATCH = BY_NAME["MAX_BATCH"].value
 MAX_CHECKPOINTS = BY_NAME["MAX_CHECKPOINTS"].value
 MAX_TOTAL_STEPS = BY_NAME["MAX_TOTAL_STEPS"].value
-MAX_IR_NODES = BY_NAME["MAX_IR_NODES"].value
 MAX_DIAGNOSTICS = BY_NAME["MAX_DIAGNOSTICS"].value
 SNIPPET_WIDTH = BY_NAME["SNIPPET_WIDTH"].value
 MAX_SEED = BY_NAME["MAX_SEED"].value
