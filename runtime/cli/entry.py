@@ -68,6 +68,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "--error-format" in argv and argv[argv.index("--error-format") + 1: argv.index("--error-format") + 2] == ["json"]
     ) else "text"
     forget_sources()  # snippets only from the sources this run loads
+    for stream in (sys.stdout, sys.stderr):
+        # A name the user gave may hold a character no encoding writes (a lone surrogate
+        # from undecodable bytes in argv): it is escaped, never an error.
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         parser = build_parser(command_named_in(argv))
         args = parser.parse_args(argv)

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+from pathlib import Path
 from typing import Callable
 
 from qnnc.compiler.limits import MAX_COUNT_FLAG, MAX_NUMBER_DIGITS, MAX_SEED
 
 _MAX_TEXT = 60  # how much of a bad value a message quotes
+_PATH_MAX, _NAME_MAX = 4096, 255  # bytes of a path, of one of its names (Linux)
 
 
 def _quote(text: str) -> str:
@@ -92,7 +95,18 @@ def PATH(text: str) -> str:
         raise argparse.ArgumentTypeError("an empty path: give a file or folder name")
     if "\0" in text:
         raise argparse.ArgumentTypeError(f"{_quote(text)} contains a NUL character")
+    raw = text.encode("utf-8", "surrogatepass")  # its length in bytes, whatever it holds
+    if len(raw) > _PATH_MAX or any(len(part) > _NAME_MAX for part in raw.split(b"/")):
+        raise argparse.ArgumentTypeError(f"{_quote(text)} is too long for a path")
     return text
 
 
 PATH.__name__ = "path"
+
+
+def DIRECTORY(text: str) -> Path:
+    """A folder path (as PATH), as a `Path`."""
+    return Path(PATH(text))
+
+
+DIRECTORY.__name__ = "path"
