@@ -77,11 +77,10 @@ class NetworkElaboration(NeuronElaboration):
             shape.append(v)
         steps = []
         pooled = list(shape)  # the shape as the steps see it; the IR keeps the raw shape
-        for st in d.steps:
-            step = self.preprocess(st, pooled)
-            if step is None:
-                return None
-            steps.append(step)
+        for st in d.steps:  # every bad step is reported, not only the first
+            steps.append(self.preprocess(st, pooled))
+        if None in steps:
+            return None
         inp = ir.Input(d.name, tuple(shape), tuple(steps), d.span)
         n = 1
         for s in shape:
