@@ -53,6 +53,11 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
     target: a symbolic link is written through (its target replaced, the link kept); a
     device, FIFO or socket is refused (OSError), never replaced."""
     path = write_target(path)
+    for parent in path.parents:  # the nearest existing folder above must be a folder
+        if os.path.lexists(parent):
+            if not os.path.isdir(parent):
+                raise NotADirectoryError(errno.ENOTDIR, f"{parent} is a file, not a folder", str(parent))
+            break
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
