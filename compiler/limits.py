@@ -23,7 +23,7 @@ class Limit:
 
 TABLE: tuple[Limit, ...] = (
     # programs: .qnn sources and IR JSON
-    Limit("MAX_SOURCE_BYTES", 16 * MiB, "bytes of a .qnn source or IR JSON file", "Q0405"),
+    Limit("MAX_SOURCE_BYTES", 4 * MiB, "bytes of a .qnn source or IR JSON file", "Q0405"),
     Limit("MAX_NUMBER_DIGITS", 400, "digits of a number literal (in a program, IR JSON or `--set`)", "Q0221"),
     Limit("MAX_LAYER_SIZE", 1 << 20, "neurons of one layer", "Q0212"),
     Limit("MAX_WEIGHTS_PER_LAYER", 1 << 28, "weights of one layer (fan-in x size)", "Q0212"),
