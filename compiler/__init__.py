@@ -19,7 +19,7 @@ from typing import Mapping, Optional
 from qnnc.compiler import ir
 from qnnc.compiler.codes import (FILE_NOT_FOUND, FILE_UNREADABLE, INVALID_ENCODING,
                                  IR_NESTED_TOO_DEEPLY, NESTED_TOO_DEEPLY, SET_WITH_IR)
-from qnnc.compiler.diagnostics import Diagnostic, QnncError, error
+from qnnc.compiler.diagnostics import Diagnostic, QnncError, error, remember_source
 
 __all__ = ["ir", "load_program", "parse_program", "dump_ir", "load_ir", "format_source", "QnncError"]
 
@@ -37,23 +37,38 @@ def parse_program(text: str, filename: str = "<string>",
 
 
 def read_source(path) -> str:
-    """A source file's text, or a Q0404/Q0405 diagnostic."""
+    """A source file's text, or a Q0404/Q0405/Q0106 diagnostic. Only a regular file of at
+    most MAX_SOURCE_BYTES is read (checked before reading); its text is remembered for
+    the snippets of diagnostics."""
+    from qnnc.compiler.fileio import NotReadable, read_regular_file
+    from qnnc.compiler.limits import MAX_SOURCE_BYTES
+
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise error(FILE_NOT_FOUND, f"no such file: {path}", help="check the path", exit_code=1)
-    if os.path.isdir(path):
-        raise error(FILE_UNREADABLE, f"{path} is a directory, not a file", exit_code=1)
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except OSError as exc:
-        raise error(FILE_UNREADABLE, f"cannot read {path}: {exc.strerror}", exit_code=1) from None
+        raw = read_regular_file(path, MAX_SOURCE_BYTES)
+    except NotReadable as exc:
+        if exc.missing:
+            raise error(FILE_NOT_FOUND, f"no such file: {path}", help="check the path", exit_code=1) from None
+        raise error(FILE_UNREADABLE, f"cannot read {path}: {exc.reason}",
+                    help="a program is a regular .qnn or IR JSON file", exit_code=1) from None
+    text = decode_source(raw, path)
+    remember_source(path, text)
+    return text
+
+
+def decode_source(raw: bytes, path: str) -> str:
+    """UTF-8 text of a source (a leading byte-order mark is dropped), or Q0106 at the
+    first invalid byte."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         text = raw[: exc.start].decode("utf-8", errors="replace")
         line = text.count("\n") + 1
         col = len(text) - (text.rfind("\n") + 1) + 1
+        # The snippet shows the valid text before the bad byte (remembered, never re-read).
+        remember_source(path, text + raw[exc.start:].split(b"\n", 1)[0].decode("utf-8", errors="replace"))
         raise QnncError(Diagnostic(
             INVALID_ENCODING, "this file is not valid UTF-8", ir.Span(path, line, col, line, col + 1),
             f"byte 0x{raw[exc.start]:02x}", help="save the file as UTF-8")) from None
@@ -80,6 +95,7 @@ def dump_ir(program: ir.Program) -> str:
 def load_ir_text(text: str, filename: str = "<ir>") -> ir.Program:
     from qnnc.compiler.serialize import loads
 
+    remember_source(filename, text)
     try:
         return loads(text, filename)
     except RecursionError:

@@ -26,6 +26,7 @@ from typing import Iterable, Optional, Sequence
 
 from qnnc.compiler import codes
 from qnnc.compiler.ir import Span
+from qnnc.compiler.limits import MAX_DIAGNOSTICS, SNIPPET_WIDTH
 
 
 @dataclass(frozen=True)
@@ -126,55 +127,140 @@ def _sort_key(d: Diagnostic):
     return (d.span.file, d.span.line, d.span.col, d.code)
 
 
+# --------------------------------------------------------------------------- sources
+#
+# The one rule for snippets: a diagnostic shows only text of a source this run loaded as
+# a program (a .qnn file, an import, an IR JSON file), kept here in memory when it was
+# read. A span naming any other path (an IR span may name any file) shows its place
+# only: the renderer never opens a file.
+
+_SOURCES: dict[str, str] = {}
+_LINES: dict[str, list[str]] = {}
+_MAX_REMEMBERED = 256  # a long-lived library process keeps the most recent sources
+
+
+def remember_source(file: str, text: str) -> None:
+    """Record the text of a source loaded as a program, for snippets."""
+    _SOURCES.pop(file, None)
+    _LINES.pop(file, None)
+    _SOURCES[file] = text
+    while len(_SOURCES) > _MAX_REMEMBERED:
+        old = next(iter(_SOURCES))
+        del _SOURCES[old]
+        _LINES.pop(old, None)
+
+
+def forget_sources() -> None:
+    """A new run (the CLI's `main`) starts with no remembered sources."""
+    _SOURCES.clear()
+    _LINES.clear()
+
+
+def _lines_of(file: str, sources: Optional[dict[str, str]], cache: dict) -> Optional[list[str]]:
+    """The lines of a loaded source, split once per file and rendering (so rendering is
+    linear in the file's size however many diagnostics point into it)."""
+    if sources is not None and file in sources:
+        if file not in cache:
+            cache[file] = source_lines(sources[file])
+        return cache[file]
+    if file in _SOURCES:
+        if file not in _LINES:
+            _LINES[file] = source_lines(_SOURCES[file])
+        return _LINES[file]
+    return None
+
+
 # --------------------------------------------------------------------------- rendering
 
 
-def render(diag: Diagnostic, sources: Optional[dict[str, str]] = None) -> str:
-    """Rust-style text. `sources` maps file names to their text (for the snippet); a
-    file not given is read from disk if it exists."""
-    out = [f"{diag.severity}[{diag.code}]: {diag.message}"]
+def render(diag: Diagnostic, sources: Optional[dict[str, str]] = None, _cache: Optional[dict] = None) -> str:
+    """Rust-style text. The snippet comes from `sources` (file name -> text) or from the
+    sources this run loaded as programs (`remember_source`); no file is ever opened."""
+    out = [_clean(f"{diag.severity}[{diag.code}]: {_cut(diag.message)}")]
     span = diag.span
     if span is not None:
-        text = _source_text(span.file, sources)
-        lines = source_lines(text) if text is not None else None
+        lines = _lines_of(span.file, sources, {} if _cache is None else _cache)
+        where = _printable(_cut(span.file))
         if lines is not None and 1 <= span.line <= max(len(lines), 1):
             src = lines[span.line - 1] if lines else ""
             gutter = " " * len(str(span.line))
-            out.append(f"{gutter}--> {span.file}:{span.line}:{span.col}")
+            out.append(f"{gutter}--> {where}:{span.line}:{span.col}")
             out.append(f"{gutter} |")
-            out.append(f"{span.line} | {_expand_tabs(src)}")
             start = max(span.col, 1)
             if span.end_line == span.line and span.end_col > span.col:
                 width = span.end_col - span.col
             else:
                 width = max(len(src) - start + 1, 1)
             width = max(1, min(width, max(len(src) - start + 1, 1)))
+            shown, start, width = _window(src, start, width)
+            out.append(_clean(f"{span.line} | {_expand_tabs(shown)}"))
             caret = " " * (start - 1) + "^" * width
-            out.append(f"{gutter} | {caret}" + (f" {diag.label}" if diag.label else ""))
+            out.append(_clean(f"{gutter} | {caret}" + (f" {_cut(diag.label)}" if diag.label else "")))
             if diag.help or diag.notes:
                 out.append(f"{gutter} |")
         else:
-            out.append(f" --> {span.file}:{span.line}:{span.col}")
+            out.append(f" --> {where}:{span.line}:{span.col}")
         pad = " " * len(str(span.line))
     else:
         pad = ""
     for note in diag.notes:
-        out.append(f"{pad} = note: {note}")
+        out.append(_clean(f"{pad} = note: {_cut(note)}"))
     if diag.help:
-        out.append(f"{pad} = help: {diag.help}")
+        out.append(_clean(f"{pad} = help: {_cut(diag.help)}"))
     return "\n".join(out)
 
 
 def render_all(diags: Sequence[Diagnostic], sources: Optional[dict[str, str]] = None) -> str:
-    body = "\n\n".join(render(d, sources) for d in diags)
+    """All diagnostics; after MAX_DIAGNOSTICS of them one line says how many more there are."""
+    shown = diags[:MAX_DIAGNOSTICS]
+    cache: dict = {}
+    body = "\n\n".join(render(d, sources, cache) for d in shown)
+    if len(diags) > len(shown):
+        body += f"\n\nerror: {len(diags) - len(shown)} more diagnostics not shown (the first {len(shown)} are above)"
     n = sum(1 for d in diags if d.severity == "error")
     if n > 1:
         body += f"\n\nerror: aborting due to {n} previous errors"
     return body + "\n"
 
 
+def _window(src: str, start: int, width: int) -> tuple[str, int, int]:
+    """At most SNIPPET_WIDTH characters of a line around the caret (columns 1-based);
+    a cut side is marked with `...`."""
+    if len(src) <= SNIPPET_WIDTH:
+        return src, start, width
+    width = min(width, SNIPPET_WIDTH // 2)
+    lo = max(0, min(start - 1 - SNIPPET_WIDTH // 4, len(src) - SNIPPET_WIDTH))
+    hi = lo + SNIPPET_WIDTH
+    shown = src[lo:hi]
+    prefix = "..." if lo > 0 else ""
+    suffix = "..." if hi < len(src) else ""
+    return prefix + shown + suffix, start - lo + len(prefix), width
+
+
+def _cut(text: str, limit: int = 4 * SNIPPET_WIDTH) -> str:
+    """A message, label or note of bounded length (one may quote a long value)."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _clean(text: str) -> str:
+    """Text that any stream can encode: a lone surrogate (from a JSON `\\ud800`) is escaped."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
 def render_json(diags: Sequence[Diagnostic]) -> str:
-    return json.dumps({"diagnostics": [d.to_json() for d in diags]}, indent=2) + "\n"
+    shown = diags[:MAX_DIAGNOSTICS]
+    doc: dict = {"diagnostics": [d.to_json() for d in shown]}
+    if len(diags) > len(shown):
+        doc["not_shown"] = len(diags) - len(shown)
+    return json.dumps(doc, indent=2) + "\n"
 
 
 def source_lines(text: str) -> list[str]:
@@ -185,16 +271,6 @@ def source_lines(text: str) -> list[str]:
     if lines and lines[-1] == "":
         lines.pop()
     return [l[:-1] if l.endswith("\r") else l for l in lines]
-
-
-def _source_text(file: str, sources: Optional[dict[str, str]]) -> Optional[str]:
-    if sources and file in sources:
-        return sources[file]
-    try:
-        with open(file, encoding="utf-8", errors="replace") as fh:
-            return fh.read()
-    except OSError:
-        return None
 
 
 def _expand_tabs(s: str) -> str:

@@ -22,6 +22,7 @@ from qnnc.compiler.codes import (BAD_ARGUMENTS, BAD_VALUE, NAME_NOT_ALLOWED, TYP
                                  UNKNOWN_FUNCTION, UNKNOWN_PARAMETER)
 from qnnc.compiler.diagnostics import Diagnostic, did_you_mean
 from qnnc.compiler.ir import NO_SPAN, Span
+from qnnc.compiler.limits import MAX_NUMBER_DIGITS
 
 __all__ = ["CONSTANTS", "ConstantError", "Number", "apply_builtin", "arith", "evaluate_constant",
            "to_ir_expression"]
@@ -46,7 +47,7 @@ def evaluate_constant(expr: S.Expr, env: Mapping[str, Number], context: str = "h
     here (parameters, fan_in...); `context` ends the label of an unknown name ("not
     defined here"). Integers stay integers under + - * and integer powers."""
     if isinstance(expr, S.Num):
-        return expr.value
+        return literal_value(expr)
     if isinstance(expr, S.Name):
         if expr.name in env:
             return env[expr.name]
@@ -109,7 +110,7 @@ def to_ir_expression(e: S.Expr, param_types: Mapping[str, str]) -> ir.Expr:
     (`param_types`: name -> real, int or squash); constant parts fold. Raises
     ConstantError."""
     if isinstance(e, S.Num):
-        return ir.Const(float(e.value), e.span)
+        return ir.Const(float(literal_value(e)), e.span)
     if isinstance(e, S.Str):
         raise ConstantError(TYPE_MISMATCH, "expected an angle, found a string", e.span)
     if isinstance(e, S.Name):
@@ -158,6 +159,20 @@ def to_ir_expression(e: S.Expr, param_types: Mapping[str, str]) -> ir.Expr:
                 raise ConstantError(BAD_VALUE, f"`{fn}` is not defined at this argument", e.span) from None
         return ir.Call(fn, args, e.span)
     raise AssertionError(e)
+
+
+def literal_value(num: S.Num) -> Number:
+    """A number literal's value. One longer than MAX_NUMBER_DIGITS, or an integer beyond
+    2^62 (as `arith` bounds results), is ConstantError, before any conversion."""
+    if len(num.text) > MAX_NUMBER_DIGITS:
+        raise ConstantError(BAD_VALUE, f"a number literal of {len(num.text):,} characters; the limit is "
+                            f"{MAX_NUMBER_DIGITS}", num.span, "too long",
+                            help="write large or small numbers with an exponent, e.g. 1e300")
+    v = num.value
+    if isinstance(v, int) and v > 1 << 62:
+        raise ConstantError(BAD_VALUE, "this integer is too large", num.span, "more than 2^62",
+                            help="integers are at most 2^62; write a real number with an exponent, e.g. 1e30")
+    return v
 
 
 def arith(op: str, a: Number, b: Number, span: Span = NO_SPAN) -> Number:

@@ -309,9 +309,7 @@ LAYER_ROLES = ("hidden", "output")
 # Limits of the compiler (elaboration refuses a program beyond them, the verifier an IR):
 # sizes are refused before anything is allocated. A layer this wide (or a weight matrix
 # this large) is far beyond what any simulator or device of this tool can hold.
-MAX_LAYER_SIZE = 1 << 20
-MAX_WEIGHTS_PER_LAYER = 1 << 28
-MAX_INPUT_FEATURES = 1 << 24
+from qnnc.compiler.limits import MAX_INPUT_FEATURES, MAX_LAYER_SIZE, MAX_WEIGHTS_PER_LAYER  # noqa: E402,F401
 
 
 @dataclass(frozen=True)

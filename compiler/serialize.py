@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import reprlib
 import types
 import typing
 from importlib.resources import files
@@ -21,6 +22,10 @@ from typing import Any, Optional, Union
 from qnnc.compiler import ir
 from qnnc.compiler.codes import INVALID_IR, INVALID_JSON, UNSUPPORTED_SCHEMA
 from qnnc.compiler.diagnostics import Diagnostic, QnncError
+from qnnc.compiler.limits import MAX_NUMBER_DIGITS
+
+_SHORT = reprlib.Repr()  # a value quoted in a message: bounded, whatever its size or nesting
+_SHORT.maxstring = _SHORT.maxother = 60
 
 _BY_NAME = {cls.__name__: cls for cls in ir.NODE_TYPES}
 _HINTS: dict[type, dict[str, Any]] = {}
@@ -80,7 +85,7 @@ def _decode(value: Any, hint: Any, path: str) -> Any:
             for o in node_options:
                 if o.__name__ == tag:
                     return _decode_node(value, o, path)
-            raise _DecodeError(path, f"expected one of {[o.__name__ for o in node_options]}, found node {tag!r}")
+            raise _DecodeError(path, f"expected one of {[o.__name__ for o in node_options]}, found node {_SHORT.repr(tag)}")
         # A primitive value decodes as its own JSON type when the union allows it, so an
         # int stays an int and a float a float through a round trip.
         for o in options:
@@ -93,7 +98,7 @@ def _decode(value: Any, hint: Any, path: str) -> Any:
                 return _decode(value, o, path)
             except _DecodeError:
                 continue
-        raise _DecodeError(path, f"unexpected value {value!r}")
+        raise _DecodeError(path, f"unexpected value {_SHORT.repr(value)}")
     if origin is tuple:
         if not isinstance(value, list):
             raise _DecodeError(path, "expected an array")
@@ -118,6 +123,10 @@ def _decode(value: Any, hint: Any, path: str) -> Any:
     if hint is str:
         if not isinstance(value, str):
             raise _DecodeError(path, "expected a string")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _DecodeError(path, "a string with a lone surrogate (not valid Unicode text)") from None
         return value
     raise _DecodeError(path, f"unsupported type {hint!r}")
 
@@ -128,10 +137,10 @@ def _decode_node(value: Any, cls: type, path: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     if cls is not ir.Span:
         if value.get("node") != cls.__name__:
-            raise _DecodeError(path, f"expected node {cls.__name__!r}, found {value.get('node')!r}")
+            raise _DecodeError(path, f"expected node {cls.__name__!r}, found {_SHORT.repr(value.get('node'))}")
     extra = set(value) - set(fields) - ({"node"} if cls is not ir.Span else set())
     if extra:
-        raise _DecodeError(path, f"unknown field(s) {sorted(extra)} in {cls.__name__}")
+        raise _DecodeError(path, f"unknown field(s) {_SHORT.repr(sorted(extra))} in {cls.__name__}")
     kwargs = {}
     hints = _hints(cls)
     for name, f in fields.items():
@@ -152,7 +161,8 @@ def loads(text: str, file: str = "<ir>") -> ir.Program:
     from qnnc.compiler.verify import verify_or_raise
 
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float,
+                          parse_int=_bounded_int)
     except (json.JSONDecodeError, ValueError) as exc:
         line, col = getattr(exc, "lineno", 1), getattr(exc, "colno", 1)
         raise QnncError(Diagnostic(INVALID_JSON, f"not valid JSON: {getattr(exc, 'msg', str(exc))}",
@@ -163,7 +173,7 @@ def loads(text: str, file: str = "<ir>") -> ir.Program:
                                    ir.Span(file, 1, 1, 1, 2), help='the top level needs "node": "Program"'))
     version = data.get("schema_version")
     if version != ir.SCHEMA_VERSION:
-        raise QnncError(Diagnostic(UNSUPPORTED_SCHEMA, f"IR schema_version {version!r} is not supported "
+        raise QnncError(Diagnostic(UNSUPPORTED_SCHEMA, f"IR schema_version {_SHORT.repr(version)} is not supported "
                                    f"(this qnnc reads version {ir.SCHEMA_VERSION})",
                                    ir.Span(file, 1, 1, 1, 2),
                                    help="regenerate the IR with this version: `qnnc ir FILE.qnn`"))
@@ -178,6 +188,24 @@ def loads(text: str, file: str = "<ir>") -> ir.Program:
 
 def _reject_constant(name: str):
     raise ValueError(f"{name} is not allowed in IR JSON")
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number with a fraction or exponent: finite (`1e999` is refused, as NaN and
+    Infinity are), and of at most MAX_NUMBER_DIGITS characters."""
+    if len(text) > MAX_NUMBER_DIGITS:
+        raise ValueError(f"a number of {len(text):,} characters (the limit is {MAX_NUMBER_DIGITS})")
+    v = float(text)
+    if not math.isfinite(v):
+        raise ValueError(f"the number {text[:40]} is out of range (not a finite double)")
+    return v
+
+
+def _bounded_int(text: str) -> int:
+    """A JSON integer of at most MAX_NUMBER_DIGITS characters, converted only then."""
+    if len(text) > MAX_NUMBER_DIGITS:
+        raise ValueError(f"an integer of {len(text):,} digits (the limit is {MAX_NUMBER_DIGITS})")
+    return int(text)
 
 
 # --------------------------------------------------------------------------- schema

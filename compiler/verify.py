@@ -20,7 +20,8 @@ from qnnc.compiler.codes import (
     UNKNOWN_LAYER, UNKNOWN_MODULE, UNKNOWN_NETWORK, UNKNOWN_PARAMETER,
 )
 from qnnc.compiler.diagnostics import Collector, QnncError
-from qnnc.compiler.ir import MAX_LAYER_SIZE, MAX_WEIGHTS_PER_LAYER
+from qnnc.compiler.limits import (MAX_BATCH, MAX_CHECKPOINTS, MAX_EPOCHS, MAX_INPUT_FEATURES, MAX_LAYER_SIZE, MAX_SEED,
+                                  MAX_SHOTS, MAX_TOTAL_STEPS, MAX_WEIGHTS_PER_LAYER)
 
 
 def verify(program: ir.Program) -> list:
@@ -148,6 +149,10 @@ def _network(net: ir.Network, program: ir.Program, c: Collector) -> None:
     if not net.input.shape or any(not isinstance(d, int) or d < 1 for d in net.input.shape):
         c.add(SHAPE_MISMATCH, f"network `{net.name}`: invalid input shape {net.input.shape}", net.input.span)
         return
+    if math.prod(net.input.shape) > MAX_INPUT_FEATURES:
+        c.add(TOO_LARGE, f"network `{net.name}`: the input has more than {MAX_INPUT_FEATURES:,} values",
+              net.input.span)
+        return
     shape = list(net.input.shape)
     for s in net.input.steps:
         if s.kind not in ir.PREPROCESS_KINDS or not _finite(s.value):
@@ -198,7 +203,7 @@ def _network(net: ir.Network, program: ir.Program, c: Collector) -> None:
                               f"but their widths differ ({layer.size} vs {prev.size})", layer.span)
         prev_name, prev_size, prev = layer.name, layer.size, layer
     r = net.readout
-    if r.kind not in ir.READOUT_KINDS or not isinstance(r.shots, int) or r.shots < 1:
+    if r.kind not in ir.READOUT_KINDS or not isinstance(r.shots, int) or not 1 <= r.shots <= MAX_SHOTS:
         c.add(BAD_READOUT, f"invalid readout {r.kind} over {r.shots} shots", r.span)
 
 
@@ -251,8 +256,9 @@ def _train(t: ir.TrainRecipe, program: ir.Program, c: Collector) -> None:
     if o.name not in ("sgd", "adam") or not (_finite(o.lr) and o.lr > 0) or not (
             _finite(o.momentum) and o.momentum >= 0) or not (_finite(o.weight_decay) and o.weight_decay >= 0):
         c.add(BAD_TRAIN, "invalid optimizer", o.span)
-    for what, v, low in (("batch", t.batch, 1), ("epochs", t.epochs, 0), ("seed", t.seed, 0)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < low:
+    for what, v, low, high in (("batch", t.batch, 1, MAX_BATCH), ("epochs", t.epochs, 0, MAX_EPOCHS),
+                               ("seed", t.seed, 0, MAX_SEED)):
+        if not isinstance(v, int) or isinstance(v, bool) or not low <= v <= high:
             c.add(BAD_TRAIN, f"invalid {what} {v!r}", t.span)
     if t.gradient.kind not in ir.GRADIENT_KINDS or not (_finite(t.gradient.window) and t.gradient.window > 0):
         c.add(BAD_TRAIN, "invalid gradient", t.gradient.span)
@@ -260,5 +266,6 @@ def _train(t: ir.TrainRecipe, program: ir.Program, c: Collector) -> None:
         if d is not None and d.kind not in ("builtin", "file"):
             c.add(BAD_TRAIN, f"invalid data set kind `{d.kind}`", d.span)
     s = t.checkpoints
-    if (s.every is not None and s.every < 1) or any(x < 0 for x in s.steps):
+    if (s.every is not None and not 1 <= s.every <= MAX_TOTAL_STEPS) or len(s.steps) > MAX_CHECKPOINTS or any(
+            not 0 <= x <= MAX_TOTAL_STEPS for x in s.steps):
         c.add(BAD_TRAIN, "invalid checkpoint schedule", s.span)

@@ -34,7 +34,10 @@ import numpy as np
 
 from qnnc.compiler import ir
 from qnnc.compiler.diagnostics import did_you_mean, error
-from qnnc.compiler.fileio import atomic_write_bytes, atomic_write_text
+from qnnc.compiler.fileio import NotReadable, atomic_write_bytes, atomic_write_text, read_regular_file
+from qnnc.compiler.limits import (MAX_CHECKPOINT_BYTES, MAX_JSON_DEPTH, MAX_METRICS_BYTES, MAX_SIDECAR_BYTES,
+                                  MAX_TENSORS, MAX_TOTAL_STEPS)
+from qnnc.runtime import tensorfile
 
 MISSING = "Q0530"
 UNREADABLE = "Q0531"
@@ -103,8 +106,6 @@ def save_checkpoint(run_dir: os.PathLike | str, step: int, tensors: Mapping[str,
                     meta: Mapping[str, Any], extra: Optional[Mapping[str, Any]] = None) -> Path:
     """Write `tensors` (+ `extra`, e.g. optimizer buffers) and the sidecar, atomically.
     Tensors may be torch tensors or numpy arrays."""
-    from safetensors.numpy import save as save_numpy
-
     arrays: dict[str, np.ndarray] = {}
     for name, t in {**tensors, **(extra or {})}.items():
         arr = t.detach().cpu().numpy() if hasattr(t, "detach") else np.asarray(t)
@@ -114,7 +115,7 @@ def save_checkpoint(run_dir: os.PathLike | str, step: int, tensors: Mapping[str,
         if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
             raise error(NON_FINITE, f"refusing to save step {step}: tensor `{name}` has non-finite values",
                         help="training diverged; lower the learning rate")
-    blob = save_numpy(arrays, metadata={"format": FORMAT, "step": str(step)})
+    blob = tensorfile.encode(arrays, {"format": FORMAT, "step": str(step)})  # deterministic bytes
     path = checkpoint_path(run_dir, step)
     sidecar = dict(meta)
     sidecar.update({"format": FORMAT, "format_version": FORMAT_VERSION, "step": step,
@@ -181,48 +182,140 @@ def _steps_text(steps: list[int]) -> str:
 
 
 def load_checkpoint(path: os.PathLike | str, network: Optional[ir.Network] = None) -> Checkpoint:
-    """Read and check a checkpoint; with `network`, check that it fits it."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load as load_numpy
+    """Read and check a checkpoint; with `network`, check that it fits it.
 
+    The sidecar is read first and must be valid (its checksum is required); only a
+    regular file of at most MAX_CHECKPOINT_BYTES is read, its sha256 must match, and its
+    tensors must be the ones the sidecar lists, of the dtypes qnnc writes."""
     path = Path(path)
     if path.suffix == ".json":
         path = path.with_suffix(".safetensors")
-    if not path.is_file():
-        raise error(MISSING, f"no checkpoint file {path}")
     sidecar_path = path.with_suffix(".json")
+    if not path.exists():
+        raise error(MISSING, f"no checkpoint file {path}")
+    meta = read_sidecar(sidecar_path, path)
     try:
-        meta = json.loads(sidecar_path.read_text(encoding="utf-8"))
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise ValueError("not a qnnc checkpoint sidecar")
-    except FileNotFoundError:
-        raise error(BAD_SIDECAR, f"{path}: its sidecar {sidecar_path.name} is missing",
-                    help="the checkpoint was not completely written; use another step") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise error(BAD_SIDECAR, f"{sidecar_path}: invalid sidecar ({exc})") from None
-    try:
-        blob = path.read_bytes()
-    except OSError as exc:
-        raise error(UNREADABLE, f"{path}: cannot read ({exc.strerror})") from None
-    if meta.get("sha256") and hashlib.sha256(blob).hexdigest() != meta["sha256"]:
+        blob = read_regular_file(path, MAX_CHECKPOINT_BYTES)
+    except NotReadable as exc:
+        raise error(MISSING if exc.missing else UNREADABLE, f"{path}: cannot read ({exc.reason})") from None
+    if hashlib.sha256(blob).hexdigest() != meta["sha256"]:
         raise error(CHECKSUM, f"{path}: checksum mismatch (the file is truncated or corrupted)",
                     help="restore it, or use another checkpoint of the run")
     try:
-        arrays = load_numpy(blob)
-    except (SafetensorError, ValueError, OSError) as exc:
-        raise error(UNREADABLE, f"{path}: not a readable safetensors file ({str(exc).splitlines()[0]})") from None
-    names = set(meta.get("tensors", {}))
+        arrays, _ = tensorfile.decode(blob)
+    except tensorfile.TensorFileError as exc:
+        raise error(UNREADABLE, f"{path}: not a readable checkpoint ({exc})") from None
+    del blob
+    names = meta["tensors"]
+    for k, shape in names.items():
+        if k not in arrays or list(arrays[k].shape) != shape:
+            raise error(UNREADABLE, f"{path}: tensor `{_short(k)}` of the sidecar is missing or has another shape",
+                        help="the sidecar does not describe this file; use another checkpoint")
     tensors = {k: v for k, v in arrays.items() if k in names}
     extra = {k: v for k, v in arrays.items() if k not in names}
     for k, v in tensors.items():
-        if v.dtype.kind == "f" and not np.all(np.isfinite(v)):
+        if v.dtype.kind != "f":
+            raise error(UNREADABLE, f"{path}: tensor `{_short(k)}` is not floating point ({v.dtype})")
+        if not np.all(np.isfinite(v)):
             bad = int(np.size(v) - np.count_nonzero(np.isfinite(v)))
-            raise error(NON_FINITE, f"{path}: tensor `{k}` has {bad} non-finite value(s)",
+            raise error(NON_FINITE, f"{path}: tensor `{_short(k)}` has {bad} non-finite value(s)",
                         help="this checkpoint is unusable; the run had diverged")
-    ckpt = Checkpoint(path, int(meta.get("step", -1)), meta, tensors, extra)
+    ckpt = Checkpoint(path, meta["step"], meta, tensors, extra)
     if network is not None:
         check_fits(ckpt, network)
     return ckpt
+
+
+# The fields of a sidecar and their JSON types: required ones, and optional ones written
+# by `qnnc train` (checked when present).
+_SIDECAR_REQUIRED = {"format": str, "format_version": int, "step": int, "sha256": str, "tensors": dict}
+_SIDECAR_OPTIONAL = {"network": str, "seed": int, "flags": dict, "metrics": dict, "epoch": (int, float),
+                     "architecture_hash": str, "program_hash": str, "gradient": str}
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def read_sidecar(sidecar_path: Path, path: Optional[Path] = None) -> dict:
+    """A checkpoint's sidecar, checked field by field (Q0534); its `sha256` is required."""
+    path = path or sidecar_path.with_suffix(".safetensors")
+    if not sidecar_path.exists() and not sidecar_path.is_symlink():
+        raise error(BAD_SIDECAR, f"{path}: its sidecar {sidecar_path.name} is missing",
+                    help="the checkpoint was not completely written; use another step")
+    meta = read_json_file(sidecar_path, "sidecar")
+    why = _sidecar_problem(meta)
+    if why:
+        raise error(BAD_SIDECAR, f"{sidecar_path}: invalid sidecar ({why})",
+                    help="a sidecar is written by `qnnc train` beside its checkpoint; it is never optional")
+    m = _STEP_FILE.match(path.name)
+    if m and int(m.group(1)) != meta["step"]:
+        raise error(BAD_SIDECAR, f"{sidecar_path}: invalid sidecar (step {meta['step']} for file {path.name})")
+    return meta
+
+
+def _sidecar_problem(meta) -> Optional[str]:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        return "not a qnnc checkpoint sidecar"
+    for key, kind in _SIDECAR_REQUIRED.items():
+        if key not in meta:
+            return f"no `{key}`" + (": the checksum is required" if key == "sha256" else "")
+        if not isinstance(meta[key], kind) or isinstance(meta[key], bool):
+            return f"`{key}` has the wrong type"
+    for key, kind in _SIDECAR_OPTIONAL.items():
+        if key in meta and (not isinstance(meta[key], kind) or isinstance(meta[key], bool)):
+            return f"`{key}` has the wrong type"
+    if meta["format_version"] != FORMAT_VERSION:
+        return f"format_version {meta['format_version']} (this qnnc reads {FORMAT_VERSION})"
+    if not 0 <= meta["step"] <= MAX_TOTAL_STEPS:
+        return "`step` out of range"
+    if not _SHA256.match(meta["sha256"]):
+        return "`sha256` is not 64 lowercase hex digits"
+    tensors = meta["tensors"]
+    if len(tensors) > MAX_TENSORS or not all(
+            isinstance(v, list) and len(v) <= 8 and all(type(d) is int and d >= 0 for d in v)
+            for v in tensors.values()):
+        return "`tensors` is not an object of shapes"
+    return None
+
+
+def read_json_file(path: Path, what: str, limit: int = MAX_SIDECAR_BYTES):
+    """A JSON file of the run folder (sidecar, run.json): a regular file of bounded size,
+    UTF-8, nested at most MAX_JSON_DEPTH deep; Q0534 otherwise (Q0530 when missing)."""
+    try:
+        raw = read_regular_file(path, limit)
+    except NotReadable as exc:
+        raise error(MISSING if exc.missing else BAD_SIDECAR, f"{path}: cannot read the {what} ({exc.reason})") from None
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        why = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else (
+            "nested too deeply" if isinstance(exc, RecursionError) else "not valid JSON")
+        raise error(BAD_SIDECAR, f"{path}: invalid {what} ({why})") from None
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise error(BAD_SIDECAR, f"{path}: invalid {what} (nested more than {MAX_JSON_DEPTH} deep)")
+    return data
+
+
+def _no_constant(name: str):
+    raise ValueError(name)
+
+
+def _depth(data) -> int:
+    """Nesting depth of decoded JSON, without recursion."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, d = stack.pop()
+        deepest = max(deepest, d)
+        if deepest > MAX_JSON_DEPTH:
+            return deepest
+        if isinstance(value, dict):
+            stack.extend((v, d + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, d + 1) for v in value)
+    return deepest
+
+
+def _short(name: str) -> str:
+    name = name.encode("utf-8", "backslashreplace").decode("utf-8")
+    return name if len(name) <= 60 else name[:60] + "..."
 
 
 def check_fits(ckpt: Checkpoint, network: ir.Network) -> None:
@@ -257,16 +350,61 @@ def write_run_file(run_dir: os.PathLike | str, data: Mapping[str, Any]) -> None:
 
 def read_run_file(run_dir: os.PathLike | str) -> dict:
     path = Path(run_dir) / "run.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not path.exists():
         raise error(MISSING, f"{run_dir} is not a qnnc run (no run.json)",
-                    help="pass the directory given to `qnnc train --out`") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise error(BAD_SIDECAR, f"{path}: invalid run file ({exc})") from None
+                    help="pass the directory given to `qnnc train --out`")
+    data = read_json_file(path, "run file")
     if not isinstance(data, dict):
         raise error(BAD_SIDECAR, f"{path}: invalid run file")
     return data
+
+
+def read_metrics(path: os.PathLike | str) -> list[dict]:
+    """The records of a run's metrics.jsonl: a regular file of bounded size, UTF-8, one
+    JSON object per line. A last line cut by a kill ends the log; any other bad line is
+    Q0534."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    try:
+        raw = read_regular_file(path, MAX_METRICS_BYTES)
+    except NotReadable as exc:
+        raise error(BAD_SIDECAR, f"{path}: cannot read the metrics log ({exc.reason})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(BAD_SIDECAR, f"{path}: the metrics log is not UTF-8 (byte {exc.start})",
+                    help="restore the run folder, or start a new run") from None
+    lines = text.split("\n")
+    records = []
+    for i, line in enumerate(lines):
+        if not line:
+            continue
+        try:
+            rec = json.loads(line, parse_constant=_no_constant)
+        except (ValueError, RecursionError):
+            rec = None
+        if not isinstance(rec, dict) or not _metrics_record_ok(rec):
+            if all(not rest for rest in lines[i + 1:]):
+                break  # the line a kill cut
+            raise error(BAD_SIDECAR, f"{path}:{i + 1}: not a metrics record",
+                        help="restore the run folder, or start a new run")
+        records.append(rec)
+    return records
+
+
+def _metrics_record_ok(rec: dict) -> bool:
+    def is_int(v) -> bool:
+        return type(v) is int and 0 <= v <= MAX_TOTAL_STEPS
+
+    def is_num(v) -> bool:
+        return type(v) in (int, float) and math.isfinite(v)
+
+    if not is_int(rec.get("step", 0)):
+        return False
+    if rec.get("kind") == "step":
+        return (is_int(rec.get("epoch")) and is_num(rec.get("loss")) and is_int(rec.get("images")))
+    return True
 
 
 def finite_or_none(x: float) -> Optional[float]:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
+import io
 import math
 import os
 import struct
@@ -54,6 +55,8 @@ import numpy as np
 from qnnc.compiler import ir
 from qnnc.compiler.diagnostics import did_you_mean, error
 from qnnc.compiler.fileio import atomic_write_bytes
+from qnnc.compiler.limits import MAX_LABEL
+from qnnc.runtime.datafile import check_npz_members, gunzip, read_data_file
 
 PathLike = Union[str, os.PathLike]
 
@@ -231,24 +234,13 @@ def load_idx_pair(images_path: PathLike, labels_path: PathLike, *, name: str,
     return Dataset(images, labels.astype(np.int64), name, n_classes)
 
 
-def _read_bytes(path: Path, limit: int = -1) -> bytes:
-    """The file's bytes (the first `limit` if given), or a Q0510 naming it."""
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(limit)
-    except FileNotFoundError:
-        raise error("Q0510", f"{path}: data file not found") from None
-    except OSError as exc:
-        raise error("Q0510", f"{path}: cannot read data file: {exc.strerror or exc}") from None
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes (a regular file within MAX_DATA_FILE_BYTES), or a Q0510 naming it."""
+    return read_data_file(path)
 
 
 def _decompress_if_gzip(path: Path, raw: bytes) -> bytes:
-    if raw[:2] != b"\x1f\x8b":
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
-        raise error("Q0512", f"{path}: corrupt or truncated gzip data ({exc})") from None
+    return gunzip(path, raw) if raw[:2] == b"\x1f\x8b" else raw
 
 
 # --------------------------------------------------------------------------- loading
@@ -335,20 +327,23 @@ def load_npz(path: PathLike) -> Dataset:
     finite floats) and `labels` [N] (non-negative integers). `n_classes` is max(label) + 1.
     Never unpickles."""
     path = Path(path)
+    raw = _read_bytes(path)
     # Demand a zip archive: np.load would also accept .npy files and pickles.
-    if _read_bytes(path, 4) != b"PK\x03\x04":
+    if raw[:4] != b"PK\x03\x04":
         raise error("Q0520", f"{path}: not an .npz archive",
                     help="save data with numpy.savez(path, images=..., labels=...)")
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            check_npz_members(path, archive)
+        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
             keys = set(npz.files)
             missing = [k for k in _NPZ_KEYS if k not in keys]
             unexpected = sorted(keys - set(_NPZ_KEYS))
             if missing or unexpected:
                 raise _npz_keys_error(path, missing, unexpected)
             images, labels = (_npz_member(path, npz, key) for key in _NPZ_KEYS)
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
-        raise error("Q0520", f"{path}: unreadable .npz archive ({exc})") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError) as exc:
+        raise error("Q0520", f"{path}: unreadable .npz archive ({str(exc)[:200]})") from None
     images = _check_npz_images(path, images)
     labels = _check_npz_labels(path, labels, len(images))
     return Dataset(images, labels, str(path), int(labels.max()) + 1)
@@ -401,6 +396,9 @@ def _check_npz_labels(path: Path, labels: np.ndarray, n_images: int) -> np.ndarr
                     help="store class indices, e.g. labels.astype(numpy.int64)")
     if labels.min() < 0:
         raise error("Q0517", f"{path}: negative label {labels.min()}")
+    if labels.max() > MAX_LABEL:  # before the cast to int64 (2^64 - 1 would wrap to -1)
+        raise error("Q0517", f"{path}: label {labels.max()} is larger than the limit of {MAX_LABEL:,}",
+                    help="labels are class indices 0..classes-1")
     return labels.astype(np.int64)
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from qnnc.compiler import ir
 from qnnc.compiler.diagnostics import error
 from qnnc.compiler.fileio import atomic_write_text
+from qnnc.compiler.limits import MAX_CHECKPOINTS, MAX_TOTAL_STEPS
 from qnnc.runtime import checkpoint as ckpt
 
 
@@ -49,6 +50,23 @@ def checkpoint_steps(schedule: ir.CheckpointSchedule, total_steps: int) -> set[i
     if schedule.at_end:
         steps.add(total_steps)
     return steps
+
+
+def check_schedule_size(schedule: ir.CheckpointSchedule, total_steps: int) -> None:
+    """Refuse a run whose steps or checkpoints exceed the limits, before building the
+    schedule (Q0231)."""
+    if total_steps > MAX_TOTAL_STEPS:
+        raise error("Q0231", f"this run has {total_steps:,} training steps, more than the limit of "
+                    f"{MAX_TOTAL_STEPS:,}", schedule.span, help="lower the epochs or raise the batch size")
+    count = len(schedule.steps) + 1
+    if schedule.every:
+        count += total_steps // schedule.every + 1
+    if schedule.log_steps:
+        count += 3 * len(str(total_steps))
+    if count > MAX_CHECKPOINTS:
+        raise error("Q0231", f"this schedule writes about {count:,} checkpoints, more than the limit of "
+                    f"{MAX_CHECKPOINTS:,}", schedule.span,
+                    help="checkpoint less often (`every N steps` with a larger N), or train fewer epochs")
 
 
 @dataclass
@@ -87,21 +105,49 @@ def _optimizer_tensors(opt, model) -> dict:
     return out
 
 
-def _restore_optimizer(opt, model, extra: dict) -> None:
+_OPTIMIZER_BUFFERS = ("momentum_buffer", "exp_avg", "exp_avg_sq", "step")
+
+
+def _restore_optimizer(opt, model, extra: dict, path=None) -> None:
+    """Put the checkpoint's optimizer buffers back, each checked against its parameter
+    (name, shape, floating point) so that a damaged one is Q0531, not a crash later."""
     import torch
 
     names = {n: p for n, p in model.named_parameters()}
     for key, arr in extra.items():
         if not key.startswith("optimizer/"):
             continue
-        _, pname, skey = key.split("/", 2)
+        pname, _, skey = key[len("optimizer/"):].partition("/")
         p = names.get(pname)
         if p is None:
-            raise error(ckpt.WRONG_NETWORK, f"checkpoint optimizer state for unknown parameter `{pname}`")
+            raise error(ckpt.WRONG_NETWORK, f"{path}: optimizer state for an unknown parameter",
+                        help="resume with the program and flags of the original run")
+        want = (1,) if skey == "step" else tuple(p.shape)
+        if skey not in _OPTIMIZER_BUFFERS or arr.dtype.kind != "f" or tuple(arr.shape) != want \
+                or not np.all(np.isfinite(arr)):
+            raise error(ckpt.UNREADABLE, f"{path}: invalid optimizer state for `{pname}`",
+                        help="this checkpoint cannot be resumed exactly; resume from another step")
         t = torch.from_numpy(np.array(arr))
         if skey == "step":
             t = t.reshape(())
         opt.state[p][skey] = t.to(p.dtype if t.is_floating_point() else t.dtype)
+
+
+def _restore_generator(generator, extra: dict, path=None) -> None:
+    """The random generator's state of a checkpoint: required for an exact resume, of
+    exactly the generator's length and type (Q0531 otherwise)."""
+    import torch
+
+    state = extra.get("rng/torch")
+    want = generator.get_state()
+    if state is None or state.dtype != np.uint8 or tuple(state.shape) != tuple(want.shape):
+        raise error(ckpt.UNREADABLE, f"{path}: the random generator's state is missing or invalid",
+                    help="this checkpoint cannot be resumed exactly; resume from another step")
+    try:
+        generator.set_state(torch.from_numpy(np.array(state)))
+    except (RuntimeError, ValueError):
+        raise error(ckpt.UNREADABLE, f"{path}: the random generator's state is invalid",
+                    help="this checkpoint cannot be resumed exactly; resume from another step") from None
 
 
 def build_model(program: ir.Program, network: ir.Network, seed: int, dtype=None):
@@ -150,6 +196,7 @@ def train(program: ir.Program, network: ir.Network, recipe: ir.TrainRecipe, out_
     n = x_train.shape[0]
     steps_per_epoch = math.ceil(n / recipe.batch)
     total_steps = steps_per_epoch * recipe.epochs
+    check_schedule_size(recipe.checkpoints, total_steps)
     save_at = checkpoint_steps(recipe.checkpoints, total_steps)
 
     start_step = 0
@@ -170,9 +217,8 @@ def train(program: ir.Program, network: ir.Network, recipe: ir.TrainRecipe, out_
                         help="resume with the same file, --set values and flags as the original run")
         c = ckpt.load_checkpoint(ckpt.checkpoint_path(out_dir, existing[-1]), network)
         model.load_tensors({k: torch.from_numpy(np.array(v)) for k, v in c.tensors.items()})
-        _restore_optimizer(opt, model, c.extra)
-        if "rng/torch" in c.extra:
-            generator.set_state(torch.from_numpy(np.array(c.extra["rng/torch"])))
+        _restore_optimizer(opt, model, c.extra, c.path)
+        _restore_generator(generator, c.extra, c.path)
         start_step = c.step
         log(f"resuming {out_dir} from step {start_step}")
     else:
@@ -269,8 +315,7 @@ def train(program: ir.Program, network: ir.Network, recipe: ir.TrainRecipe, out_
 
 def _epoch_accumulators(path: Path, epoch: int) -> tuple[float, int]:
     total, count = 0.0, 0
-    for line in path.read_text(encoding="utf-8").splitlines():
-        rec = json.loads(line)
+    for rec in ckpt.read_metrics(path):
         if rec.get("kind") == "step" and rec.get("epoch") == epoch:
             total += rec["loss"] * rec["images"]
             count += rec["images"]
@@ -281,14 +326,8 @@ def _truncate_metrics(path: Path, step: int) -> None:
     """On resume, drop records after the checkpoint so the log matches an uninterrupted run."""
     if not path.exists():
         return
-    kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            if json.loads(line).get("step", 0) <= step:
-                kept.append(line)
-        except ValueError:
-            break  # a line cut by the kill
-    atomic_write_text(path, "".join(l + "\n" for l in kept))
+    kept = [rec for rec in ckpt.read_metrics(path) if rec.get("step", 0) <= step]
+    atomic_write_text(path, "".join(json.dumps(rec) + "\n" for rec in kept))
 
 
 # --------------------------------------------------------------------------- evaluation

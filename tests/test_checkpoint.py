@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -84,16 +85,35 @@ def test_truncated_checkpoint_is_refused_with_the_file_named(tmp_path):
     assert d.code == "Q0535" and str(path) in d.message and "\n" not in d.message
 
 
-def test_corrupted_checkpoint_without_checksum_is_still_refused(tmp_path):
+def test_a_sidecar_without_checksum_is_refused(tmp_path):
+    """Integrity is never optional: no `sha256`, and one flipped weight byte goes unseen."""
     path = ckpt.save_checkpoint(tmp_path, 1, _tensors(), {"network": "small"})
     side = path.with_suffix(".json")
     meta = json.loads(side.read_text())
     del meta["sha256"]
     side.write_text(json.dumps(meta))
-    path.write_bytes(b"\x00" * 40)
+    blob = bytearray(path.read_bytes())
+    blob[-1] ^= 1
+    path.write_bytes(bytes(blob))
     with pytest.raises(QnncError) as e:
         ckpt.load_checkpoint(path, _net())
-    assert e.value.diagnostics[0].code == "Q0531"
+    assert e.value.diagnostics[0].code == "Q0534"
+    assert "checksum is required" in e.value.diagnostics[0].message
+
+
+def test_checkpoint_bytes_are_deterministic(tmp_path):
+    """The same tensors and metadata give the same bytes (sorted header, sorted tensors),
+    and the file reads back with the `safetensors` package too."""
+    from safetensors.numpy import load as load_numpy
+
+    extra = {"optimizer/h1/momentum_buffer": np.ones((3, 4), np.float32), "rng/torch": np.arange(7, dtype=np.uint8)}
+    meta = {"network": "small", "flags": {"z": 1, "a": 2, "m": {"y": 1, "b": 2}}, "seed": 3}
+    a = ckpt.save_checkpoint(tmp_path / "a", 5, _tensors(), meta, extra).read_bytes()
+    b = ckpt.save_checkpoint(tmp_path / "b", 5, _tensors(), dict(reversed(list(meta.items()))),
+                             dict(reversed(list(extra.items())))).read_bytes()
+    assert a == b
+    back = load_numpy(a)
+    assert set(back) == set(_tensors()) | set(extra)
 
 
 def test_checkpoint_of_another_network(tmp_path):
@@ -120,7 +140,7 @@ def test_non_finite_weights_are_never_saved_and_never_loaded(tmp_path):
     save_file(bad, str(good))
     side = good.with_suffix(".json")
     meta = json.loads(side.read_text())
-    del meta["sha256"]
+    meta["sha256"] = hashlib.sha256(good.read_bytes()).hexdigest()  # a consistent but diverged checkpoint
     side.write_text(json.dumps(meta))
     with pytest.raises(QnncError) as e:
         ckpt.load_checkpoint(good, _net())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from importlib.resources import files
 
@@ -163,8 +164,8 @@ def test_errors(run, tmp_path, capsys, case):
         save_file(t, str(ckpt.checkpoint_path(bad, 0)))
         side = ckpt.checkpoint_path(bad, 0).with_suffix(".json")
         meta = json.loads(side.read_text())
-        meta.pop("sha256")
-        side.write_text(json.dumps(meta))
+        meta["sha256"] = hashlib.sha256(ckpt.checkpoint_path(bad, 0).read_bytes()).hexdigest()
+        side.write_text(json.dumps(meta))  # consistent, but diverged: the NaN is what is refused
         argv = ["hamiltonian", str(f), "--run", str(bad), "--checkpoint", "0"]
         code = "Q0533"
     capsys.readouterr()

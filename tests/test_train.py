@@ -42,6 +42,14 @@ def _write(tmp_path: Path, epochs: int = 1, text: str = SMALL) -> Path:
     return p
 
 
+def _digests(run: Path) -> dict[str, str]:
+    """sha256 of every checkpoint file of a run."""
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted((run / "checkpoints").glob("*.safetensors"))}
+
+
 def _final(run: Path) -> dict:
     c = ckpt.load_checkpoint(ckpt.resolve_checkpoint(run, "last"))
     return {**c.tensors, **c.extra}
@@ -81,11 +89,13 @@ def test_resume_after_deleting_later_checkpoints_is_bit_identical(tmp_path):
     recipe = program.train(net.name)
     train(program, net, recipe, tmp_path / "full", progress=False)
     train(program, net, recipe, tmp_path / "cut", progress=False)
+    assert _digests(tmp_path / "full") == _digests(tmp_path / "cut")  # two uninterrupted runs: same bytes
     for s in (40, 50, 60, 70, 79):  # as if the run had died just after step 30
         p = ckpt.checkpoint_path(tmp_path / "cut", s)
         p.unlink()
         p.with_suffix(".json").unlink()
     train(program, net, recipe, tmp_path / "cut", resume=True, progress=False)
+    assert _digests(tmp_path / "full") == _digests(tmp_path / "cut")  # resumed: the same bytes too
     a, b = _final(tmp_path / "full"), _final(tmp_path / "cut")
     assert a.keys() == b.keys()
     for k in a:
@@ -115,6 +125,8 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     a, b = _final(tmp_path / "full"), _final(tmp_path / "killed")
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    # Byte-identical checkpoint files (sha256 equal), not only equal tensors.
+    assert _digests(tmp_path / "full") == _digests(tmp_path / "killed")
 
 
 def test_eval_cli_json(tmp_path, capsys):

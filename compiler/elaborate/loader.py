@@ -7,6 +7,7 @@ unreadable files and circular imports.
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -14,7 +15,9 @@ from typing import Callable, Optional
 
 from qnnc.compiler import syntax as S
 from qnnc.compiler.codes import CIRCULAR_IMPORT, IMPORT_NOT_FOUND, UNKNOWN_MODULE
-from qnnc.compiler.diagnostics import Collector, QnncError, did_you_mean
+from qnnc.compiler.diagnostics import Collector, QnncError, did_you_mean, remember_source
+from qnnc.compiler.fileio import NotReadable, read_regular_file
+from qnnc.compiler.limits import MAX_SOURCE_BYTES
 from qnnc.compiler.parser import parse_module
 
 STDLIB_MODULES = tuple(sorted(
@@ -44,6 +47,7 @@ class Loader:
     def load_main(self, text: str, file: str) -> LoadedModule:
         self.main = file
         self.sources[file] = text
+        remember_source(file, text)
         module = LoadedModule(file, file, parse_module(text, file))
         self.modules[file] = module
         self._imports(module, [file])
@@ -77,6 +81,7 @@ class Loader:
                 self.failed = True
                 continue
             self.sources[path] = text
+            remember_source(path, text)
             try:
                 child = LoadedModule(key, path, parse_module(text, path))
             except QnncError as exc:
@@ -100,12 +105,22 @@ class Loader:
         rel = item.path
         base = os.path.dirname(module.path) if module.path and not module.path.startswith("<") else "."
         path = os.path.normpath(os.path.join(base, rel))
+        if os.path.isdir(path):
+            self.collector.add(IMPORT_NOT_FOUND, f"cannot import `{rel}`: it is a folder",
+                               item.source_span, "a folder, not a module file",
+                               help="import a .qnn file, e.g. `import m from \"lib/m.qnn\"`")
+            return None, ""
         if not os.path.isfile(path):
             siblings = []
-            if os.path.isdir(os.path.dirname(path) or "."):
-                # Suggest a sibling spelled as the user would write it (`lib/mine.qnn`).
-                siblings = [os.path.join(os.path.dirname(rel), f)
-                            for f in os.listdir(os.path.dirname(path) or ".") if f.endswith(".qnn")]
+            folder = os.path.dirname(path) or "."
+            if os.path.isdir(folder):
+                # Suggest a sibling file spelled as the user would write it (`lib/mine.qnn`).
+                try:
+                    names = sorted(os.listdir(folder))[:10_000]
+                except OSError:
+                    names = []
+                siblings = [os.path.join(os.path.dirname(rel), f) for f in names
+                            if f.endswith(".qnn") and os.path.isfile(os.path.join(folder, f))]
             self.collector.add(IMPORT_NOT_FOUND, f"cannot find module file `{rel}`",
                                item.source_span, f"no such file: {short_path(path)}",
                                help=did_you_mean(rel, siblings)
@@ -129,7 +144,14 @@ def short_path(path: str) -> str:
 
 
 def read_text_file(path: str) -> str:
-    """How an import is read unless `elaborate` is given another reader."""
-    with open(path, encoding="utf-8") as fh:
-        return fh.read()
+    """How an import is read unless `elaborate` is given another reader: a regular file
+    of at most MAX_SOURCE_BYTES (a /proc pseudo-file, a device or a FIFO is refused
+    before a byte is read), as UTF-8."""
+    try:
+        raw = read_regular_file(path, MAX_SOURCE_BYTES)
+    except NotReadable as exc:
+        raise OSError(errno.EINVAL, exc.reason) from None
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    return raw.decode("utf-8")
 

@@ -14,7 +14,8 @@ from qnnc.compiler.codes import (BAD_ARGUMENTS, BAD_INIT, BAD_NETWORK, BAD_PREPR
 from qnnc.compiler.diagnostics import did_you_mean
 from qnnc.compiler.elaborate.neurons import NeuronElaboration
 from qnnc.compiler.elaborate.text import where
-from qnnc.compiler.ir import MAX_INPUT_FEATURES, MAX_LAYER_SIZE, MAX_WEIGHTS_PER_LAYER, Span
+from qnnc.compiler.ir import Span
+from qnnc.compiler.limits import MAX_INPUT_FEATURES, MAX_LAYER_SIZE, MAX_SHOTS, MAX_WEIGHTS_PER_LAYER
 
 BOOLEANS = {"on": True, "off": False, "true": True, "false": False}
 INIT_FUNCTIONS = ("normal", "kaiming", "uniform", "zeros", "checkpoint")
@@ -76,11 +77,10 @@ class NetworkElaboration(NeuronElaboration):
             shape.append(v)
         steps = []
         pooled = list(shape)  # the shape as the steps see it; the IR keeps the raw shape
-        for st in d.steps:
-            step = self.preprocess(st, pooled)
-            if step is None:
-                return None
-            steps.append(step)
+        for st in d.steps:  # every bad step is reported, not only the first
+            steps.append(self.preprocess(st, pooled))
+        if None in steps:
+            return None
         inp = ir.Input(d.name, tuple(shape), tuple(steps), d.span)
         n = 1
         for s in shape:
@@ -307,7 +307,7 @@ class NetworkElaboration(NeuronElaboration):
             return None
         shots = 1
         if d.shots is not None:
-            shots = self.eval_int(d.shots, "the number of shots", low=1)
+            shots = self.eval_int(d.shots, "the number of shots", low=1, high=MAX_SHOTS)
             if shots is None:
                 return None
             if d.kind == "logits":

@@ -112,7 +112,7 @@ class NeuronElaboration(Scope):
         if v is None:
             return None
         if p.type == "int":
-            if v != int(v):
+            if not math.isfinite(v) or v != int(v) or abs(v) > 1 << 62:
                 self.c.add(TYPE_MISMATCH, f"`{p.name}` is an int, found {format_number(v)}", p.default.span)
                 return None
             v = int(v)
@@ -257,8 +257,9 @@ class NeuronElaboration(Scope):
         if v is None:
             return None
         if p.type == "int":
-            if isinstance(v, float) and v != int(v):
-                self.c.add(TYPE_MISMATCH, f"`{p.name}` is an int, found {format_number(v)}", a.value.span)
+            if isinstance(v, float) and (not math.isfinite(v) or v != int(v) or abs(v) > 1 << 62):
+                self.c.add(TYPE_MISMATCH, f"`{p.name}` is an int, found {format_number(v)}", a.value.span,
+                           help="an int parameter is a whole number of at most 2^62")
                 return None
             v = int(v)
         else:

@@ -10,7 +10,7 @@ from typing import Optional
 from qnnc.compiler import ir
 from qnnc.compiler import syntax as S
 from qnnc.compiler.codes import (BAD_VALUE, DUPLICATE_NAME, OUT_OF_RANGE, SET_BAD_VALUE,
-                                 TYPE_MISMATCH, UNKNOWN_TYPE)
+                                 TOO_LARGE, TYPE_MISMATCH, UNKNOWN_TYPE)
 from qnnc.compiler.diagnostics import Collector, QnncError, did_you_mean, error
 from qnnc.compiler.elaborate.text import format_number, range_text, where
 from qnnc.compiler.expressions import CONSTANTS, ConstantError, Number, evaluate_constant
@@ -44,7 +44,8 @@ class Scope:
                 self.c.diagnostics.append(exc.diagnostic)
             return None
 
-    def eval_int(self, expr: S.Expr, what: str, low: int = 0, env=None) -> Optional[int]:
+    def eval_int(self, expr: S.Expr, what: str, low: int = 0, env=None,
+                 high: Optional[int] = None) -> Optional[int]:
         v = self.eval(expr, env)
         if v is None:
             return None
@@ -56,6 +57,10 @@ class Scope:
         if v < low:
             self.c.add(OUT_OF_RANGE, f"{what} must be at least {low}, found {v}", expr.span,
                        "too small")
+            return None
+        if high is not None and v > high:
+            self.c.add(TOO_LARGE, f"{what} must be at most {high:,}, found {format_number(v)}", expr.span,
+                       "too large", help="the limits are listed in docs/diagnostics.md")
             return None
         return v
 

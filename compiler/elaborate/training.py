@@ -7,6 +7,7 @@ from typing import Optional
 
 from qnnc.compiler import ir
 from qnnc.compiler import syntax as S
+from qnnc.compiler.limits import MAX_BATCH, MAX_CHECKPOINTS, MAX_EPOCHS, MAX_SEED, MAX_TOTAL_STEPS
 from qnnc.compiler.codes import (BAD_ARGUMENTS, BAD_SCHEDULE, BAD_TRAIN, DUPLICATE_NAME,
                                  MISSING_STATEMENT, OUT_OF_RANGE, UNKNOWN_DATASET, UNKNOWN_NETWORK)
 from qnnc.compiler.diagnostics import did_you_mean
@@ -40,9 +41,9 @@ class TrainElaboration(Scope):
         optimizer = ir.Optimizer("sgd", 0.01, 0.9, 0.0, d.span)
         if "optimizer" in stmts:
             optimizer = self.optimizer(stmts["optimizer"].value)
-        batch = self.eval_int(stmts["batch"].value, "the batch size", low=1) if "batch" in stmts else 64
-        epochs = self.eval_int(stmts["epochs"].value, "the number of epochs", low=0) if "epochs" in stmts else 10
-        seed = self.eval_int(stmts["seed"].value, "the seed", low=0) if "seed" in stmts else 0
+        batch = self.eval_int(stmts["batch"].value, "the batch size", low=1, high=MAX_BATCH) if "batch" in stmts else 64
+        epochs = self.eval_int(stmts["epochs"].value, "the number of epochs", low=0, high=MAX_EPOCHS) if "epochs" in stmts else 10
+        seed = self.eval_int(stmts["seed"].value, "the seed", low=0, high=MAX_SEED) if "seed" in stmts else 0
         loss = "cross_entropy"
         if "loss" in stmts:
             name = stmts["loss"].value
@@ -134,7 +135,7 @@ class TrainElaboration(Scope):
                            help="keep one interval; list extra steps with `at steps [...]`")
                 return None
             if sch.kind == "every":
-                every = self.eval_int(sch.values[0], "a checkpoint interval", low=1)
+                every = self.eval_int(sch.values[0], "a checkpoint interval", low=1, high=MAX_TOTAL_STEPS)
                 if every is None:
                     return None
             elif sch.kind == "log":
@@ -143,7 +144,7 @@ class TrainElaboration(Scope):
                 end = True
             else:
                 for e in sch.values:
-                    v = self.eval_int(e, "a checkpoint step", low=0)
+                    v = self.eval_int(e, "a checkpoint step", low=0, high=MAX_TOTAL_STEPS)
                     if v is None:
                         return None
                     if v in seen:
@@ -152,5 +153,9 @@ class TrainElaboration(Scope):
                         return None
                     seen[v] = e.span
                     steps.append(v)
+        if len(steps) > MAX_CHECKPOINTS:
+            self.c.add(BAD_SCHEDULE, f"{len(steps):,} checkpoint steps are listed; the limit is "
+                       f"{MAX_CHECKPOINTS:,}", st.span, "too many checkpoints")
+            return None
         return ir.CheckpointSchedule(every, log, tuple(sorted(steps)), end, st.span)
 

@@ -9,6 +9,8 @@ from typing import Optional
 
 import numpy as np
 
+from qnnc.compiler import limits
+from qnnc.runtime.cli.flag_types import PATH, SEED, count
 from qnnc.compiler.diagnostics import error
 from qnnc.runtime.cli import output
 from qnnc.runtime.cli.json_output import json_text
@@ -30,30 +32,30 @@ def add_compile_arguments(p, outputs: bool = True, backend_help: Optional[str] =
     p.add_argument("--strategy", choices=STRATEGIES,
                    help="lowering (default: the best one the target runs that fits)")
     add_checkpoint_path_argument(p)
-    p.add_argument("--image", type=int, default=0, metavar="N",
+    p.add_argument("--image", type=count(0), default=0, metavar="N",
                    help="bind test image N of --data as the input (default: 0)")
     p.add_argument("--data", default="mnist.test", metavar="NAME",
                    help="data set of --image (default: mnist.test)")
-    p.add_argument("--copies", type=int, metavar="K",
+    p.add_argument("--copies", type=count(1, limits.MAX_COPIES), metavar="K",
                    help="layered: image copies per circuit (default: as many as fit)")
-    p.add_argument("--max-qubits", type=int, metavar="N",
+    p.add_argument("--max-qubits", type=count(1), metavar="N",
                    help="use at most N of the device's qubits (default: all)")
-    p.add_argument("--max-table-width", type=int, metavar="BITS",
+    p.add_argument("--max-table-width", type=count(0), metavar="BITS",
                    help="widest previous layer a table of conditions may span (default: 8)")
-    p.add_argument("--weight-bits", type=int, metavar="M",
+    p.add_argument("--weight-bits", type=count(0), metavar="M",
                    help="dynamic on a target with real-time arithmetic (quantinuum): round the "
                         "weights after the first layer to the grid a/2^M (clip squash; a power "
                         "of two for a = 0) and compute wider layers' angles during the shot; "
                         "the summary reports the change (default: no rounding)")
-    p.add_argument("--noise-pairs", type=int, metavar="K",
+    p.add_argument("--noise-pairs", type=count(0, limits.MAX_NOISE_PAIRS), metavar="K",
                    help="insert K identity pairs after each neuron rotation (noise probe); "
                         "0 places the probe's fences only: the baseline of a noise study")
     p.add_argument("--noise-kind", choices=NOISE_KINDS, default="sx",
                    help="pairs of sx·sx† on each qubit, or cz·cz / ms·ms† on neighbours")
-    p.add_argument("--seed", type=int, default=0, help="seed (transpiler, untrained weights, shots)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed (transpiler, untrained weights, shots)")
     if not outputs:
         return
-    p.add_argument("-o", "--output", metavar="FILE",
+    p.add_argument("-o", "--output", type=PATH, metavar="FILE",
                    help="write the circuits: .json for everything in one file; another "
                         "extension writes the target's text format (one file per circuit)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from qnnc.runtime.cli.flag_types import DIRECTORY
 from qnnc.compiler.diagnostics import Collector
 from qnnc.runtime import data
 
@@ -25,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     download = commands.add_parser("download", help="fetch the full MNIST training set",
                                    description="Fetch the four canonical MNIST files into the "
                                    "cache, verifying their published checksums.")
-    download.add_argument("--dir", type=Path, help=_DIR_HELP)
+    download.add_argument("--dir", type=DIRECTORY, help=_DIR_HELP)
     download.add_argument("--mirror", action="append", metavar="URL",
                           help="URL prefix to fetch from instead of the default mirrors "
                           "(repeatable, tried in order)")
@@ -34,13 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                description="Describe a data set: a built-in name "
                                f"({', '.join(data.BUILTIN_DATASETS)}) or an .npz file.")
     info.add_argument("name", metavar="NAME")
-    info.add_argument("--dir", type=Path, help=_DIR_HELP)
+    info.add_argument("--dir", type=DIRECTORY, help=_DIR_HELP)
 
     verify = commands.add_parser("verify", help="check the shipped and downloaded files",
                                  description="Check the MNIST files shipped with qnnc against "
                                  "SHA256SUMS and MD5SUMS, and the downloaded ones against the "
                                  "canonical checksums.")
-    verify.add_argument("--dir", type=Path, help=_DIR_HELP)
+    verify.add_argument("--dir", type=DIRECTORY, help=_DIR_HELP)
 
 
 def run(args: argparse.Namespace) -> int:

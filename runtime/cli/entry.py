@@ -17,7 +17,8 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from qnnc.compiler.diagnostics import Diagnostic, QnncError, error, render_all, render_json
+from qnnc.compiler.diagnostics import (Diagnostic, QnncError, error, forget_sources, render_all,
+                                       render_json)
 from qnnc.runtime.cli import registry
 
 BAD_USAGE = "Q0407"
@@ -66,6 +67,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     error_format = "json" if "--error-format=json" in argv or (
         "--error-format" in argv and argv[argv.index("--error-format") + 1: argv.index("--error-format") + 2] == ["json"]
     ) else "text"
+    forget_sources()  # snippets only from the sources this run loads
+    for stream in (sys.stdout, sys.stderr):
+        # A name the user gave may hold a character no encoding writes (a lone surrogate
+        # from undecodable bytes in argv): it is escaped, never an error.
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         parser = build_parser(command_named_in(argv))
         args = parser.parse_args(argv)

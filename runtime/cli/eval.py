@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from qnnc.compiler import limits
+from qnnc.runtime.cli.flag_types import SEED, count
 from qnnc.runtime.cli.json_output import print_json
 from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args
 from qnnc.runtime.cli.weight_args import add_step_arguments, run_dir_from_args
@@ -10,10 +12,10 @@ from qnnc.runtime.cli.weight_args import add_step_arguments, run_dir_from_args
 def add_arguments(p) -> None:
     add_program_arguments(p)
     add_step_arguments(p, default="last", help="step of the run (default: last)")
-    p.add_argument("--shots", type=int, metavar="S", help="passes voted over (default: the readout's)")
+    p.add_argument("--shots", type=count(1, limits.MAX_SHOTS), metavar="S", help="passes voted over (default: the readout's)")
     p.add_argument("--data", metavar="NAME", default="mnist.test", help="data set (default: mnist.test)")
-    p.add_argument("--limit", type=int, metavar="N", help="evaluate the first N images only")
-    p.add_argument("--seed", type=int, default=0, help="seed of the measurement outcomes")
+    p.add_argument("--limit", type=count(1), metavar="N", help="evaluate the first N images only")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the measurement outcomes")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 import difflib
 import sys
 
+from qnnc.runtime.cli.flag_types import PATH
 from qnnc.runtime.cli import output
 
 
 def add_arguments(p) -> None:
-    p.add_argument("files", nargs="+", metavar="FILE", help=".qnn files to format in place")
+    p.add_argument("files", nargs="+", type=PATH, metavar="FILE", help=".qnn files to format in place")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true", help="exit 1 if a file is not formatted; change nothing")
     mode.add_argument("--stdout", action="store_true", help="print the formatted text instead of rewriting")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from qnnc.runtime.cli.flag_types import PATH, SEED, positive
 from qnnc.runtime.cli import output
 from qnnc.runtime.cli.json_output import json_text
 from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args
@@ -17,12 +18,12 @@ from qnnc.runtime.cli.weight_args import add_step_arguments
 def add_arguments(p) -> None:
     add_program_arguments(p)
     add_step_arguments(p)
-    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation (no --checkpoint)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the initialisation (no --checkpoint)")
     p.add_argument("--fields", action="store_true", help="map biases to fields h_i (off by default)")
-    p.add_argument("--temperature", type=float, metavar="T", help="also report the phase at T")
+    p.add_argument("--temperature", type=positive(), metavar="T", help="also report the phase at T")
     p.add_argument("--format", choices=("text", "json", "npz"), default="text",
                    help="text summary, JSON for tools, or the bond matrix as .npz (needs -o)")
-    p.add_argument("-o", "--output", metavar="OUT", help="write to OUT (atomically) instead of stdout")
+    p.add_argument("-o", "--output", type=PATH, metavar="OUT", help="write to OUT (atomically) instead of stdout")
 
 
 def run(args) -> int:

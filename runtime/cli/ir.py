@@ -3,6 +3,7 @@ Imports only the compiler core."""
 
 from __future__ import annotations
 
+from qnnc.runtime.cli.flag_types import PATH
 from qnnc.compiler.diagnostics import error
 from qnnc.runtime.cli import output
 from qnnc.runtime.cli.entry import BAD_USAGE
@@ -10,10 +11,10 @@ from qnnc.runtime.cli.program_args import load_from_args
 
 
 def add_arguments(p) -> None:
-    p.add_argument("file", metavar="FILE", nargs="?", help=".qnn program or IR JSON")
+    p.add_argument("file", type=PATH, metavar="FILE", nargs="?", help=".qnn program or IR JSON")
     p.add_argument("--set", action="append", metavar="NAME=VALUE", default=[], help="override a `param`")
     p.add_argument("--network", metavar="NAME", help="keep only this network")
-    p.add_argument("-o", "--output", metavar="OUT", help="write to OUT (atomically) instead of stdout")
+    p.add_argument("-o", "--output", type=PATH, metavar="OUT", help="write to OUT (atomically) instead of stdout")
     p.add_argument("--schema", action="store_true", help="print the IR's JSON Schema instead")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Optional, Sequence
 
+from qnnc.runtime.cli.flag_types import PATH
 from qnnc.compiler.diagnostics import error
 
 
@@ -27,9 +28,9 @@ def set_pairs(values: Optional[Sequence[str]]) -> dict[str, str]:
 def add_program_arguments(p: argparse.ArgumentParser, many: bool = False) -> None:
     """FILE plus `--set` and `--network`."""
     if many:
-        p.add_argument("files", nargs="+", metavar="FILE", help=".qnn program(s) or IR JSON")
+        p.add_argument("files", nargs="+", type=PATH, metavar="FILE", help=".qnn program(s) or IR JSON")
     else:
-        p.add_argument("file", metavar="FILE", help=".qnn program or IR JSON")
+        p.add_argument("file", type=PATH, metavar="FILE", help=".qnn program or IR JSON")
     p.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
                    help="override a `param` (repeatable), e.g. --set a=0.5")
     p.add_argument("--network", metavar="NAME", help="which network (default: the first)")

@@ -5,6 +5,8 @@ layer's weights are known; as JSON with --json, and a histogram with --plot."""
 
 from __future__ import annotations
 
+from qnnc.compiler import limits
+from qnnc.runtime.cli.flag_types import PATH, count
 from qnnc.runtime.cli import output
 from qnnc.runtime.cli.circuit_args import add_compile_arguments, compile_from_args, write_output
 from qnnc.runtime.cli.json_output import print_json
@@ -13,10 +15,10 @@ from qnnc.runtime.cli.outcomes import outcome_report, render_outcomes
 
 def add_arguments(p) -> None:
     add_compile_arguments(p)
-    p.add_argument("--shots", type=int, default=96, metavar="S", help="forward passes (default: 96)")
+    p.add_argument("--shots", type=count(1, limits.MAX_SHOTS), default=96, metavar="S", help="forward passes (default: 96)")
     p.add_argument("--simulator", default="ideal",
                    help="ideal | noisy (all targets); braket_sv | braket_dm (ionq)")
-    p.add_argument("--plot", metavar="PNG", help="write a histogram of the predictions (or outcomes)")
+    p.add_argument("--plot", type=PATH, metavar="PNG", help="write a histogram of the predictions (or outcomes)")
 
 
 def run(args) -> int:

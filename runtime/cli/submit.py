@@ -10,6 +10,8 @@ writes them as JSON (atomically)."""
 
 from __future__ import annotations
 
+from qnnc.compiler import limits
+from qnnc.runtime.cli.flag_types import PATH, count
 from qnnc.runtime.cli import output
 from qnnc.runtime.cli.circuit_args import add_compile_arguments, compile_from_args
 from qnnc.runtime.cli.json_output import json_text, print_json
@@ -22,7 +24,7 @@ def add_arguments(p) -> None:
         backend_help="the vendor's device: IBM `ibm_NAME` (compiled offline against the fake "
                      "backend `fake_NAME`; default ibm_brisbane), IonQ `forte-1`, `aria-1`, "
                      "`aria-2` (on Amazon Braket), Quantinuum `H2-1`")
-    p.add_argument("--shots", type=int, default=96, metavar="N", help="forward passes (default: 96)")
+    p.add_argument("--shots", type=count(1, limits.MAX_SHOTS), default=96, metavar="N", help="forward passes (default: 96)")
     p.add_argument("--local", action="store_true",
                    help="the vendor's client with its offline substitute (IBM: SamplerV2 on the "
                         "fake backend, with its noise; IonQ: Braket's LocalSimulator through the "
@@ -30,7 +32,7 @@ def add_arguments(p) -> None:
     p.add_argument("--yes", action="store_true",
                    help="submit to the device (without it, and without --local, only print what "
                         "would be submitted)")
-    p.add_argument("-o", "--output", metavar="RESULTS.json",
+    p.add_argument("-o", "--output", type=PATH, metavar="RESULTS.json",
                    help="write the results and job ids as JSON (atomically)")
     p.add_argument("--json", action="store_true", help="print the plan or the results as JSON")
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import sys
 
+from qnnc.compiler import limits
+from qnnc.runtime.cli.flag_types import PATH, count, positive
 from qnnc.runtime.cli import output
 from qnnc.runtime.cli.json_output import json_text
 from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args
@@ -20,13 +22,13 @@ from qnnc.runtime.cli.weight_args import add_run_argument, run_dir_from_args
 def add_arguments(p) -> None:
     add_program_arguments(p)
     add_run_argument(p)
-    p.add_argument("--temperature", type=float, metavar="T", help="count TAP solutions at this T")
-    p.add_argument("--starts", type=int, default=128, help="random starts of the TAP solver (default 128)")
-    p.add_argument("--window", type=float, nargs=2, metavar=("T_LO", "T_HI"),
+    p.add_argument("--temperature", type=positive(), metavar="T", help="count TAP solutions at this T")
+    p.add_argument("--starts", type=count(1, limits.MAX_TAP_STARTS), default=128, help="random starts of the TAP solver (default 128)")
+    p.add_argument("--window", type=positive(), nargs=2, metavar=("T_LO", "T_HI"),
                    help="fit the power law over these steps (default: chosen automatically)")
-    p.add_argument("--plot", metavar="PREFIX", help="write PREFIX_tc.png/.pdf and PREFIX_spectrum.png/.pdf")
+    p.add_argument("--plot", type=PATH, metavar="PREFIX", help="write PREFIX_tc.png/.pdf and PREFIX_spectrum.png/.pdf")
     p.add_argument("--json", action="store_true", help="print the series and fit as JSON")
-    p.add_argument("-o", "--output", metavar="OUT", help="write the JSON to OUT (atomically)")
+    p.add_argument("-o", "--output", type=PATH, metavar="OUT", help="write the JSON to OUT (atomically)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -37,6 +39,9 @@ def run(args) -> int:
         raise error("Q0407", f"--temperature {args.temperature}: must be positive", exit_code=2)
     if args.starts < 1:
         raise error("Q0407", "--starts must be at least 1", exit_code=2)
+    if args.window is not None and not args.window[0] < args.window[1]:
+        raise error("Q0407", f"--window {args.window[0]:g} {args.window[1]:g}: the first step must be "
+                    "smaller than the second", help="e.g. `--window 10 1000`", exit_code=2)
     program = load_from_args(args)
     network = network_from_args(args, program)
     if network is None:

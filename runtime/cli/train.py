@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from qnnc.compiler import limits
+from qnnc.runtime.cli.flag_types import PATH, SEED, count, non_negative, positive
 from qnnc.runtime.cli import output
 from qnnc.runtime.cli.json_output import print_json
 from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args, set_pairs
@@ -12,12 +14,12 @@ from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args,
 
 def add_arguments(p) -> None:
     add_program_arguments(p)
-    p.add_argument("--epochs", type=int, metavar="N", help="override the recipe's epochs")
-    p.add_argument("--lr", type=float, metavar="LR", help="override the learning rate")
-    p.add_argument("--momentum", type=float, metavar="M", help="override the momentum")
-    p.add_argument("--batch", type=int, metavar="B", help="override the batch size")
-    p.add_argument("--seed", type=int, metavar="S", help="override the seed")
-    p.add_argument("--out", metavar="DIR", help="run directory (default: runs/NETWORK)")
+    p.add_argument("--epochs", type=count(0, limits.MAX_EPOCHS), metavar="N", help="override the recipe's epochs")
+    p.add_argument("--lr", type=positive(), metavar="LR", help="override the learning rate")
+    p.add_argument("--momentum", type=non_negative(), metavar="M", help="override the momentum")
+    p.add_argument("--batch", type=count(1, limits.MAX_BATCH), metavar="B", help="override the batch size")
+    p.add_argument("--seed", type=SEED, metavar="S", help="override the seed")
+    p.add_argument("--out", type=PATH, metavar="DIR", help="run directory (default: runs/NETWORK)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
@@ -45,7 +47,7 @@ def run(args) -> int:
     if recipe is None:
         raise error("Q0233", f"network `{network.name}` has no train block", network.span,
                     help=f"add `train {network.name} {{ data mnist.train5k }}`")
-    out = Path(args.out) if args.out else Path("runs") / network.name
+    out = Path(args.out) if args.out is not None else Path("runs") / network.name
     flags = {"set": set_pairs(args.set), **overrides}
     with output.writing_into(out):  # the run folder: checkpoints, metrics, run.json
         result = train(program, network, recipe, out, resume=args.resume, flags=flags,
