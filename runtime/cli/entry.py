@@ -66,8 +66,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     error_format = "json" if "--error-format=json" in argv or (
         "--error-format" in argv and argv[argv.index("--error-format") + 1: argv.index("--error-format") + 2] == ["json"]
     ) else "text"
+    from qnnc.runtime.cli import json_output
+
+    json_output.reset_notes()
+    command = command_named_in(argv)
     try:
-        parser = build_parser(command_named_in(argv))
+        parser = build_parser(command)
         args = parser.parse_args(argv)
         error_format = args.error_format
         if args.version:
@@ -81,6 +85,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return registry.load(args.command).run(args)
     except QnncError as exc:
         _report(exc.diagnostics, error_format)
+        if command and "--json" in argv:  # the envelope still comes, with the errors
+            json_output.emit(command, None, [d.to_json() for d in exc.diagnostics])
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from qnnc.runtime.cli import output
-from qnnc.runtime.cli.json_output import print_json
+from qnnc.runtime.cli.json_output import emit
 from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args, set_pairs
 
 
@@ -20,6 +20,7 @@ def add_arguments(p) -> None:
     p.add_argument("--out", metavar="DIR", help="run directory (default: runs/NETWORK)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--plot", metavar="PNG", help="write the training curves (loss, accuracy against step)")
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
 
 
@@ -46,14 +47,22 @@ def run(args) -> int:
         raise error("Q0233", f"network `{network.name}` has no train block", network.span,
                     help=f"add `train {network.name} {{ data mnist.train5k }}`")
     out = Path(args.out) if args.out else Path("runs") / network.name
+    if args.plot:
+        output.check_writable(args.plot)
     flags = {"set": set_pairs(args.set), **overrides}
     with output.writing_into(out):  # the run folder: checkpoints, metrics, run.json
         result = train(program, network, recipe, out, resume=args.resume, flags=flags,
                        progress=not args.no_progress and sys.stderr.isatty(),
                        log=lambda s: print(s, file=sys.stderr))
+    if args.plot:
+        from qnnc.runtime.plots import training_curves
+        from qnnc.runtime.train import read_metrics
+
+        output.write_bytes(args.plot, training_curves(read_metrics(result.run_dir),
+                                                      f"training `{network.name}` ({result.run_dir})"))
     if args.json:
-        print_json({"run": str(result.run_dir), "steps": result.steps, "checkpoints": result.checkpoints,
-                    "final": result.final_metrics})
+        emit("train", {"run": str(result.run_dir), "steps": result.steps, "checkpoints": result.checkpoints,
+                       "final": result.final_metrics, "written": [args.plot] if args.plot else []})
     else:
         print(f"trained {network.name}: {result.steps} steps, {len(result.checkpoints)} checkpoints in {result.run_dir}")
         if "validation_accuracy" in result.final_metrics:
@@ -61,4 +70,6 @@ def run(args) -> int:
             lo, hi = m["validation_ci95"]
             print(f"validation accuracy {m['validation_accuracy']:.4f} (95% CI {lo:.4f}-{hi:.4f}, "
                   f"vote over {m['validation_shots']} shots)")
+        if args.plot:
+            output.announce(args.plot)
     return 0

@@ -444,12 +444,23 @@ class IonQTarget(Target):
     name = "ionq"
     primary_format = PRIMARY_FORMAT
     simulators = SIMULATORS
+    local_seeded = False  # Braket's local simulators draw from an unseeded generator
 
     def capabilities(self, backend: Optional[str] = None) -> Capabilities:
         return ionq_capabilities(backend)
 
     def emit(self, lowered: Lowered, caps: Capabilities, seed: int = 0) -> IonqProgram:
         return emit(lowered, caps, seed)
+
+    def bundle_circuit(self, native: IonqProgram, index: int):
+        """OpenQASM 3 with `input float` parameters (Braket's `Program(source, inputs)`),
+        and which measured qubit is which clbit."""
+        from qnnc.runtime.targets.bundle import BundleCircuit
+
+        neutral = native.neutral[index]
+        measured = [[int(q), int(cl)] for q, cl in zip(_measured_qubits(neutral), native.measured[index])]
+        return BundleCircuit(f"{neutral.name}.qasm", openqasm(native.circuits[index]).encode(),
+                             sorted(neutral.params), {"measured_qubits": measured})
 
     def texts(self, native: IonqProgram) -> dict[str, list[str]]:
         return texts(native)
