@@ -149,6 +149,7 @@ def tap_spectrum(r: dict, fmt: str = "png") -> bytes:
     """The four largest eigenvalues of J against training step, each its own legend
     entry, with the random-bulk edge."""
     import numpy as np
+    from matplotlib.ticker import ScalarFormatter
 
     plt = _pyplot()
     s = [x for x in r["series"] if x["step"] > 0]
@@ -157,9 +158,14 @@ def tap_spectrum(r: dict, fmt: str = "png") -> bytes:
     top = np.array([x["top_eigenvalues"][:4] + [np.nan] * (4 - len(x["top_eigenvalues"][:4])) for x in s])
     names = ["largest", "2nd", "3rd", "4th"]
     for k in range(top.shape[1] if top.size else 0):
-        ax.plot(t, top[:, k], "-", lw=1.2, color=f"C{k}", label=f"{names[k]} eigenvalue of J")
-    ax.plot(t, [x["bulk_edge"] for x in s], "k:", label="random-bulk edge")
+        ax.plot(t, top[:, k], "o-", ms=3, lw=1.2, color=f"C{k}", label=f"{names[k]} eigenvalue of J")
+    ax.plot(t, [x["bulk_edge"] for x in s], "k:", marker="x", ms=4, label="random-bulk edge")
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(ScalarFormatter())
+    ax.xaxis.get_major_formatter().set_scientific(False)
+    ax.xaxis.get_minor_formatter().set_scientific(False)
+    ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set_xlabel("training step $t$")
     ax.set_ylabel("eigenvalue of the coupling matrix $J$")
     ax.set_title(f"Spectrum of J over the training of `{r['network']}`", fontsize=10)
@@ -183,9 +189,10 @@ def run_histogram(result: dict) -> bytes:
         ax.set_xlabel("predicted class")
         ax.set_ylabel("shots")
         if label is not None:
-            ax.axvline(label, color="C3", ls="--", lw=1)
-            ax.annotate(f"true label {label}", (label, max(h) if max(h) else 1), xytext=(4, -12),
-                        textcoords="offset points", color="C3", fontsize=8)
+            from matplotlib.patches import Patch
+
+            ax.legend(handles=[Patch(color="C3", label=f"true label {label}"),
+                               Patch(color="C0", label="other classes")], fontsize=8)
     else:
         name, r = list(result["layers"].items())[-1]
         ax.bar(range(len(r["mean"])), r["mean"])

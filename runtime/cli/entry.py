@@ -68,7 +68,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ) else "text"
     from qnnc.runtime.cli import json_output
 
-    json_output.reset_notes()
+    json_output.reset_notes("--json" in argv)
     command = command_named_in(argv)
     try:
         parser = build_parser(command)

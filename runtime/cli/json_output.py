@@ -21,6 +21,7 @@ ENVELOPE_SCHEMA = "envelope.schema.json"
 # Notes a command gave while it ran (e.g. "weights: the declared initialisation, seed 0"):
 # they go into the envelope's diagnostics, and to standard error as text.
 _notes: list[dict] = []
+_quiet = False  # with --json the notes are in the envelope only
 
 
 def json_text(value) -> str:
@@ -37,12 +38,15 @@ def note(message: str, code: Optional[str] = None, severity: str = "note", quiet
     if code:
         d["code"] = code
     _notes.append(d)
-    if not quiet:
+    if not (quiet or _quiet):
         print(f"{severity}: {message}", file=sys.stderr)
 
 
-def reset_notes() -> None:
+def reset_notes(json_mode: bool = False) -> None:
+    """Start a command: no notes yet; with `json_mode` they go into the envelope only."""
+    global _quiet
     _notes.clear()
+    _quiet = json_mode
 
 
 def envelope(command: str, result: Any, diagnostics: Sequence[dict] = ()) -> dict:

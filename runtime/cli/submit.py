@@ -49,7 +49,7 @@ def run(args) -> int:
     plan = sub.plan(compiled, args.shots, device, args.local)
     if not args.yes and not args.local:
         if args.json:
-            emit("submit", {"plan": plan, "submitted": False})
+            emit("submit", {"plan": plan, "submitted": False, "summary": compiled.summary})
         else:
             print(sub.render_plan(plan), end="")
             print("dry run: nothing was submitted. Add --yes to submit, or --local to run the "

@@ -47,8 +47,6 @@ def run(args) -> int:
         raise error("Q0233", f"network `{network.name}` has no train block", network.span,
                     help=f"add `train {network.name} {{ data mnist.train5k }}`")
     out = Path(args.out) if args.out else Path("runs") / network.name
-    if args.plot:
-        output.check_writable(args.plot)
     flags = {"set": set_pairs(args.set), **overrides}
     with output.writing_into(out):  # the run folder: checkpoints, metrics, run.json
         result = train(program, network, recipe, out, resume=args.resume, flags=flags,
