@@ -4,8 +4,10 @@ The Python API mirrors the commands (docs/api.md). Names are imported on first u
 `import qnnc.runtime` loads neither torch nor a vendor SDK:
 
     load_program          qnnc check / ir       (from qnnc.compiler)
-    train                 qnnc train            (runtime.train)
-    evaluate              qnnc eval             (runtime.evaluate)
+    train                 qnnc train            (qnnc.runtime.train.train)
+    evaluate              qnnc eval             (qnnc.runtime.evaluate.evaluate)
+
+(`train` and `evaluate` are imported from their modules, whose names they share.)
     load_weights          --run / --checkpoint  (runtime.weights: one weight source)
     load_checkpoint, resolve_checkpoint, list_checkpoints          (runtime.checkpoint)
     QNNModel              the network as a torch.nn.Module          (runtime.simulator)
@@ -22,9 +24,7 @@ import importlib
 
 _EXPORTS = {
     "load_program": "qnnc.compiler",
-    "train": "qnnc.runtime.train",
     "build_model": "qnnc.runtime.train",
-    "evaluate": "qnnc.runtime.evaluate",
     "initial_weights": "qnnc.runtime.weights",
     "declared_weights": "qnnc.runtime.weights",
     "load_weights": "qnnc.runtime.weights",
