@@ -120,6 +120,7 @@ TABLE: tuple[Code, ...] = (
     Code("Q0340", "the program has no such network", TARGET),
     Code("Q0341", "a checkpoint cannot be read", TARGET),
     Code("Q0342", "a test image cannot be bound", TARGET),
+    Code("Q0343", "a bundle's driver cannot compute this network's angles", TARGET),
     # submission through a vendor's cloud client (qnnc.runtime.targets.submit)
     Code("Q0350", "no credentials for the vendor's cloud client", SUBMISSION),
     Code("Q0351", "the vendor's cloud client failed (authentication, network, unknown device, "

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import reprlib
 import types
 import typing
@@ -40,10 +41,33 @@ def _hints(cls: type) -> dict[str, Any]:
 # --------------------------------------------------------------------------- encode
 
 
+# Spans in the installed standard library are written as `<stdlib>/NAME.qnn`, so an IR
+# file holds no machine path; reading one maps them back to this installation's files.
+STDLIB_PREFIX = "<stdlib>/"
+
+
+def _stdlib_dir() -> str:
+    from importlib.resources import files
+
+    return os.path.normpath(str(files("qnnc.stdlib")))
+
+
+def portable_file(file: str) -> str:
+    if file.endswith(".qnn") and os.path.isabs(file) and os.path.dirname(os.path.normpath(file)) == _stdlib_dir():
+        return STDLIB_PREFIX + os.path.basename(file)
+    return file
+
+
+def local_file(file: str) -> str:
+    if file.startswith(STDLIB_PREFIX):
+        return os.path.join(_stdlib_dir(), file[len(STDLIB_PREFIX):])
+    return file
+
+
 def to_json_obj(node: Any) -> Any:
     if dataclasses.is_dataclass(node):
         if isinstance(node, ir.Span):
-            return {"file": node.file, "line": node.line, "col": node.col,
+            return {"file": portable_file(node.file), "line": node.line, "col": node.col,
                     "end_line": node.end_line, "end_col": node.end_col}
         out: dict[str, Any] = {"node": type(node).__name__}
         for f in dataclasses.fields(node):
@@ -147,6 +171,8 @@ def _decode_node(value: Any, cls: type, path: str) -> Any:
         if name not in value:
             raise _DecodeError(path, f"missing field {name!r} in {cls.__name__}")
         kwargs[name] = _decode(value[name], hints[name], f"{path}.{name}")
+    if cls is ir.Span and isinstance(kwargs.get("file"), str):
+        kwargs["file"] = local_file(kwargs["file"])
     node = cls(**kwargs)
     if cls is ir.Span and (min(node.line, node.col, node.end_col) < 1
                            or (node.end_line, node.end_col) < (node.line, node.col)):

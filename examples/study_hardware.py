@@ -20,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-# The paper's ideal-simulation numbers, from ../shared/design/quantum-neurons.md.
+# The paper's ideal-simulation numbers, as summarised in the design notes that accompanied this work.
 PAPER_55 = {0: 0.836, 0.1: 0.873, 0.2: 0.909, 0.5: 0.964, 1: 0.909, 1.5: 0.855, 2: 0.873}
 PAPER_SINGLE = {(6929, 0): 0, (6929, 0.5): 91, (6929, 5): 17}  # correct out of 96
 

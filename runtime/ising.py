@@ -32,7 +32,11 @@ from qnnc.compiler.diagnostics import error
 from qnnc.compiler.fileio import atomic_write_bytes
 
 NPZ_FORMAT = "qnnc-ising"
-NPZ_VERSION = 1
+# Version 2 is scipy.sparse's own `save_npz` layout of the full symmetric J (keys
+# `format` = "csr", `shape`, `data`, `indices`, `indptr`), so `scipy.sparse.load_npz`
+# reads it; qnnc's own entries sit beside them under `qnnc_*` names. Version 1 (blocks
+# under `block{k}_*`, `format` = "qnnc-ising") is still read.
+NPZ_VERSION = 2
 
 PathLike = Union[str, os.PathLike]
 
@@ -242,24 +246,31 @@ class IsingModel:
     # ------------------------------------------------------------------ files
 
     def _arrays(self) -> dict[str, np.ndarray]:
+        j = self.sparse().tocsr()
+        j.sort_indices()
         arrays: dict[str, np.ndarray] = {
-            "format": np.array(NPZ_FORMAT),
-            "version": np.array(NPZ_VERSION, dtype=np.int64),
+            # scipy.sparse.save_npz's keys: `scipy.sparse.load_npz(path)` returns J
+            "format": np.array("csr"),
+            "shape": np.array(j.shape, dtype=np.int64),
+            "data": j.data.astype(np.float64),
+            "indices": j.indices.astype(np.int64),
+            "indptr": j.indptr.astype(np.int64),
+            # qnnc's: what the blocks are
+            "qnnc_format": np.array(NPZ_FORMAT),
+            "qnnc_version": np.array(NPZ_VERSION, dtype=np.int64),
             "layer_names": np.array(self.layer_names, dtype=np.str_),
             "layer_sizes": np.array(self.layer_sizes, dtype=np.int64),
             "source": np.array(self.source),
             "has_fields": np.array(self.h is not None),
         }
-        for k, b in enumerate(self.blocks, start=1):
-            arrays[f"block{k}_data"] = b.data.astype(np.float64)
-            arrays[f"block{k}_indices"] = b.indices.astype(np.int64)
-            arrays[f"block{k}_indptr"] = b.indptr.astype(np.int64)
         if self.h is not None:
             arrays["h"] = self.h.astype(np.float64)
         return arrays
 
     def npz_bytes(self) -> bytes:
-        """The model as an .npz (plain arrays only, loadable with allow_pickle=False)."""
+        """The model as an .npz (plain arrays only, loadable with allow_pickle=False):
+        `scipy.sparse.load_npz` reads it as the symmetric coupling matrix J (N x N,
+        spins in layer order, input first); `load_npz` here reads the whole model."""
         buf = io.BytesIO()
         np.savez(buf, **self._arrays())
         return buf.getvalue()
@@ -311,20 +322,31 @@ def load_npz(path: PathLike) -> IsingModel:
     except (OSError, ValueError) as e:  # not a zip, truncated, or an object array
         raise error("Q0615", f"{path}: not a readable .npz file ({e})",
                     help="the file is damaged or was not written by qnnc") from None
-    if str(arrays.get("format", "")) != NPZ_FORMAT:
-        raise error("Q0615", f"{path}: not a qnnc Ising model (no `format = {NPZ_FORMAT}` entry)")
-    version = int(arrays.get("version", -1))
-    if version != NPZ_VERSION:
+    v2 = str(arrays.get("qnnc_format", "")) == NPZ_FORMAT
+    if not v2 and str(arrays.get("format", "")) != NPZ_FORMAT:
+        raise error("Q0615", f"{path}: not a qnnc Ising model (no `qnnc_format = {NPZ_FORMAT}` entry)")
+    version = int(arrays.get("qnnc_version" if v2 else "version", -1))
+    if version not in (1, NPZ_VERSION):
         raise error("Q0615", f"{path}: Ising file version {version}, this qnnc reads {NPZ_VERSION}",
                     help="re-export the model with this version of qnnc")
     try:
         names = tuple(str(n) for n in arrays["layer_names"])
         sizes = tuple(int(n) for n in arrays["layer_sizes"])
         blocks = []
+        off = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+        if version >= 2:
+            j = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]),
+                              shape=tuple(int(n) for n in arrays["shape"]))
+            j.check_format(full_check=True)
+            if j.shape != (off[-1], off[-1]):
+                raise ValueError(f"J has shape {j.shape}, the layers {off[-1]} spins")
         for k in range(1, len(sizes)):
             shape = (sizes[k - 1], sizes[k])
-            b = sp.csr_matrix((arrays[f"block{k}_data"], arrays[f"block{k}_indices"],
-                               arrays[f"block{k}_indptr"]), shape=shape)
+            if version >= 2:
+                b = sp.csr_matrix(j[off[k - 1]:off[k], off[k]:off[k + 1]])
+            else:
+                b = sp.csr_matrix((arrays[f"block{k}_data"], arrays[f"block{k}_indices"],
+                                   arrays[f"block{k}_indptr"]), shape=shape)
             b.check_format(full_check=True)
             blocks.append(b)
         h = arrays["h"] if bool(arrays["has_fields"]) else None

@@ -244,8 +244,9 @@ def run_replicas(couplings: Couplings, temperatures: Sequence[float], *, replica
         dirs = dirs / torch.linalg.vector_norm(dirs, dim=-1, keepdim=True)
     acc_sum = torch.zeros(max(T - 1, 0), dtype=dtype, device=device)
     acc_n = torch.zeros(max(T - 1, 0), dtype=dtype, device=device)
-    samples: dict[str, list] = {"e": [], "m": [], "q": [], "v": []}
-    sweep_of: list[int] = []
+    stats = _Accumulator(T, R, N, int(sweeps) - burn_in, q_bins, 0 if dirs is None else dirs.shape[0], device)
+    a_idx = torch.tensor([p[0] for p in pairs], dtype=torch.long, device=device)
+    b_idx = torch.tensor([p[1] for p in pairs], dtype=torch.long, device=device)
     for s in range(int(sweeps)):
         for g in range(len(couplings.groups)):
             u = torch.rand((T, R, couplings.groups[g].numel()), generator=gen, device=device, dtype=dtype)
@@ -260,54 +261,90 @@ def run_replicas(couplings: Couplings, temperatures: Sequence[float], *, replica
             acc_sum[idx] += accepted.to(dtype).mean(-1)
             acc_n[idx] += 1
         if s >= burn_in:
-            samples["e"].append(energy.clone())
-            samples["m"].append(sigma.mean(-1).abs())
-            if pairs:
-                a = torch.tensor([p[0] for p in pairs], device=device)
-                b = torch.tensor([p[1] for p in pairs], device=device)
-                samples["q"].append((sigma[:, a] * sigma[:, b]).mean(-1))
-            if dirs is not None:
-                samples["v"].append((sigma @ dirs.T).abs().mean(1) / math.sqrt(N))
-            sweep_of.append(s - burn_in)
+            q = (sigma[:, a_idx] * sigma[:, b_idx]).mean(-1) if pairs else None
+            v = (sigma @ dirs.T).abs() / math.sqrt(N) if dirs is not None else None
+            stats.add(s - burn_in, energy / N, sigma.mean(-1).abs(), q, v)
         if progress is not None:
             progress(s)
-    return _summarise(temps, R, int(sweeps), burn_in, N, samples, sweep_of, acc_sum, acc_n, q_bins)
-
-
-def _summarise(temps, R, sweeps, burn_in, N, samples, sweep_of, acc_sum, acc_n, q_bins) -> ReplicaResult:
-    E = torch.stack(samples["e"]).double().cpu().numpy() / N  # [S, T, R]
-    M = torch.stack(samples["m"]).double().cpu().numpy()
-    T = temps.size
-    e_mean = E.mean((0, 2))
-    e_err = E.mean(0).std(-1, ddof=1) / math.sqrt(R) if R > 1 else _batch_error(E.mean(2))
-    edges = np.linspace(-1.0, 1.0, q_bins + 1)
-    if samples["q"]:
-        Q = torch.stack(samples["q"]).double().cpu().numpy()  # [S, T, P]
-        q2 = (Q ** 2).mean((0, 2))
-        q4 = (Q ** 4).mean((0, 2))
-        qa = np.abs(Q).mean((0, 2))
-        # Pairs share replicas, so errors come from the disjoint pairs (0,1), (2,3), ...
-        disjoint = _disjoint_pairs(R)
-        q2_err = (Q[:, :, disjoint] ** 2).mean(0).std(-1, ddof=1) / math.sqrt(len(disjoint)) \
-            if len(disjoint) > 1 else _batch_error((Q[:, :, disjoint] ** 2).mean(2))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            binder = 0.5 * (3.0 - q4 / q2 ** 2)
-        pq = [np.histogram(Q[:, t].ravel(), bins=edges, density=True)[0].tolist() for t in range(T)]
-    else:
-        q2 = q4 = qa = q2_err = binder = np.full(T, np.nan)
-        Q = None
-        pq = [[] for _ in range(T)]
-    v = (torch.stack(samples["v"]).double().cpu().numpy().mean(0).tolist() if samples["v"]
-         else [[] for _ in range(T)])
     acc = (acc_sum / torch.clamp(acc_n, min=1)).double().cpu().numpy().tolist()
-    eq, detail = _equilibration(E, None if Q is None else Q[:, :, _disjoint_pairs(R)], np.asarray(sweep_of))
-    return ReplicaResult(
-        temperatures=temps.tolist(), replicas=R, sweeps=sweeps, burn_in=burn_in, n_spins=N,
-        energy=e_mean.tolist(), energy_err=np.asarray(e_err).tolist(), magnetisation=M.mean((0, 2)).tolist(),
-        q_abs=np.asarray(qa).tolist(), q2=np.asarray(q2).tolist(), q2_err=np.asarray(q2_err).tolist(),
-        q4=np.asarray(q4).tolist(), binder=np.asarray(binder).tolist(), chi_sg=(N * np.asarray(q2)).tolist(),
-        p_q=pq, q_bins=edges.tolist(), direction_overlaps=v, exchange_acceptance=acc,
-        equilibrated=eq, equilibration=detail)
+    return stats.result(temps, R, int(sweeps), burn_in, acc)
+
+
+class _Accumulator:
+    """Running sums of what is measured, in 40 blocks of the measured sweeps: memory does
+    not grow with the number of sweeps. The blocks give the batch-mean errors and the two
+    log-binning windows of the equilibration check ([S/4, S/2) = blocks 10-19, [S/2, S) =
+    blocks 20-39)."""
+
+    BLOCKS = 40
+
+    def __init__(self, T, R, N, S, q_bins, D, device):
+        f64 = dict(dtype=torch.float64, device=device)
+        self.N, self.S = N, S
+        self.pairs = [(a, b) for a in range(R) for b in range(a + 1, R)]
+        self.disjoint = torch.tensor(_disjoint_pairs(R), dtype=torch.long, device=device)
+        P, Pd, B = len(self.pairs), self.disjoint.numel(), self.BLOCKS
+        self.count = torch.zeros(B, **f64)
+        self.e_blocks = torch.zeros(B, T, R, **f64)
+        self.m_sum = torch.zeros(T, R, **f64)
+        self.q_abs, self.q2, self.q4 = (torch.zeros(T, P, **f64) for _ in range(3))
+        self.q2_blocks = torch.zeros(B, T, Pd, **f64)
+        self.edges = torch.linspace(-1.0, 1.0, q_bins + 1, **f64)
+        self.hist = torch.zeros(T, q_bins, **f64)
+        self.v_sum = torch.zeros(T, D, **f64)
+
+    def add(self, i, e, m, q, v):
+        b = i * self.BLOCKS // self.S
+        self.count[b] += 1
+        self.e_blocks[b] += e.double()
+        self.m_sum += m.double()
+        if q is not None:
+            q = q.double()
+            q2 = q * q
+            self.q_abs += q.abs()
+            self.q2 += q2
+            self.q4 += q2 * q2
+            self.q2_blocks[b] += q2[:, self.disjoint]
+            # np.histogram's bins: [e_k, e_k+1), the last one closed
+            k = torch.bucketize(q, self.edges[1:-1], right=True)
+            self.hist.scatter_add_(1, k, torch.ones_like(q))
+        if v is not None:
+            self.v_sum += v.double().mean(1)
+
+    def result(self, temps, R, sweeps, burn_in, acceptance) -> "ReplicaResult":
+        S, N, T = self.S, self.N, temps.size
+        cnt = self.count.cpu().numpy()
+        e_blocks = self.e_blocks.cpu().numpy()
+        e_rep = e_blocks.sum(0) / S  # [T, R]: each replica's mean
+        e_err = e_rep.std(-1, ddof=1) / math.sqrt(R) if R > 1 else _block_error(e_blocks[..., 0], cnt)
+        q2_blocks = None
+        if self.pairs:
+            q2p = self.q2.cpu().numpy() / S
+            q2, q4 = q2p.mean(-1), (self.q4.cpu().numpy() / S).mean(-1)
+            qa = (self.q_abs.cpu().numpy() / S).mean(-1)
+            q2_blocks = self.q2_blocks.cpu().numpy()
+            d = self.disjoint.cpu().numpy()
+            # Pairs share replicas, so errors come from the disjoint pairs (0,1), (2,3), ...
+            q2_err = q2p[:, d].std(-1, ddof=1) / math.sqrt(d.size) if d.size > 1 else \
+                _block_error(q2_blocks[..., 0], cnt)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                binder = 0.5 * (3.0 - q4 / q2 ** 2)
+            widths = np.diff(self.edges.cpu().numpy())
+            hist = self.hist.cpu().numpy()
+            pq = (hist / (hist.sum(-1, keepdims=True) * widths)).tolist()
+        else:
+            q2 = q4 = qa = q2_err = binder = np.full(T, np.nan)
+            pq = [[] for _ in range(T)]
+        v = (self.v_sum.cpu().numpy() / S).tolist() if self.v_sum.shape[1] else [[] for _ in range(T)]
+        eq, detail = _equilibration(e_blocks, q2_blocks, cnt)
+        return ReplicaResult(
+            temperatures=temps.tolist(), replicas=R, sweeps=sweeps, burn_in=burn_in, n_spins=N,
+            energy=e_rep.mean(-1).tolist(), energy_err=np.asarray(e_err).tolist(),
+            magnetisation=(self.m_sum.cpu().numpy() / S).mean(-1).tolist(),
+            q_abs=np.asarray(qa).tolist(), q2=np.asarray(q2).tolist(), q2_err=np.asarray(q2_err).tolist(),
+            q4=np.asarray(q4).tolist(), binder=np.asarray(binder).tolist(), chi_sg=(N * np.asarray(q2)).tolist(),
+            p_q=pq, q_bins=self.edges.cpu().numpy().tolist(), direction_overlaps=v,
+            exchange_acceptance=acceptance, equilibrated=eq, equilibration=detail)
 
 
 def _disjoint_pairs(R: int) -> list[int]:
@@ -316,41 +353,40 @@ def _disjoint_pairs(R: int) -> list[int]:
     return [pairs.index((a, a + 1)) for a in range(0, R - 1, 2)]
 
 
-def _batch_error(x: np.ndarray, batches: int = 10) -> np.ndarray:
-    """Standard error of the mean of a time series [S, ...] by batch means."""
-    s = x.shape[0] // batches * batches
-    if s < batches:
-        return np.full(x.shape[1:], np.nan)
-    b = x[:s].reshape((batches, s // batches) + x.shape[1:]).mean(1)
-    return b.std(0, ddof=1) / math.sqrt(batches)
+def _block_error(blocks: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Standard error of the mean from block sums [B, ...] (blocks without samples skipped)."""
+    keep = count > 0
+    if keep.sum() < 2:
+        return np.full(blocks.shape[1:], np.nan)
+    means = blocks[keep] / count[keep].reshape((-1,) + (1,) * (blocks.ndim - 1))
+    return means.std(0, ddof=1) / math.sqrt(keep.sum())
 
 
-def _equilibration(E: np.ndarray, Q: Optional[np.ndarray], t: np.ndarray) -> tuple[bool, dict]:
+def _equilibration(e_blocks: np.ndarray, q2_blocks: Optional[np.ndarray], count: np.ndarray) -> tuple[bool, dict]:
     """Logarithmic binning: the last doubling window [S/2, S) against the one before
-    [S/4, S/2), for the energy and ⟨q²⟩ at every temperature. Each replica (or disjoint
+    [S/4, S/2), for the energy and <q^2> at every temperature. Each replica (or disjoint
     replica pair) gives one paired difference of its two window means; their mean over
     replicas, in units of its standard error, is compared with Student's t quantile for
     a 1 % family-wise false alarm over all comparisons (Bonferroni), so a long ladder is
-    not flagged by chance. With one replica, batch means give the error."""
+    not flagged by chance. With one replica, the windows' block means give the error."""
     from scipy.stats import t as student_t
 
-    S = t.size
-    if S < 8:
-        return False, {"reason": "fewer than 8 measured sweeps"}
-    w1, w2 = (t >= S // 4) & (t < S // 2), t >= S // 2
-    series = {"energy": E}
-    if Q is not None and Q.shape[2] > 0:
-        series["q2"] = Q ** 2
+    B = _Accumulator.BLOCKS
+    w1, w2 = slice(B // 4, B // 2), slice(B // 2, B)
+    n1, n2 = count[w1].sum(), count[w2].sum()
+    if min((count[w1] > 0).sum(), (count[w2] > 0).sum()) < 2 or n1 + n2 < 8:
+        return False, {"reason": "too few measured sweeps for the log-binning check"}
+    series = [e_blocks] + ([q2_blocks] if q2_blocks is not None and q2_blocks.shape[2] > 0 else [])
     tests = []  # (z, degrees of freedom)
-    for x in series.values():  # [S, T, K]
-        d = x[w1].mean(0) - x[w2].mean(0)  # [T, K] paired differences
+    for x in series:  # block sums [B, T, K]
+        d = x[w1].sum(0) / n1 - x[w2].sum(0) / n2  # [T, K]: paired differences
         K = d.shape[1]
         if K > 1:
             err = d.std(-1, ddof=1) / math.sqrt(K)
             dof = K - 1
         else:
-            err = np.sqrt(_batch_error(x[w1][..., 0]) ** 2 + _batch_error(x[w2][..., 0]) ** 2)
-            dof = 9  # ten batch means
+            err = np.sqrt(_block_error(x[w1][..., 0], count[w1]) ** 2 + _block_error(x[w2][..., 0], count[w2]) ** 2)
+            dof = int((count[w1] > 0).sum()) - 1
         with np.errstate(invalid="ignore", divide="ignore"):
             z = np.abs(d.mean(-1)) / np.maximum(err, 1e-300)
         tests += [(float(v), dof) for v in z]

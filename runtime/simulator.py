@@ -157,6 +157,11 @@ class QNNModel(torch.nn.Module):
         # The sampling generator: independent of the init stream, owned by the model.
         sample_seed = int(np.random.SeedSequence([int(seed), 0x51A]).generate_state(1, np.uint64)[0] >> 1)
         self.generator = torch.Generator().manual_seed(sample_seed)
+        # One naming of the weights: state_dict() and load_state_dict() use the checkpoint
+        # names (`h1`, `h1.bias`), so `load_state_dict(safetensors.torch.load_file(ckpt))`
+        # works (the file's training state, `optimizer/...` and `rng/...`, is skipped).
+        self._register_state_dict_hook(_checkpoint_names)
+        self._register_load_state_dict_pre_hook(_module_names, with_module=True)
 
     # ------------------------------------------------------------------ construction
 
@@ -229,6 +234,14 @@ class QNNModel(torch.nn.Module):
                 target.copy_(torch.as_tensor(t).to(self.dtype))
                 if not suffix:
                     self.pending.pop(layer, None)
+
+    def sample(self, x: torch.Tensor, shots: Optional[int] = None,
+               generator: Optional[torch.Generator] = None) -> dict[str, torch.Tensor]:
+        """One sampled pass per shot, without gradients: every layer's outcomes d
+        ([shots, batch, size], ±1 for neuron layers) and the logits [shots, batch, n_out]."""
+        with torch.no_grad():
+            rec = self.trace(x, self._shots(shots), generator)
+        return {name: d for name, (_, d) in rec.items()}
 
     def load_weights(self, loader: Callable[[ir.CheckpointInit, str], torch.Tensor]) -> None:
         """Fill the layers whose init is `checkpoint(...)`: `loader(init, name)` returns
@@ -525,3 +538,30 @@ class QNNModel(torch.nn.Module):
         table = 1 - 2 * ((torch.arange(2 ** H)[:, None] // weights[None, :]) % 2)
         return table, probs
 
+
+def _checkpoint_names(module, state_dict, prefix, local_metadata):
+    """state_dict hook: `weight.h1` -> `h1`, `bias.h1` -> `h1.bias` (the checkpoint names)."""
+    for key in list(state_dict):
+        if not key.startswith(prefix):
+            continue
+        kind, _, layer = key[len(prefix):].partition(".")
+        if kind in ("weight", "bias") and layer:
+            state_dict[prefix + (layer if kind == "weight" else f"{layer}.bias")] = state_dict.pop(key)
+    return state_dict
+
+
+def _module_names(module, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                  error_msgs):
+    """load_state_dict pre-hook: checkpoint names back to the parameters' names; a
+    checkpoint file's training state (`optimizer/...`, `rng/...`) is not the module's."""
+    names = {p.name for p in module.plans}
+    for key in list(state_dict):
+        if not key.startswith(prefix):
+            continue
+        rest = key[len(prefix):]
+        if rest.startswith(("optimizer/", "rng/")):
+            del state_dict[key]
+        elif rest in names:
+            state_dict[prefix + "weight." + rest] = state_dict.pop(key)
+        elif rest.endswith(".bias") and rest[:-5] in names:
+            state_dict[prefix + "bias." + rest[:-5]] = state_dict.pop(key)

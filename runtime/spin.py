@@ -58,6 +58,18 @@ def load_weights(program: ir.Program, network: ir.Network, run_dir: Optional[str
 
         path = ckpt.resolve_checkpoint(run_dir or Path("runs") / network.name, step)
     tensors, source_text, at = source.load_weights(program, network, path, seed)
+    return _network_weights(network, tensors, source_text, at)
+
+
+def network_weights(network: ir.Network, w) -> NetworkWeights:
+    """The spin analysis' view of the weights a command's flags named
+    (`qnnc.runtime.cli.weight_args.Weights`)."""
+    return _network_weights(network, w.tensors, w.source, w.step)
+
+
+def _network_weights(network: ir.Network, tensors: dict, source_text: str, at) -> NetworkWeights:
+    from qnnc.runtime import weights as source
+
     weights, biases, names, sizes, gains = [], [], [network.input.name], [network.input.features], []
     fan_in = network.input.features
     for layer in network.layers:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -304,7 +305,9 @@ def train(program: ir.Program, network: ir.Network, recipe: ir.TrainRecipe, out_
                                validation_shots=network.readout.shots)
                 write_metrics(rec)
                 last_metrics = rec
-                log(f"epoch {epoch + 1}/{recipe.epochs}: train loss {rec['train_loss']:.4f}"
+                # through the bar's own writer: the line goes above the bar, not into it
+                (log if bar is None else lambda s: bar.write(s, file=sys.stderr))(
+                    f"epoch {epoch + 1}/{recipe.epochs}: train loss {rec['train_loss']:.4f}"
                     + (f", validation accuracy {rec['validation_accuracy']:.4f}" if val is not None else ""))
             if step in save_at:
                 save(step, last_metrics)
@@ -360,3 +363,11 @@ def evaluate_accuracy(model, x, y, shots: int, seed: int) -> tuple[float, float,
     k = int((pred == y).sum())
     lo, hi = wilson_interval(k, len(y))
     return k / len(y), lo, hi
+
+
+def read_metrics(run_dir: os.PathLike | str) -> list[dict]:
+    """The records of a run's metrics.jsonl (steps and epochs), in order."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.is_file():
+        raise error("Q0530", f"{run_dir} has no metrics.jsonl", help="is this the run directory of `qnnc train`?")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -276,7 +276,7 @@ def test_ir_needs_a_file(capsys):
 def test_ir_output_file(capsys, tmp_path):
     out_path = tmp_path / "sub" / "mnist.json"
     rc, out, _ = run(capsys, "ir", str(MNIST), "-o", str(out_path))
-    assert rc == 0 and out == ""
+    assert rc == 0 and out == f"wrote {out_path}\n"
     assert out_path.read_text() == dump_ir(parse_program(MNIST.read_text(), str(MNIST)))
     assert sorted(p.name for p in out_path.parent.iterdir()) == ["mnist.json"]  # no temporary left
 

@@ -182,3 +182,17 @@ def test_bad_files_are_diagnosed(tmp_path):
     with pytest.raises(QnncError) as e:
         load_npz(pickled)
     assert _code(e) == "Q0615"
+
+
+def test_npz_is_scipy_sparse_format(tmp_path):
+    """`scipy.sparse.load_npz` reads the file as the symmetric coupling matrix J."""
+    import scipy.sparse
+
+    rng = np.random.default_rng(3)
+    model = from_weights([rng.normal(size=(4, 6)), rng.normal(size=(3, 4))], ["x", "h", "y"])
+    path = tmp_path / "j.npz"
+    model.to_npz(path)
+    j = scipy.sparse.load_npz(path)
+    assert j.shape == (13, 13)
+    assert np.array_equal(j.toarray(), model.dense())
+    assert np.array_equal(load_npz(path).dense(), model.dense())

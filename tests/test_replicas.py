@@ -195,8 +195,7 @@ def test_replicas_command_json_and_plots(tmp_path, capsys):
     plots = tmp_path / "plots"
     assert main(["replicas", str(f), "--temperatures", "0.5", "1", "2", "--replicas", "4", "--sweeps", "400",
                  "--json", "--plot", str(plots), "--no-progress"]) == 0
-    out = capsys.readouterr().out
-    r = json.loads(out[out.index("{"):])
+    r = json.loads(capsys.readouterr().out)["result"]
     assert r["format"] == "qnnc-replicas" and r["n_spins"] == 14 and len(r["binder"]) == 3
     assert r["source"] == "declared initialisation, seed 0" and len(r["weights_sha256"]) == 64
     assert r["q2"][0] > r["q2"][2]  # more order at low temperature

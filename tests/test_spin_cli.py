@@ -48,7 +48,7 @@ def test_hamiltonian_json_of_a_checkpoint_validates(run, capsys):
     capsys.readouterr()
     assert main(["hamiltonian", str(f), "--run", str(r), "--checkpoint", "50", "--format", "json",
                  "--temperature", "0.5"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = json.loads(capsys.readouterr().out)["result"]
     jsonschema.Draft202012Validator(_schema()).validate(out)
     assert out["step"] == 50 and out["model"]["n_spins"] == 49 + 24 + 10
     assert out["phase"]["phase"] in ("paramagnet", "spin glass", "hidden order")
@@ -80,9 +80,9 @@ def test_step_zero_is_the_seeded_initialisation(run, capsys):
     f, r = run
     capsys.readouterr()
     main(["hamiltonian", str(f), "--seed", "1", "--format", "json"])
-    a = json.loads(capsys.readouterr().out)
+    a = json.loads(capsys.readouterr().out)["result"]
     main(["hamiltonian", str(f), "--run", str(r), "--checkpoint", "0", "--format", "json"])
-    b = json.loads(capsys.readouterr().out)
+    b = json.loads(capsys.readouterr().out)["result"]
     assert a["spectrum"]["eigenvalues"] == b["spectrum"]["eigenvalues"]
     assert a["tc"]["kind"] == "touch"
     assert abs(a["tc"]["tc"] - a["analytic_tc"]) / a["analytic_tc"] < 0.15  # 83 spins: finite-size band
@@ -104,7 +104,7 @@ def test_tap_series_over_the_run(run, capsys, tmp_path):
     f, r = run
     capsys.readouterr()
     assert main(["tap", str(f), "--run", str(r), "--json", "--plot", str(tmp_path / "p")]) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = json.loads(capsys.readouterr().out)["result"]
     steps = [s["step"] for s in out["series"]]
     assert steps == ckpt.list_checkpoints(r)
     assert (tmp_path / "p_tc.png").exists() and (tmp_path / "p_spectrum.pdf").exists()

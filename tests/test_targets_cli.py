@@ -25,7 +25,7 @@ def run_cmd(module: str, argv: list[str]) -> int:
 def test_compile_summary_json(capsys, tmp_path):
     out = tmp_path / "hw.json"
     assert run_cmd("compile", [HARDWARE, "--target", "ibm", "--json", "-o", str(out)]) == 0
-    s = json.loads(capsys.readouterr().out)
+    s = json.loads(capsys.readouterr().out)["result"]
     assert s["strategy"] == "layered" and s["target"] == "ibm" and s["backend"] == "fake_brisbane"
     assert [l["name"] for l in s["layers"]] == ["h1", "h2", "h3"]
     for key in ("qubits", "depth", "two_qubit_gates", "measurements", "conditionals"):
@@ -60,7 +60,7 @@ def test_run_json_and_plot(capsys, tmp_path):
     png = tmp_path / "h.png"
     assert run_cmd("run", [HARDWARE, "--target", "quantinuum", "--shots", "10", "--json",
                                "--image", "3", "--plot", str(png)]) == 0
-    r = json.loads(capsys.readouterr().out)
+    r = json.loads(capsys.readouterr().out)["result"]
     assert r["shots"] == 10 and sum(r["predictions"]["histogram"]) == 10
     assert set(r["layers"]) == {"h1", "h2", "h3"}
     assert png.read_bytes()[:4] == b"\x89PNG"

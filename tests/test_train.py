@@ -134,7 +134,7 @@ def test_eval_cli_json(tmp_path, capsys):
     assert main(["train", str(f), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
     capsys.readouterr()
     assert main(["eval", str(f), "--run", str(tmp_path / "run"), "--limit", "500", "--shots", "3", "--json"]) == 0
-    r = json.loads(capsys.readouterr().out)
+    r = json.loads(capsys.readouterr().out)["result"]
     assert r["images"] == 500 and r["shots"] == 3 and 0.3 < r["accuracy"] <= 1
     assert r["ci95"][0] <= r["accuracy"] <= r["ci95"][1]
     assert set(r["per_class"]) == {str(i) for i in range(10)}

@@ -42,7 +42,7 @@ def program_file(tmp_path):
 def _json_of(capsys, argv) -> dict:
     capsys.readouterr()
     assert main(argv) == 0
-    return json.loads(capsys.readouterr().out)
+    return json.loads(capsys.readouterr().out)["result"]
 
 
 @pytest.mark.parametrize("seed", [0, 7])
@@ -81,4 +81,4 @@ def test_hamiltonian_of_an_untrained_network_imports_no_torch(program_file):
             "assert 'torch' not in sys.modules, 'torch was imported'\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["source"] == "declared initialisation, seed 0"
+    assert json.loads(out.stdout)["result"]["source"] == "declared initialisation, seed 0"

@@ -15,10 +15,9 @@ from qnnc.compiler.diagnostics import error
 from qnnc.runtime.cli import output
 from qnnc.runtime.cli.json_output import json_text
 from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args
-from qnnc.runtime.cli.weight_args import add_checkpoint_path_argument, load_weights
+from qnnc.runtime.cli.weight_args import add_weight_arguments, load_weights
 from qnnc.runtime.targets.capabilities import NOISE_KINDS, STRATEGIES, TARGETS
 from qnnc.runtime.targets.errors import refuse
-from qnnc.runtime.weights import weights_digest
 
 
 def add_compile_arguments(p, outputs: bool = True, backend_help: Optional[str] = None) -> None:
@@ -31,7 +30,7 @@ def add_compile_arguments(p, outputs: bool = True, backend_help: Optional[str] =
                         "IonQ device (forte-1, aria-1), a Quantinuum device (H2-1)")
     p.add_argument("--strategy", choices=STRATEGIES,
                    help="lowering (default: the best one the target runs that fits)")
-    add_checkpoint_path_argument(p)
+    add_weight_arguments(p)
     p.add_argument("--image", type=count(0), default=0, metavar="N",
                    help="bind test image N of --data as the input (default: 0)")
     p.add_argument("--data", default="mnist.test", metavar="NAME",
@@ -52,7 +51,8 @@ def add_compile_arguments(p, outputs: bool = True, backend_help: Optional[str] =
                         "0 places the probe's fences only: the baseline of a noise study")
     p.add_argument("--noise-kind", choices=NOISE_KINDS, default="sx",
                    help="pairs of sx·sx† on each qubit, or cz·cz / ms·ms† on neighbours")
-    p.add_argument("--seed", type=SEED, default=0, help="seed (transpiler, untrained weights, shots)")
+    p.add_argument("--seed", type=SEED, default=0,
+                   help="seed (transpiler, shots, and the initialisation without --run/--checkpoint)")
     if not outputs:
         return
     p.add_argument("-o", "--output", type=PATH, metavar="FILE",
@@ -73,6 +73,12 @@ def load_input(args, network) -> tuple[np.ndarray, str]:
     return x, f"{args.data}[{args.image}] (label {int(ds.labels[args.image])})"
 
 
+def x_label(args) -> int:
+    from qnnc.runtime.data import load_dataset
+
+    return int(load_dataset(args.data).labels[args.image])
+
+
 def compile_from_args(args, local_limit: Optional[int] = None):
     """Compile as the flags say. With `local_limit` (the qubits a local simulator holds)
     and no --copies, a layered program too wide for it is packed with one copy."""
@@ -82,7 +88,8 @@ def compile_from_args(args, local_limit: Optional[int] = None):
     network = network_from_args(args, program)
     if network is None:
         raise refuse("Q0340", f"{args.file} defines no network")
-    weights, wsrc = load_weights(args, program, network)
+    w = load_weights(args, program, network)
+    weights, wsrc = w.tensors, w.source
     x, xsrc = load_input(args, network)
     compiled = compile_network(program, None, weights, x, target=args.target,
                                strategy=args.strategy, backend=args.backend,
@@ -103,8 +110,9 @@ def compile_from_args(args, local_limit: Optional[int] = None):
             f"one copy per circuit, at most {local_limit} qubits: {widest} qubits do not fit "
             f"the local simulator")
     compiled.summary["weights"] = wsrc
-    compiled.summary["weights_sha256"] = weights_digest(weights)
+    compiled.summary["weights_sha256"] = w.digest
     compiled.summary["input"] = xsrc
+    compiled.summary["image"] = {"data": args.data, "index": args.image, "label": x_label(args)}
     compiled.summary["noise"] = {"pairs": args.noise_pairs, "kind": args.noise_kind}
     return compiled
 
@@ -127,6 +135,10 @@ def write_output(compiled, path: str) -> list[str]:
     if len(texts) == 1:
         output.write_text(p, texts[0])
         return [str(p)]
+    from qnnc.runtime.cli.json_output import note
+
+    note(f"{len(texts)} circuits: one file each, named {p.stem}.CIRCUIT{p.suffix} "
+         f"(-o FILE.json writes them all in one file; --bundle DIR writes a runnable bundle)")
     written = []
     for circ, text in zip(compiled.circuits, texts):
         q = p.with_name(f"{p.stem}.{circ.name}{p.suffix}")

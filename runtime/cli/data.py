@@ -42,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                  "SHA256SUMS and MD5SUMS, and the downloaded ones against the "
                                  "canonical checksums.")
     verify.add_argument("--dir", type=DIRECTORY, help=_DIR_HELP)
+    for sub in (download, info, verify):
+        sub.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,8 +54,20 @@ def run(args: argparse.Namespace) -> int:
     return _verify(args)
 
 
+def _emit(result: dict) -> None:
+    from qnnc.runtime.cli.json_output import emit
+
+    emit("data", result)
+
+
 def _download(args: argparse.Namespace) -> int:
-    directory = data.download_mnist(args.dir, mirrors=args.mirror or data.MNIST_MIRRORS, log=print)
+    import sys
+
+    log = (lambda s: print(s, file=sys.stderr)) if args.json else print
+    directory = data.download_mnist(args.dir, mirrors=args.mirror or data.MNIST_MIRRORS, log=log)
+    if args.json:
+        _emit({"action": "download", "dir": str(directory)})
+        return 0
     print(f"MNIST is in {directory}")
     return 0
 
@@ -61,6 +75,12 @@ def _download(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     dataset = data.load_dataset(args.name, cache_dir=args.dir)
     counts = dataset.class_counts()
+    if args.json:
+        _emit({"action": "info", "name": dataset.name, "samples": len(dataset),
+               "shape": list(dataset.images.shape[1:]), "dtype": str(dataset.images.dtype),
+               "classes": dataset.n_classes, "per_class": [int(c) for c in counts],
+               "checksum": _checksum_status(args.name)})
+        return 0
     print(dataset.name)
     print(f"  samples   {len(dataset)}")
     print(f"  shape     [{', '.join(map(str, dataset.images.shape[1:]))}] {dataset.images.dtype}")
@@ -81,9 +101,11 @@ def _checksum_status(name: str) -> str:
 
 def _verify(args: argparse.Namespace) -> int:
     problems = Collector()
+    checks: list = []
+    print = _printer(args, checks)
     print(f"shipped ({data.SHIPPED_DIR}):")
     for check in data.verify_shipped():
-        _print_check(check)
+        _print_check(check, print)
         if check.status == "missing":
             problems.add("Q0510", f"{check.path}: shipped data file missing",
                          help="the qnnc installation is damaged; reinstall qnnc")
@@ -95,7 +117,7 @@ def _verify(args: argparse.Namespace) -> int:
     print(f"cache ({cache_dir}):")
     cached = data.verify_cached(cache_dir)
     for check in cached:
-        _print_check(check)
+        _print_check(check, print)
         if check.status == "mismatch":
             problems.add("Q0511", f"{check.path}: checksum mismatch ({check.detail})",
                          help=f"run `{download}`: it replaces damaged files")
@@ -103,8 +125,28 @@ def _verify(args: argparse.Namespace) -> int:
         # Not an error: only `mnist.train` needs the cache.
         print(f"  (run `{download}` to fetch the missing files)")
     problems.raise_if_any()
+    if args.json:
+        _emit({"action": "verify", "files": checks})
     return 0
 
 
-def _print_check(check: data.FileCheck) -> None:
-    print(f"  {check.status:<9}{check.path.name}  ({check.detail or check.reference})")
+def _printer(args, checks: list):
+    """`print`, or with --json a collector of the checks (text lines are dropped)."""
+    import builtins
+
+    if not args.json:
+        return builtins.print
+
+    def collect(line, check=None):
+        if check is not None:
+            checks.append({"file": str(check.path), "status": check.status,
+                           "detail": check.detail or check.reference})
+    return collect
+
+
+def _print_check(check: data.FileCheck, print=print) -> None:
+    line = f"  {check.status:<9}{check.path.name}  ({check.detail or check.reference})"
+    try:
+        print(line, check)
+    except TypeError:
+        print(line)

@@ -73,8 +73,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # from undecodable bytes in argv): it is escaped, never an error.
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
+    from qnnc.runtime.cli import json_output
+
+    json_output.reset_notes("--json" in argv)
+    command = command_named_in(argv)
     try:
-        parser = build_parser(command_named_in(argv))
+        parser = build_parser(command)
         args = parser.parse_args(argv)
         error_format = args.error_format
         if args.version:
@@ -88,6 +92,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return registry.load(args.command).run(args)
     except QnncError as exc:
         _report(exc.diagnostics, error_format)
+        if command and "--json" in argv:  # the envelope still comes, with the errors
+            json_output.emit(command, None, [d.to_json() for d in exc.diagnostics])
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

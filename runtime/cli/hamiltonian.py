@@ -1,7 +1,9 @@
-"""`qnnc hamiltonian FILE [--checkpoint N]`: the network as an Ising spin model.
+"""`qnnc hamiltonian FILE [--run DIR] [--checkpoint STEP|last|PATH]`: the network as an
+Ising spin model.
 
-Without --checkpoint the weights are the network's initialisation drawn from --seed
-(the same as step 0 of `qnnc train` with that seed): a layered SK glass.
+Without --run and --checkpoint the weights are the network's initialisation drawn from
+--seed (the same as step 0 of `qnnc train` with that seed): a layered SK glass. The
+`.npz` of `--format npz` is scipy.sparse's own format: `scipy.sparse.load_npz` reads J.
 """
 
 from __future__ import annotations
@@ -10,25 +12,27 @@ import math
 
 from qnnc.runtime.cli.flag_types import PATH, SEED, positive
 from qnnc.runtime.cli import output
-from qnnc.runtime.cli.json_output import json_text
+from qnnc.runtime.cli.json_output import envelope_text
 from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args
-from qnnc.runtime.cli.weight_args import add_step_arguments
+from qnnc.runtime.cli.weight_args import add_weight_arguments, load_weights
 
 
 def add_arguments(p) -> None:
     add_program_arguments(p)
-    add_step_arguments(p)
-    p.add_argument("--seed", type=SEED, default=0, help="seed of the initialisation (no --checkpoint)")
+    add_weight_arguments(p)
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the initialisation (without --run/--checkpoint)")
     p.add_argument("--fields", action="store_true", help="map biases to fields h_i (off by default)")
     p.add_argument("--temperature", type=positive(), metavar="T", help="also report the phase at T")
     p.add_argument("--format", choices=("text", "json", "npz"), default="text",
-                   help="text summary, JSON for tools, or the bond matrix as .npz (needs -o)")
+                   help="text summary, JSON for tools, or the bond matrix as .npz in "
+                        "scipy.sparse's format (needs -o)")
+    p.add_argument("--json", action="store_true", help="the same as --format json")
     p.add_argument("-o", "--output", type=PATH, metavar="OUT", help="write to OUT (atomically) instead of stdout")
 
 
 def run(args) -> int:
     from qnnc.compiler.diagnostics import error
-    from qnnc.runtime.spin import analyse, ising_model, load_weights
+    from qnnc.runtime.spin import analyse, ising_model, network_weights
 
     if args.temperature is not None and not (math.isfinite(args.temperature) and args.temperature > 0):
         raise error("Q0407", f"--temperature {args.temperature}: must be positive", exit_code=2)
@@ -38,16 +42,18 @@ def run(args) -> int:
     network = network_from_args(args, program)
     if network is None:
         raise error("Q0232", f"{args.file} defines no network")
-    if args.run and args.checkpoint is None:
-        args.checkpoint = "last"
-    nw = load_weights(program, network, args.run, args.checkpoint, args.seed)
+    if args.json:
+        args.format = "json"
+    nw = network_weights(network, load_weights(args, program, network))
     if args.format == "npz":
         output.write_bytes(args.output, ising_model(nw, args.fields).npz_bytes())
         output.announce(args.output)
         return 0
     report = analyse(nw, args.fields, args.temperature)
-    text = json_text(report) if args.format == "json" else summary(report)
+    text = envelope_text("hamiltonian", report) if args.format == "json" else summary(report)
     output.write_text(args.output or output.STDOUT, text)
+    if args.output:
+        output.announce(args.output)
     return 0
 
 

@@ -16,6 +16,8 @@ def add_arguments(p) -> None:
     p.add_argument("--network", metavar="NAME", help="keep only this network")
     p.add_argument("-o", "--output", type=PATH, metavar="OUT", help="write to OUT (atomically) instead of stdout")
     p.add_argument("--schema", action="store_true", help="print the IR's JSON Schema instead")
+    p.add_argument("--json", action="store_true",
+                   help="print the IR (or schema) inside the JSON envelope of every command")
 
 
 def run(args) -> int:
@@ -28,5 +30,13 @@ def run(args) -> int:
         if not args.file:
             raise error(BAD_USAGE, "`qnnc ir` needs a FILE (or --schema)", exit_code=2)
         text = dump_ir(load_from_args(args))
+    if args.json:
+        import json
+
+        from qnnc.runtime.cli.json_output import envelope_text
+
+        text = envelope_text("ir", json.loads(text))
     output.write_text(args.output or output.STDOUT, text)
+    if args.output:
+        output.announce(args.output)
     return 0

@@ -18,12 +18,11 @@ def outcome_report(spec, out) -> dict:
                      reverse=True)[:16]
         result["layers"][h.name] = {"mean": block.mean(0).round(4).tolist(),
                                     "top_patterns": [{"pattern": p, "count": c} for c, p in top]}
-    if spec.output is not None:
-        name, w, b = spec.output
-        logits = out[:, -spec.hidden[-1].size:].astype(float) @ w.T + b
-        pred = logits.argmax(1)
-        hist = np.bincount(pred, minlength=w.shape[0])
-        result["predictions"] = {"histogram": hist.tolist(), "majority": int(hist.argmax())}
+    from qnnc.runtime.targets.compile import predictions
+
+    p = predictions(spec, out)
+    if p is not None:
+        result["predictions"] = {"histogram": p["histogram"], "majority": p["majority"]}
     return result
 
 

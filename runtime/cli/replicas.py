@@ -7,56 +7,58 @@ from __future__ import annotations
 import math
 import sys
 
+from qnnc.compiler import limits
 from qnnc.runtime.cli import output
-from qnnc.runtime.cli.json_output import json_text
+from qnnc.runtime.cli.flag_types import DIRECTORY, PATH, SEED, count, positive
+from qnnc.runtime.cli.json_output import emit, envelope_text
 from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args
-from qnnc.runtime.cli.weight_args import add_step_arguments
+from qnnc.runtime.cli.weight_args import add_weight_arguments, load_weights
 
 
 def add_arguments(p) -> None:
     add_program_arguments(p)
-    add_step_arguments(p)
-    p.add_argument("--seed", type=int, default=0, help="seed of the initialisation (no --checkpoint) and the chain")
+    add_weight_arguments(p)
+    p.add_argument("--seed", type=SEED, default=0,
+                   help="seed of the chain (and of the initialisation without --run/--checkpoint)")
     p.add_argument("--fields", action="store_true", help="map biases to fields h_i (off by default)")
-    p.add_argument("--temperatures", type=float, nargs="+", metavar="T",
+    p.add_argument("--temperatures", type=positive(), nargs="+", metavar="T",
                    help="the ladder (default: 16 temperatures, geometric from 0.4 to 2 × the analytic T_c)")
-    p.add_argument("--replicas", type=int, default=4, help="independent replicas per temperature (default 4)")
-    p.add_argument("--sweeps", type=int, default=2000, help="Monte Carlo sweeps (default 2000)")
-    p.add_argument("--burn-in", type=int, help="sweeps before measuring (default: half)")
+    p.add_argument("--replicas", type=count(1, 4096), default=4, help="independent replicas per temperature (default 4)")
+    p.add_argument("--sweeps", type=count(1, limits.MAX_COUNT_FLAG), default=2000, help="Monte Carlo sweeps (default 2000)")
+    p.add_argument("--burn-in", type=count(0, limits.MAX_COUNT_FLAG), help="sweeps before measuring (default: half)")
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, mps (default cpu)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument("-o", "--output", metavar="OUT", help="write the JSON result to OUT")
-    p.add_argument("--plot", metavar="DIR", help="write P(q), Binder and hidden-order plots into DIR")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (the command envelope)")
+    p.add_argument("-o", "--output", type=PATH, metavar="OUT", help="write the JSON result to OUT")
+    p.add_argument("--plot", type=DIRECTORY, metavar="DIR", help="write P(q), Binder and hidden-order plots into DIR")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args) -> int:
-    import numpy as np
     import torch
 
     from qnnc.compiler.diagnostics import error
     from qnnc.runtime.replicas import LayeredCouplings, run_replicas, temperature_ladder
-    from qnnc.runtime.spin import ising_model, load_weights
+    from qnnc.runtime.spin import ising_model, network_weights
 
     program = load_from_args(args)
     network = network_from_args(args, program)
     if network is None:
         raise error("Q0232", f"{args.file} defines no network")
-    if args.run and args.checkpoint is None:
-        args.checkpoint = "last"
     try:
         device = torch.device(args.device)
         torch.empty(0, device=device)
     except (RuntimeError, ValueError) as exc:
         raise error("Q0407", f"--device {args.device}: not available here ({exc})", exit_code=2) from None
-    nw = load_weights(program, network, args.run, args.checkpoint, args.seed)
+    if args.burn_in is not None and args.burn_in >= args.sweeps:
+        raise error("Q0407", f"--burn-in {args.burn_in} must be below --sweeps {args.sweeps}", exit_code=2)
+    nw = network_weights(network, load_weights(args, program, network))
     model = ising_model(nw, args.fields)
     temps = args.temperatures
     if temps is None:
         from qnnc.runtime.tap import analytic_tc
 
-        gains = [g for g in nw.gains if math.isfinite(g)]
-        tc = analytic_tc(nw.sizes, nw.gains) if len(gains) == len(nw.gains) else 1.0
+        finite = all(math.isfinite(g) for g in nw.gains)
+        tc = analytic_tc(nw.sizes, nw.gains) if finite else 1.0
         temps = temperature_ladder(0.4 * tc, 2.0 * tc, 16)
     couplings = LayeredCouplings.from_model(model, device=device)
     directions = _top_eigenvector(model)
@@ -72,17 +74,16 @@ def run(args) -> int:
         bar.close()
     report = {**res.to_json_dict(), "network": network.name, "source": nw.source, "step": nw.step,
               "weights_sha256": nw.digest, "direction": "top eigenvector of J"}
-    text = json_text(report)
     if args.output:
-        output.write_text(args.output, text)
-        output.announce(args.output)
-    if args.plot:
-        for path in plot(report, args.plot):
-            output.announce(path)
+        output.write_text(args.output, envelope_text("replicas", report))
+    written = plot(report, args.plot) if args.plot else []
     if args.json:
-        sys.stdout.write(text)
-    elif not args.output:
-        sys.stdout.write(table(report))
+        emit("replicas", report)
+    else:
+        if not args.output:
+            sys.stdout.write(table(report))
+        for path in ([args.output] if args.output else []) + written:
+            output.announce(path)
     return 0
 
 

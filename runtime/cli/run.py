@@ -9,7 +9,7 @@ from qnnc.compiler import limits
 from qnnc.runtime.cli.flag_types import PATH, count
 from qnnc.runtime.cli import output
 from qnnc.runtime.cli.circuit_args import add_compile_arguments, compile_from_args, write_output
-from qnnc.runtime.cli.json_output import print_json
+from qnnc.runtime.cli.json_output import emit
 from qnnc.runtime.cli.outcomes import outcome_report, render_outcomes
 
 
@@ -29,18 +29,29 @@ def run(args) -> int:
 
     if args.shots < 1:
         raise refuse("Q0308", f"--shots must be at least 1, not {args.shots}")
+    if args.plot:
+        output.check_writable(args.plot)
     compiled = compile_from_args(args, vendor(args.target).local_qubit_limit(args.simulator))
-    if args.output:
-        write_output(compiled, args.output)
+    written = write_output(compiled, args.output) if args.output else []
+    if not vendor(args.target).local_seeded:
+        from qnnc.runtime.cli.json_output import note
+
+        note(f"target `{args.target}`: its local simulators cannot be seeded; --seed {args.seed} "
+             f"seeds only the host's draws, so runs are not reproducible")
     t0 = time.perf_counter()
-    out = run_compiled(compiled, args.shots, args.simulator, args.seed)
+    out = run_compiled(compiled, args.shots, args.simulator, args.seed,
+                       progress=None if args.json else _progress)
     dt = time.perf_counter() - t0
     result = {"summary": compiled.summary, "simulator": args.simulator, "shots": args.shots,
-              "seconds": dt, **outcome_report(compiled.spec, out)}
+              "seed": args.seed, "seconds": dt, "label": compiled.summary["image"]["label"],
+              **outcome_report(compiled.spec, out)}
     if args.plot:
-        _plot(result, args.plot)
+        from qnnc.runtime.plots import run_histogram
+
+        output.write_bytes(args.plot, run_histogram(result))
+        written.append(args.plot)
     if args.json:
-        print_json(result)
+        emit("run", {**result, "written": written})
         return 0
     s = compiled.summary
     print(f"{s['network']} on {s['target']} ({s['backend']}), strategy `{s['strategy']}`, "
@@ -48,7 +59,21 @@ def run(args) -> int:
     for note in s.get("notes", []):  # e.g. quantised weights: the network that ran
         print(f"  note: {note}")
     print(render_outcomes(result), end="")
+    for w in written:
+        output.announce(w, "  ")
     return 0
+
+
+def _progress(message: str) -> None:
+    import sys
+
+    print(f"  {message}", file=sys.stderr, flush=True)
+
+
+def _progress(message: str) -> None:
+    import sys
+
+    print(f"  {message}", file=sys.stderr, flush=True)
 
 
 def _plot(result: dict, path: str) -> None:

@@ -14,7 +14,7 @@ from qnnc.compiler import limits
 from qnnc.runtime.cli.flag_types import PATH, count
 from qnnc.runtime.cli import output
 from qnnc.runtime.cli.circuit_args import add_compile_arguments, compile_from_args
-from qnnc.runtime.cli.json_output import json_text, print_json
+from qnnc.runtime.cli.json_output import emit, envelope_text, note
 from qnnc.runtime.cli.outcomes import outcome_report, render_outcomes
 
 
@@ -51,7 +51,7 @@ def run(args) -> int:
     plan = sub.plan(compiled, args.shots, device, args.local)
     if not args.yes and not args.local:
         if args.json:
-            print_json({"plan": plan, "submitted": False})
+            emit("submit", {"plan": plan, "submitted": False, "summary": compiled.summary})
         else:
             print(sub.render_plan(plan), end="")
             print("dry run: nothing was submitted. Add --yes to submit, or --local to run the "
@@ -60,9 +60,18 @@ def run(args) -> int:
     if not args.json:
         print(sub.render_plan(plan), end="", flush=True)
     # a real submission can wait in a queue: say what it waits for
+    if args.local and not sub.vendor_seeded(args.target):
+        note(f"target `{args.target}`: its offline substitute cannot be seeded; --seed {args.seed} "
+             "seeds only the host's draws")
     done = sub.submit(compiled, args.shots, local=args.local, device=device, seed=args.seed,
-                      progress=None if args.local else _announce)
+                      progress=_announce, layer_progress=_layer)
     return _report(args, compiled, plan, done)
+
+
+def _layer(text: str) -> None:
+    import sys
+
+    print(f"  {text}", file=sys.stderr, flush=True)
 
 
 def _announce(job: dict) -> None:
@@ -79,9 +88,9 @@ def _report(args, compiled, plan: dict, done) -> int:
               "shots": args.shots, "seconds": done.seconds,
               **outcome_report(compiled.spec, done.outcomes)}
     if args.output:
-        output.write_text(args.output, json_text(result))
+        output.write_text(args.output, envelope_text("submit", result))
     if args.json:
-        print_json(result)
+        emit("submit", result)
         return 0
     s = compiled.summary
     where = "local stand-in" if done.local else "submitted"

@@ -14,7 +14,7 @@ import sys
 from qnnc.compiler import limits
 from qnnc.runtime.cli.flag_types import PATH, count, positive
 from qnnc.runtime.cli import output
-from qnnc.runtime.cli.json_output import json_text
+from qnnc.runtime.cli.json_output import emit, envelope_text
 from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args
 from qnnc.runtime.cli.weight_args import add_run_argument, run_dir_from_args
 
@@ -50,15 +50,17 @@ def run(args) -> int:
 
     r = analyse_run(program, network, run_dir_from_args(args, network), args.temperature, args.starts,
                     args.window, progress=not args.no_progress and sys.stderr.isatty())
-    if args.plot:
-        plot(r, args.plot)
-    text = json_text(r)
+    written = plot(r, args.plot) if args.plot else []
     if args.output:
-        output.write_text(args.output, text)
+        output.write_text(args.output, envelope_text("tap", r))
+        written.append(args.output)
     if args.json:
-        sys.stdout.write(text)
-    elif not args.output:
+        emit("tap", {**r, "written": written})
+        return 0
+    if not args.output:
         sys.stdout.write(table(r))
+    for w in written:
+        output.announce(w)
     return 0
 
 
@@ -86,53 +88,13 @@ def table(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(r: dict, prefix: str) -> None:
-    import matplotlib
+def plot(r: dict, prefix: str) -> list[str]:
+    """PREFIX_tc.png/.pdf and PREFIX_spectrum.png/.pdf; returns the paths written."""
+    from qnnc.runtime import plots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    s = [x for x in r["series"] if x["step"] > 0]
-    t = np.array([x["step"] for x in s], float)
-    fig, ax = plt.subplots(figsize=(5, 3.6))
-    for kind, marker in (("touch", "o"), ("cross", "s")):
-        sel = [i for i, x in enumerate(s) if x["kind"] == kind]
-        if sel:
-            ax.loglog(t[sel], [s[i]["tc"] for i in sel], marker, label=f"T_c ({'glass' if kind == 'touch' else 'hidden order'})")
-    if r["analytic_tc_random"]:
-        ax.axhline(r["analytic_tc_random"], color="gray", ls=":", label="random network (analytic)")
-    f = r["power_law"]
-    if f:
-        tt = np.geomspace(f["window"][0], f["window"][1], 50)
-        ax.loglog(tt, f["offset"] + f["amplitude"] * tt ** f["exponent"], "k--",
-                  label=f"fit α = {f['exponent']:.3f} ± {f['exponent_stderr']:.3f}")
-    ax.set_xlabel("training step")
-    ax.set_ylabel("T_c")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    _save(fig, f"{prefix}_tc")
-    fig, ax = plt.subplots(figsize=(5, 3.6))
-    top = np.array([x["top_eigenvalues"][:4] + [np.nan] * (4 - len(x["top_eigenvalues"][:4])) for x in s])
-    for k in range(top.shape[1]):
-        ax.semilogx(t, top[:, k], "-", lw=1, label="top eigenvalues of J" if k == 0 else None, color=f"C{k}")
-    ax.semilogx(t, [x["bulk_edge"] for x in s], "k:", label="random-bulk edge")
-    ax.set_xlabel("training step")
-    ax.set_ylabel("eigenvalue")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    _save(fig, f"{prefix}_spectrum")
-
-
-def _save(fig, stem: str) -> None:
-    """STEM.png and STEM.pdf, each written whole or not at all."""
-    import io
-
-    import matplotlib.pyplot as plt
-
-    for ext in ("png", "pdf"):
-        buf = io.BytesIO()
-        fig.savefig(buf, format=ext, dpi=150)
-        output.write_bytes(f"{stem}.{ext}", buf.getvalue())
-    plt.close(fig)
+    written = []
+    for stem, draw in ((f"{prefix}_tc", plots.tap_tc), (f"{prefix}_spectrum", plots.tap_spectrum)):
+        for ext in ("png", "pdf"):
+            output.write_bytes(f"{stem}.{ext}", draw(r, ext))
+            written.append(f"{stem}.{ext}")
+    return written

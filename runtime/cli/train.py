@@ -8,7 +8,7 @@ from pathlib import Path
 from qnnc.compiler import limits
 from qnnc.runtime.cli.flag_types import PATH, SEED, count, non_negative, positive
 from qnnc.runtime.cli import output
-from qnnc.runtime.cli.json_output import print_json
+from qnnc.runtime.cli.json_output import emit
 from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args, set_pairs
 
 
@@ -22,6 +22,7 @@ def add_arguments(p) -> None:
     p.add_argument("--out", type=PATH, metavar="DIR", help="run directory (default: runs/NETWORK)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--plot", metavar="PNG", help="write the training curves (loss, accuracy against step)")
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
 
 
@@ -53,9 +54,15 @@ def run(args) -> int:
         result = train(program, network, recipe, out, resume=args.resume, flags=flags,
                        progress=not args.no_progress and sys.stderr.isatty(),
                        log=lambda s: print(s, file=sys.stderr))
+    if args.plot:
+        from qnnc.runtime.plots import training_curves
+        from qnnc.runtime.train import read_metrics
+
+        output.write_bytes(args.plot, training_curves(read_metrics(result.run_dir),
+                                                      f"training `{network.name}` ({result.run_dir})"))
     if args.json:
-        print_json({"run": str(result.run_dir), "steps": result.steps, "checkpoints": result.checkpoints,
-                    "final": result.final_metrics})
+        emit("train", {"run": str(result.run_dir), "steps": result.steps, "checkpoints": result.checkpoints,
+                       "final": result.final_metrics, "written": [args.plot] if args.plot else []})
     else:
         print(f"trained {network.name}: {result.steps} steps, {len(result.checkpoints)} checkpoints in {result.run_dir}")
         if "validation_accuracy" in result.final_metrics:
@@ -63,4 +70,6 @@ def run(args) -> int:
             lo, hi = m["validation_ci95"]
             print(f"validation accuracy {m['validation_accuracy']:.4f} (95% CI {lo:.4f}-{hi:.4f}, "
                   f"vote over {m['validation_shots']} shots)")
+        if args.plot:
+            output.announce(args.plot)
     return 0

@@ -191,13 +191,27 @@ def render_summary(summary: dict) -> str:
 
 
 def run_compiled(compiled: CompiledProgram, shots: int, simulator: str = "ideal",
-                 seed: Optional[int] = None) -> np.ndarray:
+                 seed: Optional[int] = None, progress=None) -> np.ndarray:
     """Sample `shots` forward passes on a local simulator: rows of ±1 hidden outcomes
-    (one column per hidden neuron, layers in order)."""
+    (one column per hidden neuron, layers in order). `progress(message)` is told what
+    runs, layer by layer."""
     if shots < 1:
         raise refuse("Q0308", f"shots must be at least 1, not {shots}")
     ex = vendor(compiled.target).local_executor(compiled.native, compiled.lowered, simulator, seed)
-    return host.run(compiled.lowered, compiled.spec, ex, shots, seed)
+    return host.run(compiled.lowered, compiled.spec, ex, shots, seed, progress)
+
+
+def predictions(compiled: CompiledProgram, outcomes: np.ndarray) -> Optional[dict]:
+    """The labels sampled outcomes predict: {"labels": [shots], "histogram": counts per
+    class, "majority": class}; None when the output layer's weights are unknown."""
+    spec = compiled.spec if isinstance(compiled, CompiledProgram) else compiled
+    if spec.output is None:
+        return None
+    _, w, b = spec.output
+    logits = np.asarray(outcomes)[:, -spec.hidden[-1].size:].astype(float) @ w.T + b
+    labels = logits.argmax(1)
+    hist = np.bincount(labels, minlength=w.shape[0])
+    return {"labels": labels.tolist(), "histogram": hist.tolist(), "majority": int(hist.argmax())}
 
 
 def summary_json(compiled: CompiledProgram) -> str:

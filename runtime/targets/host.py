@@ -10,7 +10,7 @@ its draws in every run).
 
 from __future__ import annotations
 
-from typing import Optional, Protocol, Sequence
+from typing import Callable, Optional, Protocol, Sequence
 
 import numpy as np
 
@@ -35,12 +35,15 @@ def outcomes_from_bits(circuit: Circuit, spec: NetworkSpec, bits: np.ndarray) ->
 
 
 def run(lowered: Lowered, spec: NetworkSpec, executor: Executor, shots: int,
-        seed: Optional[int]) -> np.ndarray:
+        seed: Optional[int], progress: Optional[Callable[[str], None]] = None) -> np.ndarray:
     """Sample `shots` forward passes: rows of ±1 hidden outcomes. A `layered` program
-    runs layer by layer (the host's feed-forward, its draws seeded by `seed`)."""
+    runs layer by layer (the host's feed-forward, its draws seeded by `seed`);
+    `progress` is told what runs, before each layer's circuits."""
     if lowered.strategy == "layered":
         rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
-        return run_layered(lowered, spec, executor, shots, rng)
+        return run_layered(lowered, spec, executor, shots, rng, progress)
+    if progress:
+        progress(f"{lowered.circuits[0].name}: {shots} shots")
     return run_single(lowered, spec, executor, shots)
 
 
@@ -83,7 +86,7 @@ def _pack(rows: np.ndarray, copies: int):
 
 
 def run_layered(lowered: Lowered, spec: NetworkSpec, executor: Executor, shots: int,
-                rng: np.random.Generator) -> np.ndarray:
+                rng: np.random.Generator, progress: Optional[Callable[[str], None]] = None) -> np.ndarray:
     offs = spec.offsets()
     out = np.ones((shots, spec.num_outcomes), dtype=np.int8)
     d_prev: Optional[np.ndarray] = None
@@ -97,6 +100,9 @@ def run_layered(lowered: Lowered, spec: NetworkSpec, executor: Executor, shots: 
             carried = np.zeros((shots, layer.size, 2), dtype=complex)
             carried[..., 0] = 1.0
         records = np.zeros((shots, layer.size, len(nm.measures)), dtype=np.int8)
+        if progress:
+            n = sum(1 for ch in lowered.chunks if ch.layer == li)
+            progress(f"layer {li + 1}/{len(spec.hidden)} `{layer.name}`: {n} circuit(s), {shots} shots")
         for ci, ch in enumerate(lowered.chunks):
             if ch.layer == li:
                 _run_chunk(ci, ch, nm, z, last, carried, executor, records)

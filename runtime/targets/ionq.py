@@ -403,13 +403,26 @@ class IonQCloud(SubmissionClient):
                       "Amazon Braket LocalSimulator (`braket_sv`) through the same device.run")
 
     def credential_sources(self) -> tuple[list[str], list[str]]:
+        """What botocore's own credential chain finds (`boto3.Session().get_credentials()`:
+        environment, shared files, SSO, web identity, container and instance roles), by
+        the name of its provider, never a value. `looked` names the usual places."""
         found: list[str] = []
         looked: list[str] = []
-        environment_sources(_AWS_ENV, found, looked)
+        environment_sources(_AWS_ENV, [], looked)
         for var, default in (("AWS_SHARED_CREDENTIALS_FILE", ".aws/credentials"),
                              ("AWS_CONFIG_FILE", ".aws/config")):
             file_source(os.path.expanduser(os.environ.get(var) or os.path.join(home(), default)),
-                        found, looked)
+                        [], looked)
+        looked.append("botocore's credential chain (also SSO, container and instance roles)")
+        try:
+            import boto3
+
+            creds = boto3.Session().get_credentials()
+        except Exception as exc:  # a broken profile: say so, as Braket would
+            looked.append(f"botocore: {type(exc).__name__}")
+            creds = None
+        if creds is not None:
+            found.append(f"botocore credential chain ({getattr(creds, 'method', 'unknown provider')})")
         return found, looked
 
     def executor(self, compiled, device: Device, log: list, *, local: bool, ideal: bool,
@@ -444,12 +457,23 @@ class IonQTarget(Target):
     name = "ionq"
     primary_format = PRIMARY_FORMAT
     simulators = SIMULATORS
+    local_seeded = False  # Braket's local simulators draw from an unseeded generator
 
     def capabilities(self, backend: Optional[str] = None) -> Capabilities:
         return ionq_capabilities(backend)
 
     def emit(self, lowered: Lowered, caps: Capabilities, seed: int = 0) -> IonqProgram:
         return emit(lowered, caps, seed)
+
+    def bundle_circuit(self, native: IonqProgram, index: int):
+        """OpenQASM 3 with `input float` parameters (Braket's `Program(source, inputs)`),
+        and which measured qubit is which clbit."""
+        from qnnc.runtime.targets.bundle import BundleCircuit
+
+        neutral = native.neutral[index]
+        measured = [[int(q), int(cl)] for q, cl in zip(_measured_qubits(neutral), native.measured[index])]
+        return BundleCircuit(f"{neutral.name}.qasm", openqasm(native.circuits[index]).encode(),
+                             sorted(neutral.params), {"measured_qubits": measured})
 
     def texts(self, native: IonqProgram) -> dict[str, list[str]]:
         return texts(native)

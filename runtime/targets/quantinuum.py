@@ -506,6 +506,16 @@ class QuantinuumTarget(Target):
     def emit(self, lowered: Lowered, caps: Capabilities, seed: int = 0) -> QuantinuumProgram:
         return emit(lowered, caps, seed)
 
+    def bundle_circuit(self, native: QuantinuumProgram, index: int):
+        """pytket JSON of the compiled circuit; bindings: symbol -> angle in radians
+        (the circuit's gates take symbol / pi half-turns)."""
+        from qnnc.runtime.targets.bundle import BundleCircuit
+
+        neutral = native.neutral[index]
+        text = json.dumps(native.compiled[index].to_dict(), sort_keys=True) + "\n"
+        return BundleCircuit(f"{neutral.name}.json", text.encode(),
+                             [str(s) for s in native.symbols[index]])
+
     def texts(self, native: QuantinuumProgram) -> dict[str, list[str]]:
         return texts(native)
 

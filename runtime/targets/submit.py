@@ -59,6 +59,13 @@ def resolve_device(target: str, backend: Optional[str]) -> Device:
     return client_of(target).device(backend)
 
 
+def vendor_seeded(target: str) -> bool:
+    """Whether the target's local simulators honour a seed."""
+    from qnnc.runtime.targets.registry import TARGETS
+
+    return bool(getattr(TARGETS[target], "local_seeded", True)) if target in TARGETS else True
+
+
 def local_qubit_limit(target: str) -> Optional[int]:
     """The widest circuit `local=True` runs for `target` (None: no fixed limit)."""
     from qnnc.runtime.targets.registry import TARGETS
@@ -120,9 +127,11 @@ class Submission:
 
 def submit(compiled, shots: int, *, local: bool = False, device: Optional[Device] = None,
            seed: Optional[int] = None, ideal: bool = False,
-           progress: Optional[Callable[[dict], None]] = None) -> Submission:
+           progress: Optional[Callable[[dict], None]] = None,
+           layer_progress: Optional[Callable[[str], None]] = None) -> Submission:
     """Run `shots` forward passes through the vendor's client (or, with `local`, its
-    offline substitute): rows of ±1 hidden outcomes, as `run_compiled`, and the jobs."""
+    offline substitute): rows of ±1 hidden outcomes, as `run_compiled`, and the jobs.
+    `progress(job)` is told of each job submitted, `layer_progress(text)` of each layer."""
     if shots < 1:
         raise refuse("Q0308", f"shots must be at least 1, not {shots}")
     device = device or resolve_device(compiled.target, compiled.backend)
@@ -130,7 +139,7 @@ def submit(compiled, shots: int, *, local: bool = False, device: Optional[Device
     ex = executor(compiled, device, local=local, ideal=ideal, seed=seed, log=log,
                   progress=progress)
     t0 = time.perf_counter()
-    out = host.run(compiled.lowered, compiled.spec, ex, shots, seed)
+    out = host.run(compiled.lowered, compiled.spec, ex, shots, seed, layer_progress)
     return Submission(out, device, local, time.perf_counter() - t0, log)
 
 

@@ -19,6 +19,7 @@ from qnnc.runtime.targets.errors import refuse
 from qnnc.runtime.targets.registry import TARGETS
 
 if TYPE_CHECKING:  # only for annotations: importing them here would be circular
+    from qnnc.runtime.targets.bundle import BundleCircuit
     from qnnc.runtime.targets.cloud import SubmissionClient
     from qnnc.runtime.targets.host import Executor
     from qnnc.runtime.targets.lowering import Lowered, Options
@@ -36,6 +37,8 @@ class Target(ABC):
     name: ClassVar[str]  # the registry name, `--target`
     primary_format: ClassVar[str]  # the key of `texts` that `-o FILE` writes
     simulators: ClassVar[tuple[str, ...]]  # what `local_executor` accepts
+    bundle_binding: ClassVar[str] = "json"
+    local_seeded: ClassVar[bool] = True  # whether `local_executor` honours its seed  # the file type of a bundle's bindings (npy, json)
 
     # ------------------------------------------------------------------ the device
 
@@ -87,6 +90,11 @@ class Target(ABC):
     def statistics(self, native: Any) -> list[dict]:
         """Per circuit, after the vendor's compiler: `qubits`, `depth`,
         `two_qubit_gates`, `measurements`, `conditionals`, `resets`, `gates`, `ops`."""
+
+    def bundle_circuit(self, native: Any, index: int) -> "BundleCircuit":
+        """Circuit `index` as a hardware bundle holds it (`bundle.py`): the vendor's own
+        file form and the parameter order of its bindings."""
+        raise refuse("Q0343", f"target `{self.name}` writes no hardware bundles")
 
     # ------------------------------------------------------------------ execution
 

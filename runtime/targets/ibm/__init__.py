@@ -370,6 +370,21 @@ class IBMTarget(Target):
     def emit(self, lowered: Lowered, caps: Capabilities, seed: int = 0) -> IbmProgram:
         return emit(lowered, caps, seed)
 
+    bundle_binding = "npy"
+
+    def bundle_circuit(self, native: IbmProgram, index: int):
+        """QPY of the ISA circuit; bindings in `circuit.parameters` order (a SamplerV2 pub)."""
+        import io
+
+        from qiskit import qpy
+
+        from qnnc.runtime.targets.bundle import BundleCircuit
+
+        circ = native.isa[index]
+        buf = io.BytesIO()
+        qpy.dump(circ, buf)
+        return BundleCircuit(f"{circ.name}.qpy", buf.getvalue(), [p.name for p in circ.parameters])
+
     def texts(self, native: IbmProgram) -> dict[str, list[str]]:
         return texts(native)
 

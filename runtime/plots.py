@@ -1,0 +1,204 @@
+"""The figures the commands draw (matplotlib, Agg backend, no display needed). Each
+function takes a command's JSON-ready result and returns the file's bytes; the command
+writes them through its one writer and says `wrote FILE`.
+
+* `training_curves(metrics)`: loss and accuracy against step (`qnnc train --plot`);
+* `confusion_matrix(result)`: true against predicted class (`qnnc eval --plot`);
+* `tap_tc(result)`, `tap_spectrum(result)`: T_c(t) and the top of J's spectrum over a
+  run (`qnnc tap --plot`);
+* `run_histogram(result)`: the predicted classes of sampled circuits, every class
+  ticked, the true label marked (`qnnc run --plot`)."""
+
+from __future__ import annotations
+
+import io
+from typing import Sequence
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _bytes(fig, fmt: str = "png") -> bytes:
+    plt = _pyplot()
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format=fmt, dpi=150)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def training_curves(metrics: Sequence[dict], title: str = "") -> bytes:
+    """Two panels against training step: the loss (each step, and each epoch's mean) and
+    the accuracy (each batch, smoothed, and the validation accuracy after each epoch with
+    its 95% interval)."""
+    import numpy as np
+
+    plt = _pyplot()
+    steps = [m for m in metrics if m.get("kind") == "step"]
+    epochs = [m for m in metrics if m.get("kind") == "epoch"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6))
+    if steps:
+        t = np.array([m["step"] for m in steps], float)
+        loss = np.array([m["loss"] for m in steps], float)
+        acc = np.array([m["batch_accuracy"] for m in steps], float)
+        k = max(1, min(25, len(t) // 10))
+        kernel = np.ones(k) / k
+        ax1.plot(t, loss, color="C0", alpha=0.3, lw=0.8, label="loss per step")
+        ax2.plot(t, acc, color="C0", alpha=0.25, lw=0.8, label="batch accuracy")
+        if len(t) >= k:
+            ax2.plot(t[k - 1:], np.convolve(acc, kernel, "valid"), color="C0",
+                     label=f"batch accuracy ({k}-step mean)")
+    if epochs:
+        te = [m["step"] for m in epochs]
+        ax1.plot(te, [m["train_loss"] for m in epochs], "o-", color="C1", label="epoch mean loss")
+        val = [m for m in epochs if "validation_accuracy" in m]
+        if val:
+            tv = [m["step"] for m in val]
+            va = np.array([m["validation_accuracy"] for m in val])
+            lo = va - np.array([m["validation_ci95"][0] for m in val])
+            hi = np.array([m["validation_ci95"][1] for m in val]) - va
+            ax2.errorbar(tv, va, yerr=[lo, hi], fmt="s-", color="C3", capsize=3,
+                         label=f"validation accuracy (vote over {val[-1]['validation_shots']} shots)")
+    ax1.set_xlabel("training step")
+    ax1.set_ylabel("cross-entropy loss")
+    ax1.set_title("loss")
+    ax2.set_xlabel("training step")
+    ax2.set_ylabel("accuracy")
+    ax2.set_ylim(0, 1)
+    ax2.set_title("accuracy")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _bytes(fig)
+
+
+def confusion_matrix(result: dict) -> bytes:
+    """Counts of (true class, predicted class) from `qnnc eval`'s result, each row also
+    as a fraction of its class (the colour)."""
+    import numpy as np
+
+    plt = _pyplot()
+    cm = np.array(result["confusion"], dtype=float)
+    n = cm.shape[0]
+    frac = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(5.6, 4.8))
+    im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+    for i in range(n):
+        for j in range(n):
+            if cm[i, j]:
+                ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=7,
+                        color="white" if frac[i, j] > 0.5 else "black")
+    ax.set_xticks(range(n))
+    ax.set_yticks(range(n))
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    at = f"step {result['step']}" if result.get("step") is not None else "untrained"
+    ax.set_title(f"{result['network']} ({at}) on {result['data']}: accuracy "
+                 f"{result['accuracy']:.3f}, {result['images']} images", fontsize=9)
+    fig.colorbar(im, ax=ax, label="fraction of the true class")
+    return _bytes(fig)
+
+
+def tap_tc(r: dict, fmt: str = "png") -> bytes:
+    """T_c against training step (log-log), by kind of transition, with the analytic T_c
+    of the random network and the power-law fit."""
+    import numpy as np
+    from matplotlib.ticker import LogLocator, ScalarFormatter
+
+    plt = _pyplot()
+    s = [x for x in r["series"] if x["step"] > 0]
+    t = np.array([x["step"] for x in s], float)
+    fig, ax = plt.subplots(figsize=(5.4, 3.8))
+    for kind, marker, what in (("touch", "o", "spin glass: $\\lambda_{min}$ touches 0"),
+                               ("cross", "s", "hidden order: $\\lambda_{min}$ crosses 0")):
+        sel = [i for i, x in enumerate(s) if x["kind"] == kind]
+        if sel:
+            ax.plot(t[sel], [s[i]["tc"] for i in sel], marker, ms=4, label=f"$T_c$ ({what})")
+    if r.get("analytic_tc_random"):
+        ax.axhline(r["analytic_tc_random"], color="gray", ls=":", label="$T_c$ of the random network (analytic)")
+    f = r.get("power_law")
+    if f:
+        tt = np.geomspace(f["window"][0], f["window"][1], 50)
+        ax.plot(tt, f["offset"] + f["amplitude"] * tt ** f["exponent"], "k--",
+                label=f"fit $T_c = A\\,t^{{\\alpha}}$, $\\alpha$ = {f['exponent']:.3f} ± {f['exponent_stderr']:.3f}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):  # plain numbers, not 2.75×10⁰
+        axis.set_major_formatter(ScalarFormatter())
+        axis.set_minor_formatter(ScalarFormatter())
+        axis.get_major_formatter().set_scientific(False)
+        axis.get_minor_formatter().set_scientific(False)
+    ax.yaxis.set_minor_locator(LogLocator(subs=(2, 3, 5)))
+    ax.set_xlabel("training step $t$")
+    ax.set_ylabel("transition temperature $T_c$")
+    ax.set_title(f"TAP $T_c$ over the training of `{r['network']}`", fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, which="both")
+    return _bytes(fig, fmt)
+
+
+def tap_spectrum(r: dict, fmt: str = "png") -> bytes:
+    """The four largest eigenvalues of J against training step, each its own legend
+    entry, with the random-bulk edge."""
+    import numpy as np
+    from matplotlib.ticker import ScalarFormatter
+
+    plt = _pyplot()
+    s = [x for x in r["series"] if x["step"] > 0]
+    t = np.array([x["step"] for x in s], float)
+    fig, ax = plt.subplots(figsize=(5.4, 3.8))
+    top = np.array([x["top_eigenvalues"][:4] + [np.nan] * (4 - len(x["top_eigenvalues"][:4])) for x in s])
+    names = ["largest", "2nd", "3rd", "4th"]
+    for k in range(top.shape[1] if top.size else 0):
+        ax.plot(t, top[:, k], "o-", ms=3, lw=1.2, color=f"C{k}", label=f"{names[k]} eigenvalue of J")
+    ax.plot(t, [x["bulk_edge"] for x in s], "k:", marker="x", ms=4, label="random-bulk edge")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(ScalarFormatter())
+    ax.xaxis.get_major_formatter().set_scientific(False)
+    ax.xaxis.get_minor_formatter().set_scientific(False)
+    ax.tick_params(axis="x", which="minor", labelsize=7)
+    ax.set_xlabel("training step $t$")
+    ax.set_ylabel("eigenvalue of the coupling matrix $J$")
+    ax.set_title(f"Spectrum of J over the training of `{r['network']}`", fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, which="both")
+    return _bytes(fig, fmt)
+
+
+def run_histogram(result: dict) -> bytes:
+    """Predicted classes over the shots of `qnnc run` (or, without an output layer, the
+    last layer's mean outcomes): every class ticked, the true label marked."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    s = result["summary"]
+    if "predictions" in result:
+        h = result["predictions"]["histogram"]
+        label = result.get("label")
+        colors = ["C3" if c == label else "C0" for c in range(len(h))]
+        ax.bar(range(len(h)), h, color=colors)
+        ax.set_xticks(range(len(h)))
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("shots")
+        if label is not None:
+            from matplotlib.patches import Patch
+
+            ax.legend(handles=[Patch(color="C3", label=f"true label {label}"),
+                               Patch(color="C0", label="other classes")], fontsize=8)
+    else:
+        name, r = list(result["layers"].items())[-1]
+        ax.bar(range(len(r["mean"])), r["mean"])
+        ax.set_xticks(range(len(r["mean"])))
+        ax.set_xlabel(f"neuron of {name}")
+        ax.set_ylabel("mean outcome (+1 = |0>)")
+    ax.set_title(f"{s['network']} · {s['target']} ({s['backend']}) · {result['simulator']} · "
+                 f"{result['shots']} shots · input {s['input']}", fontsize=8)
+    return _bytes(fig)
