@@ -41,7 +41,16 @@ def assert_clean(rc: int, err: str, what) -> None:
         assert diags and all(d["code"] != "Q0000" for d in diags), (what, err[:2000])
     elif rc:
         codes = _CODE.findall(err)
-        assert codes and err.startswith("error["), (what, err[:2000])
+        assert codes and without_notes(err).startswith("error["), (what, err[:2000])
+
+
+def without_notes(err: str) -> str:
+    """Standard error less the leading `note:` lines a command may give before it fails
+    (e.g. which weights it uses)."""
+    lines = err.splitlines(keepends=True)
+    while lines and lines[0].startswith("note: "):
+        lines.pop(0)
+    return "".join(lines)
 
 
 def check_refusal(exc: QnncError, what) -> set[str]:
