@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,77 +195,152 @@ def train(program: ir.Program, network: ir.Network, recipe: ir.TrainRecipe, out_
         with open(metrics_path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
 
+    # Checkpoints are written on a background thread; the snapshot (copies of the weights,
+    # optimizer buffers and generator state) is taken here, on the training thread.
+    writer = CheckpointWriter(out_dir)
+
     def save(step: int, metrics: dict) -> None:
         extra = _optimizer_tensors(opt, model)
         extra["rng/torch"] = generator.get_state()
-        meta = {"network": network.name, "seed": seed, "flags": flags or {}, "metrics": metrics,
+        meta = {"network": network.name, "seed": seed, "flags": flags or {}, "metrics": dict(metrics),
                 "epoch": step / steps_per_epoch, "architecture_hash": run_meta["architecture_hash"],
                 "program_hash": run_meta["program_hash"], "gradient": recipe.gradient.kind}
-        ckpt.save_checkpoint(out_dir, step, model.tensors(), meta, extra)
+        writer.submit(step, model.tensors(), meta, extra)
 
-    if start_step == 0 and 0 in save_at and not resume:
-        save(0, {})
+    try:
+        if start_step == 0 and 0 in save_at and not resume:
+            save(0, {})
 
-    bar = None
-    if progress:
-        from tqdm import tqdm
+        bar = None
+        if progress:
+            from tqdm import tqdm
 
-        bar = tqdm(total=total_steps, initial=start_step, unit="step", desc=network.name, leave=False,
-                   dynamic_ncols=True)
-    step = start_step
-    last_metrics: dict = {}
-    t_start = time.perf_counter()
-    while step < total_steps:
-        epoch = step // steps_per_epoch
-        perm = torch.from_numpy(epoch_permutation(n, seed, epoch))
-        first_batch = step - epoch * steps_per_epoch
-        for b in range(first_batch, steps_per_epoch):
-            idx = perm[b * recipe.batch:(b + 1) * recipe.batch]
-            xb, yb = x_train[idx], y_train[idx]
-            model.train()
-            opt.zero_grad(set_to_none=True)
-            if recipe.gradient.kind == "exact":
-                loss = model.expected_loss(xb, yb)
-                with torch.no_grad():
-                    acc = float((model.expected_logits(xb).argmax(-1) == yb).float().mean())
-            else:
-                logits = model(xb, shots=1, generator=generator)[0]
-                loss = torch.nn.functional.cross_entropy(logits, yb)
-                acc = float((logits.argmax(-1) == yb).float().mean())
-            if not torch.isfinite(loss.detach()):
-                raise error("Q0640", f"the loss became {float(loss.detach())} at step {step + 1}",
-                            help="lower the learning rate (--lr)")
-            loss.backward()
-            opt.step()
-            step += 1
-            epoch_loss += float(loss.detach()) * len(idx)
-            epoch_count += len(idx)
-            rec = {"kind": "step", "step": step, "epoch": epoch, "loss": float(loss.detach()),
-                   "batch_accuracy": acc, "images": len(idx)}
-            write_metrics(rec)
-            last_metrics = rec
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
-            end_of_epoch = b == steps_per_epoch - 1
-            if end_of_epoch:
-                rec = {"kind": "epoch", "step": step, "epoch": epoch + 1,
-                       "train_loss": epoch_loss / max(epoch_count, 1),
-                       "elapsed_s": time.perf_counter() - t_start}
-                epoch_loss, epoch_count = 0.0, 0
-                if val is not None:
-                    acc, lo, hi = evaluate_accuracy(model, val[0], val[1], network.readout.shots, seed=seed + 7 + epoch)
-                    rec.update(validation_accuracy=acc, validation_ci95=[lo, hi],
-                               validation_shots=network.readout.shots)
+            bar = tqdm(total=total_steps, initial=start_step, unit="step", desc=network.name, leave=False,
+                       dynamic_ncols=True)
+        step = start_step
+        last_metrics: dict = {}
+        t_start = time.perf_counter()
+        while step < total_steps:
+            epoch = step // steps_per_epoch
+            perm = torch.from_numpy(epoch_permutation(n, seed, epoch))
+            first_batch = step - epoch * steps_per_epoch
+            for b in range(first_batch, steps_per_epoch):
+                idx = perm[b * recipe.batch:(b + 1) * recipe.batch]
+                xb, yb = x_train[idx], y_train[idx]
+                model.train()
+                opt.zero_grad(set_to_none=True)
+                if recipe.gradient.kind == "exact":
+                    loss = model.expected_loss(xb, yb)
+                    with torch.no_grad():
+                        acc = float((model.expected_logits(xb).argmax(-1) == yb).float().mean())
+                else:
+                    logits = model(xb, shots=1, generator=generator)[0]
+                    loss = torch.nn.functional.cross_entropy(logits, yb)
+                    acc = float((logits.argmax(-1) == yb).float().mean())
+                if not torch.isfinite(loss.detach()):
+                    raise error("Q0640", f"the loss became {float(loss.detach())} at step {step + 1}",
+                                help="lower the learning rate (--lr)")
+                loss.backward()
+                opt.step()
+                step += 1
+                epoch_loss += float(loss.detach()) * len(idx)
+                epoch_count += len(idx)
+                rec = {"kind": "step", "step": step, "epoch": epoch, "loss": float(loss.detach()),
+                       "batch_accuracy": acc, "images": len(idx)}
                 write_metrics(rec)
                 last_metrics = rec
-                log(f"epoch {epoch + 1}/{recipe.epochs}: train loss {rec['train_loss']:.4f}"
-                    + (f", validation accuracy {rec['validation_accuracy']:.4f}" if val is not None else ""))
-            if step in save_at:
-                save(step, last_metrics)
-    if bar is not None:
-        bar.close()
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+                end_of_epoch = b == steps_per_epoch - 1
+                if end_of_epoch:
+                    rec = {"kind": "epoch", "step": step, "epoch": epoch + 1,
+                           "train_loss": epoch_loss / max(epoch_count, 1),
+                           "elapsed_s": time.perf_counter() - t_start}
+                    epoch_loss, epoch_count = 0.0, 0
+                    if val is not None:
+                        acc, lo, hi = evaluate_accuracy(model, val[0], val[1], network.readout.shots, seed=seed + 7 + epoch)
+                        rec.update(validation_accuracy=acc, validation_ci95=[lo, hi],
+                                   validation_shots=network.readout.shots)
+                    write_metrics(rec)
+                    last_metrics = rec
+                    log(f"epoch {epoch + 1}/{recipe.epochs}: train loss {rec['train_loss']:.4f}"
+                        + (f", validation accuracy {rec['validation_accuracy']:.4f}" if val is not None else ""))
+                if step in save_at:
+                    save(step, last_metrics)
+        if bar is not None:
+            bar.close()
+        writer.flush()  # every checkpoint on disk (a write's error raised) before listing them
+    finally:
+        writer.close()
     return TrainResult(out_dir, step, last_metrics, ckpt.list_checkpoints(out_dir))
+
+
+class CheckpointWriter:
+    """Writes checkpoints on a background thread, in submission order.
+
+    `submit` takes a snapshot the caller no longer touches (the tensors are copies) and
+    returns at once unless `depth` writes are already waiting (then it waits: memory stays
+    bounded). Each write is `checkpoint.save_checkpoint`: serialisation, hash, an atomic
+    write of the weights (temporary file, fsync, rename), then of the sidecar. A crash at
+    any point leaves every earlier checkpoint as it was, and the one being written either
+    whole or absent (`list_checkpoints` ignores weights without their sidecar). An error
+    in a write is raised on the training thread by the next `submit` or by `close`,
+    which waits for every pending write."""
+
+    def __init__(self, run_dir, depth: int = 3, save=None):
+        import queue
+
+        self.run_dir = run_dir
+        self._save = save or ckpt.save_checkpoint
+        self._queue: "queue.Queue" = queue.Queue(maxsize=depth)
+        self._error: Optional[BaseException] = None
+        self._reported = False
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="qnnc-checkpoint-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        # The writer yields to the training thread: on Linux a thread's nice value is its
+        # own (serialising and hashing then take the cores training leaves idle).
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        except (AttributeError, OSError):
+            pass
+        while True:
+            job = self._queue.get()
+            try:
+                if job is None:
+                    return
+                if self._error is None:  # after a failure, later checkpoints are not written
+                    self._save(self.run_dir, *job)
+            except BaseException as e:  # handed to the training thread
+                self._error = e
+            finally:
+                self._queue.task_done()
+
+    def _raise(self) -> None:
+        if self._error is not None and not self._reported:
+            self._reported = True
+            raise self._error
+
+    def submit(self, step: int, tensors: dict, meta: dict, extra: Optional[dict] = None) -> None:
+        self._raise()
+        if self._error is None:
+            self._queue.put((step, tensors, meta, extra))
+
+    def flush(self) -> None:
+        """Wait until every submitted checkpoint is on disk; raise a write's error."""
+        self._queue.join()
+        self._raise()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._queue.join()
+            self._queue.put(None)
+            self._thread.join()
+        self._raise()
 
 
 def _epoch_accumulators(path: Path, epoch: int) -> tuple[float, int]:

@@ -175,3 +175,78 @@ def test_refuses_to_overwrite_a_run(tmp_path, capsys):
     assert main(["train", str(f), "--out", str(tmp_path / "run"), "--no-progress", "--epochs", "0"]) == 0
     assert main(["train", str(f), "--out", str(tmp_path / "run"), "--no-progress", "--epochs", "0"]) == 2
     assert "--resume" in capsys.readouterr().err
+
+
+_CRASH_MID_WRITE = r"""
+import os, sys, time
+from pathlib import Path
+from qnnc.compiler import parse_program
+from qnnc.runtime import train as T
+src, out, marker = sys.argv[1:4]
+real_fsync, seen = os.fsync, []
+def fsync(fd):
+    name = os.readlink(f"/proc/self/fd/{fd}")
+    if "step-000030.safetensors" in name and name.endswith(".tmp"):
+        Path(marker).write_text(name)   # the weights of step 30 are half way to disk
+        time.sleep(600)                 # ... and the process dies here
+    real_fsync(fd)
+os.fsync = fsync
+program = parse_program(Path(src).read_text(), src)
+net = program.network()
+T.train(program, net, program.train(net.name), out, progress=False)
+"""
+
+
+def test_a_crash_in_the_middle_of_a_background_checkpoint_write_keeps_the_previous_one(tmp_path):
+    """SIGKILL while the writer thread is inside the atomic write of step 30 (temporary
+    file written, not yet fsynced or renamed): step 20 stays the latest valid checkpoint,
+    nothing of step 30 is listed, and a resume from 20 ends bit-identical to a run that
+    was never interrupted."""
+    f = _write(tmp_path)
+    program = parse_program(f.read_text(), str(f))
+    net = program.network()
+    train(program, net, program.train(net.name), tmp_path / "full", progress=False)
+    marker = tmp_path / "marker"
+    proc = subprocess.Popen([sys.executable, "-c", _CRASH_MID_WRITE, str(f), str(tmp_path / "crash"), str(marker)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and not marker.exists() and proc.poll() is None:
+        time.sleep(0.01)
+    assert marker.exists(), proc.stderr.read().decode() if proc.poll() is not None else "no write of step 30"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    run = tmp_path / "crash"
+    assert Path(marker.read_text()).exists()  # the torn temporary file is there ...
+    assert not ckpt.checkpoint_path(run, 30).exists()  # ... and was never renamed into place
+    assert ckpt.list_checkpoints(run)[-1] == 20
+    for s in ckpt.list_checkpoints(run):  # every listed checkpoint verifies (hash, shapes)
+        ckpt.load_checkpoint(ckpt.checkpoint_path(run, s), net)
+    train(program, net, program.train(net.name), run, resume=True, progress=False)
+    a, b = _final(tmp_path / "full"), _final(run)
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_a_failed_background_write_is_raised_on_the_training_thread(tmp_path):
+    from qnnc.runtime.train import CheckpointWriter
+
+    written = []
+
+    def save(run_dir, step, tensors, meta, extra):
+        if step == 2:
+            raise OSError(28, "No space left on device")
+        written.append(step)
+
+    w = CheckpointWriter(tmp_path, save=save)
+    for s in (0, 1, 2):
+        w.submit(s, {}, {}, {})
+    try:
+        w.flush()
+    except OSError as e:
+        assert e.errno == 28
+    else:
+        raise AssertionError("the write error was swallowed")
+    w.submit(3, {}, {}, {})  # after a failure nothing more is written
+    w.close()
+    assert written == [0, 1]
