@@ -251,6 +251,15 @@ class NeuronKernel:
         whose tensors have shape [..., L]; for a neuron without a carried qubit the
         branches are merged into L = 2: emitted +1, then -1."""
         dtype = z.dtype
+        if self.fast_ry and state is None and isinstance(z, torch.Tensor) and not isinstance(last, torch.Tensor):
+            # R_y(θ) on |0>, then measure: P(+1) = cos²(θ/2) = (1 + cos θ)/2, in four ops
+            # (the generic path below builds and squares the amplitudes).
+            theta = self._angle(0, _Evaluator(z, last, inplace=False, z_owned=False))
+            if not isinstance(theta, torch.Tensor):
+                theta = torch.full(z.shape, float(theta), dtype=dtype)
+            half_c = torch.cos(theta).mul(0.5).unsqueeze(-1)
+            probs = torch.cat([0.5 + half_c, 0.5 - half_c], dim=-1)
+            return BranchResult(probs, (1, -1), None)
         u = lambda a: a.unsqueeze(-1) if isinstance(a, torch.Tensor) else a
         ev = _Evaluator(u(z), u(last), inplace=False, z_owned=False)
         amps = self._fresh_amps(None if state is None else (u(state[0]), u(state[1])))

@@ -490,19 +490,90 @@ class QNNModel(torch.nn.Module):
             return logits, P, (torch.cat(outcomes, -1) if outcomes else torch.zeros(K, B, 0))
         return logits, P
 
+    def _dp_layers(self) -> Optional[list]:
+        """The layer chain in the form the dynamic programme over layers needs, or None.
+        It applies when every layer reads the one before it (the first reads the input),
+        no neuron carries a qubit, and no classical layer sits between two neuron layers:
+        then the outcomes of a neuron layer are a Markov chain over layers (layer l's
+        angles depend only on layer l-1's outcomes), so the distribution of the last
+        neuron layer's outcomes costs Σ_l 2^{w_{l-1}} 2^{w_l}, not 2^{Σ w_l}."""
+        cached = getattr(self, "_dp_cache", False)
+        if cached is not False:
+            return cached
+        plan, prev = None, self.network.input.name
+        kinds = [p.kind for p in self.plans]
+        neurons = [i for i, k in enumerate(kinds) if k == "neuron"]
+        ok = bool(neurons)
+        for p in self.plans:
+            ok = ok and p.source == prev and (p.kind != "neuron" or not p.kernel.carried)
+            prev = p.name
+        if ok and any(kinds[i] != "neuron" for i in range(neurons[0], neurons[-1] + 1)):
+            ok = False
+        if ok:
+            plan = (neurons[0], neurons[-1])
+        self._dp_cache = plan
+        return plan
+
+    def _exact_dp(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits [M, batch, n_out], probs [M, batch]) over the M = 2^w outcome patterns of
+        the last neuron layer, by dynamic programming over layers (see `_dp_layers`).
+        Differentiable like `exact_branches`, and equal to it after summing the branches
+        that share the last layer's pattern."""
+        self._check_ready()
+        x = self._input(x)
+        first, last = self._dp_layers()
+        for i in range(first + 1, last + 1):
+            a, b = self.plans[i - 1].size, self.plans[i].size
+            if 2 ** (a + b) > self.max_branches:
+                raise error("Q0620", f"exact enumeration of network `{self.network.name}` needs "
+                            f"2^{a} x 2^{b} transition probabilities between layers `{self.plans[i - 1].name}` "
+                            f"and `{self.plans[i].name}`; the limit is {self.max_branches}",
+                            help="use gradient straight_through, a narrower network, or raise max_branches")
+        acts = x
+        for p in self.plans[:first]:  # classical layers of the input: deterministic
+            z = self._layer_z(p, acts, inplace=False)
+            acts = sign_pos(z) if p.kind == "sign" else self._classical(p.kind, z, False, 1.0)
+        P = None
+        table = None
+        for p in self.plans[first:last + 1]:
+            N = p.size
+            if P is None:
+                z = self._layer_z(p, acts, inplace=False)  # [B, N]
+            else:
+                z = self._layer_z(p, table, inplace=False)  # [M_prev, N]: the same for every image
+            res = p.kernel.branch(z)
+            emit = torch.tensor(res.emit, dtype=self.dtype)
+            L = emit.numel()
+            M = L ** N
+            digits = (torch.arange(M)[:, None] // (L ** torch.arange(N - 1, -1, -1))[None, :]) % L  # [M, N]
+            # probs[..., n, digits[m, n]] multiplied over n: [..., M]
+            pr = res.probs  # [..., N, L]
+            joint = pr.gather(-1, digits.t().expand(*pr.shape[:-2], N, M)).prod(-2)  # [..., M]
+            P = joint if P is None else P @ joint  # [B, M]
+            table = emit[digits]  # [M, N]: the emitted values of each pattern
+        out = table
+        for p in self.plans[last + 1:]:  # classical layers of the last neuron layer, per pattern
+            z = self._layer_z(p, out, inplace=False)
+            out = sign_pos(z) if p.kind == "sign" else self._classical(p.kind, z, False, 1.0)
+        B = x.shape[0]
+        return out.unsqueeze(1).expand(out.shape[0], B, out.shape[-1]), P.t()
+
+    def _expected_branches(self, x):
+        return self._exact_dp(x) if self._dp_layers() is not None else self.exact_branches(x)
+
     def expected_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Σ_branches p · logits, [batch, n_out] (exact, differentiable)."""
-        logits, P = self.exact_branches(x)
+        logits, P = self._expected_branches(x)
         return (P.unsqueeze(-1) * logits).sum(0)
 
     def expected_output_distribution(self, x: torch.Tensor) -> torch.Tensor:
         """Σ_branches p · softmax(logits), [batch, n_out]."""
-        logits, P = self.exact_branches(x)
+        logits, P = self._expected_branches(x)
         return (P.unsqueeze(-1) * torch.softmax(logits, -1)).sum(0)
 
     def expected_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The batch mean of Σ_branches p · cross_entropy(logits, y) (exact, differentiable)."""
-        logits, P = self.exact_branches(x)
+        logits, P = self._expected_branches(x)
         K, B, C = logits.shape
         ce = F.cross_entropy(logits.reshape(K * B, C), torch.as_tensor(y).long().repeat(K),
                              reduction="none").view(K, B)
