@@ -186,14 +186,16 @@ class NeuronKernel:
                 post = self._qubit_state(amps, shape, z.dtype)
             return d, post
 
-    def fast_threshold(self, z: torch.Tensor, *, inplace: bool = False) -> torch.Tensor:
+    def fast_threshold(self, z: torch.Tensor, *, inplace: bool = False, check: bool = True) -> torch.Tensor:
         """Fast path: the per-element threshold that `sample` compares with the random
-        field (it depends on z only, so it can be computed once for all shots)."""
+        field (it depends on z only, so it can be computed once for all shots). `check`
+        False skips the finiteness check (for angles known finite, `torch_angles.bounded`,
+        of a z known not NaN)."""
         assert self.fast_ry
         with torch.no_grad():
-            return self._fast_threshold(_Evaluator(z, 1.0, inplace, z_owned=self.uses_z == 1), z.dtype)
+            return self._fast_threshold(_Evaluator(z, 1.0, inplace, z_owned=self.uses_z == 1), z.dtype, check)
 
-    def _fast_threshold(self, ev: _Evaluator, dtype) -> torch.Tensor:
+    def _fast_threshold(self, ev: _Evaluator, dtype, check: bool = True) -> torch.Tensor:
         theta, own = ev.ev(self.ops[0][3])
         if not isinstance(theta, torch.Tensor):
             theta = torch.full((), float(theta), dtype=dtype)
@@ -201,7 +203,7 @@ class NeuronKernel:
         # As sample_pm1 with t = p1 - p0 = -cos θ: -1 exactly when f < (3 - cos θ)/2, i.e.
         # when f + (cos θ / 2 - 3/2) < 0; that threshold is exact on f's grid.
         thr = torch.add(THREE_HALVES[c.dtype], c, alpha=0.5, out=c)  # c is ours either way
-        if not bool(torch.isfinite(thr).all()):  # cos of an infinite or NaN angle
+        if check and not bool(torch.isfinite(thr).all()):  # cos of an infinite or NaN angle
             raise error(angles.NOT_FINITE, f"an angle of neuron `{self.neuron.name}` is not finite for "
                         "some inputs", self.gate_spans[0], help="check the angle's domain (log, sqrt, "
                         "asin, acos, division)")

@@ -55,8 +55,8 @@ from qnnc.compiler import ir
 from qnnc.compiler.diagnostics import error
 from qnnc.runtime.weights import initial_weights
 from qnnc.runtime.neuron_kernel import NeuronKernel
-from qnnc.runtime.random_fields import RandomFields
-from qnnc.runtime.torch_angles import sign_pos
+from qnnc.runtime.random_fields import ONE, RandomFields
+from qnnc.runtime.torch_angles import bounded, sign_pos
 
 __all__ = ["QNNModel", "DEFAULT_MAX_BRANCHES"]
 
@@ -355,8 +355,66 @@ class QNNModel(torch.nn.Module):
             out = self._sample_chunked(x, shots, fields)
         return out.transpose(0, 1)
 
+    def _lean_plan(self) -> Optional[list]:
+        """The layers in the form the lean no-grad path runs, or None. It applies when the
+        network is a chain (each layer reads the one before) whose neuron layers all take
+        the R_y fast path with angles that are finite whenever z is not NaN (`bounded`):
+        then a pass is, per layer, one matrix product, the compiled threshold in place,
+        one fill of the random field and two element-wise ops, and no finiteness check
+        beyond one of the input and of the weights (cached by their version counter)."""
+        cached = getattr(self, "_lean_cache", False)
+        if cached is not False:
+            return cached
+        prev, ok = self.network.input.name, True
+        for p in self.plans:
+            ok = ok and p.source == prev
+            if p.kind == "neuron":
+                ok = ok and p.kernel.fast_ry and bounded(p.kernel.ops[0][3])
+            prev = p.name
+        self._lean_cache = list(self.plans) if ok else None
+        return self._lean_cache
+
+    def _finite_weights(self) -> bool:
+        key = tuple((id(t), t._version) for t in self.parameters())
+        if getattr(self, "_finite_key", None) != key:
+            if not all(bool(torch.isfinite(t).all()) for t in self.parameters()):
+                return False
+            self._finite_key = key
+        return True
+
+    def _sample_lean(self, x: torch.Tensor, shots: int, fields: RandomFields) -> Optional[torch.Tensor]:
+        """One no-grad pass of the whole batch for networks `_lean_plan` accepts; draws
+        exactly the random values `_sample_chunked` draws (same fields, same positions).
+        None when the input or the weights are not finite (the general path reports it)."""
+        if not bool(torch.isfinite(x).all()) or not self._finite_weights():
+            return None
+        B = x.shape[0]
+        src = x  # [rows, features]; rows = B (shot-independent) or B * shots
+        per_shot = False
+        with torch.no_grad():
+            for p in self.plans:
+                W = self.weight[p.name]
+                z = torch.mm(src, W.t())
+                if p.name in self.bias:
+                    z.add_(self.bias[p.name])
+                if p.kind != "neuron":
+                    src = self._classical(p.kind, z, True, 1.0)
+                    continue
+                thr = p.kernel.fast_threshold(z, inplace=True, check=False)
+                shape = (B, shots, p.size)
+                f = fields.uniform_12((p.index, 1), 0, shape)
+                f.add_(thr.view(B, shots, p.size) if per_shot else thr.view(B, 1, p.size))
+                src = torch.copysign(ONE[f.dtype], f, out=f).view(B * shots, p.size)
+                per_shot = True
+        out = src.view(B, shots if per_shot else 1, -1)
+        return out.expand(B, shots, out.shape[-1])
+
     def _sample_chunked(self, x: torch.Tensor, shots: int, fields: RandomFields) -> torch.Tensor:
         B = x.shape[0]
+        if self._lean_plan() is not None and B * shots * self.max_width <= self.chunk_elements:
+            out = self._sample_lean(x, shots, fields)
+            if out is not None:
+                return out
         out = torch.empty(B, shots, self.n_out, dtype=self.dtype)
         per_image = max(self.features, shots * max(p.size for p in self.plans))  # values per image
         chunk = max(1, self.chunk_elements // per_image)

@@ -9,6 +9,7 @@ allocation and one memory pass per operation. The numpy evaluator of the same fo
 
 from __future__ import annotations
 
+import math
 from typing import Union
 
 import torch
@@ -140,6 +141,53 @@ class _Evaluator:
         if len(args) == 1 and isinstance(args[0], torch.Tensor) and vals[0][1] and name == "clip1":
             return args[0].clamp_(-1.0, 1.0), True
         return _apply_fn(name, args), True
+
+
+_SATURATING = frozenset({"tanh", "clip1", "atan", "sign"})  # finite for every non-NaN argument, ±inf too
+
+
+def bounded(form) -> bool:
+    """Whether a closed form is finite for every z and `last` that are not NaN (±inf
+    included): constants, and z or last only under saturating functions (tanh, clip,
+    atan, sign) reached through scalings by finite non-zero constants. Conservative:
+    False means "not known"."""
+    if form is None:
+        return True
+    kind = form[0]
+    if kind == "c":
+        return isinstance(form[1], (int, float)) and math.isfinite(form[1])
+    if kind == "neg":
+        return bounded(form[1])
+    if kind == "sign":
+        return _not_nan(form[1])
+    if kind == "bin":
+        op, a, b = form[1], form[2], form[3]
+        return op in "+-*" and bounded(a) and bounded(b)
+    if kind == "fn":
+        name, args = form[1], form[2]
+        if name in _SATURATING and len(args) == 1:
+            return _not_nan(args[0])
+        if name == "clip" and len(args) == 3:
+            return _not_nan(args[0]) and bounded(args[1]) and bounded(args[2])
+        if name in ("sin", "cos") and len(args) == 1:
+            return bounded(args[0])
+        return False
+    return False
+
+
+def _not_nan(form) -> bool:
+    """Whether a form is not NaN for every z and last that are not NaN (±inf included)."""
+    kind = form[0]
+    if kind in ("z", "last"):
+        return True
+    if kind == "neg":
+        return _not_nan(form[1])
+    if kind == "bin" and form[1] in "*/" and form[3][0] == "c":
+        c = form[3][1]
+        return isinstance(c, (int, float)) and math.isfinite(c) and c != 0 and _not_nan(form[2])
+    if kind == "bin" and form[1] == "*" and form[2][0] == "c":
+        return _not_nan(("bin", "*", form[3], form[2]))
+    return bounded(form)
 
 
 def broadcasts_into(small: torch.Tensor, big: torch.Tensor) -> bool:
