@@ -56,6 +56,7 @@ from qnnc.compiler.diagnostics import error
 from qnnc.runtime.weights import initial_weights
 from qnnc.runtime.neuron_kernel import NeuronKernel
 from qnnc.runtime.random_fields import ONE, RandomFields
+from qnnc.runtime.threads import apply_default as apply_default_threads
 from qnnc.runtime.torch_angles import bounded, sign_pos
 
 __all__ = ["QNNModel", "DEFAULT_MAX_BRANCHES"]
@@ -122,6 +123,7 @@ class QNNModel(torch.nn.Module):
                  max_branches: int = DEFAULT_MAX_BRANCHES, chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
                  force_generic: bool = False):
         super().__init__()
+        apply_default_threads()
         if dtype not in (torch.float32, torch.float64):
             raise error("Q0633", f"dtype must be float32 or float64, got {dtype}")
         if isinstance(network, ir.Network):
