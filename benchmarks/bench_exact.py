@@ -110,6 +110,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", metavar="PATH")
     args = ap.parse_args(argv)
     if args.threads:
+        os.environ["QNNC_THREADS"] = str(args.threads)  # qnnc keeps it (runtime/threads.py)
         torch.set_num_threads(args.threads)
     x = torch.rand(1, 4, dtype=F64, generator=torch.Generator().manual_seed(0))
     pl_widths = {int(s) for s in args.pennylane_widths.split(",") if s}

@@ -134,6 +134,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     model, Ws = load()
     if args.threads:
+        os.environ["QNNC_THREADS"] = str(args.threads)  # qnnc keeps it (runtime/threads.py)
         torch.set_num_threads(args.threads)
     gen_q = torch.Generator().manual_seed(1)
     gen_p = torch.Generator().manual_seed(2)

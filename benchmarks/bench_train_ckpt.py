@@ -40,6 +40,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", metavar="PATH")
     args = ap.parse_args(argv)
     if args.threads:
+        os.environ["QNNC_THREADS"] = str(args.threads)  # qnnc keeps it (runtime/threads.py)
         torch.set_num_threads(args.threads)
 
     from qnnc.compiler import load_program, ir

@@ -32,7 +32,7 @@ from qnnc.compiler import angles, ir
 from qnnc.compiler.diagnostics import error
 from qnnc.compiler.gates import GATES
 from qnnc.runtime.random_fields import ONE, THREE_HALVES, RandomFields, sample_pm1
-from qnnc.runtime.torch_angles import Number, Value, _Evaluator
+from qnnc.runtime.torch_angles import Number, Value, _Evaluator, compile_inplace
 
 # --------------------------------------------------------------------------- the kernel
 
@@ -194,6 +194,18 @@ class NeuronKernel:
         assert self.fast_ry
         with torch.no_grad():
             return self._fast_threshold(_Evaluator(z, 1.0, inplace, z_owned=self.uses_z == 1), z.dtype, check)
+
+    def lean_threshold(self, z: torch.Tensor) -> torch.Tensor:
+        """`fast_threshold(z, inplace=True, check=False)` through the angle compiled once
+        into in-place steps (`torch_angles.compile_inplace`) when it has that shape; z is
+        overwritten."""
+        run = getattr(self, "_compiled_angle", False)
+        if run is False:
+            run = self._compiled_angle = compile_inplace(self.ops[0][3]) if self.uses_z == 1 else None
+        if run is None:
+            return self.fast_threshold(z, inplace=True, check=False)
+        c = run(z).cos_()
+        return torch.add(THREE_HALVES[c.dtype], c, alpha=0.5, out=c)
 
     def _fast_threshold(self, ev: _Evaluator, dtype, check: bool = True) -> torch.Tensor:
         theta, own = ev.ev(self.ops[0][3])

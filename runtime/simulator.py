@@ -377,9 +377,12 @@ class QNNModel(torch.nn.Module):
         return self._lean_cache
 
     def _finite_weights(self) -> bool:
-        key = tuple((id(t), t._version) for t in self.parameters())
+        params = getattr(self, "_param_list", None)
+        if params is None:
+            params = self._param_list = list(self.parameters())
+        key = [t._version for t in params]
         if getattr(self, "_finite_key", None) != key:
-            if not all(bool(torch.isfinite(t).all()) for t in self.parameters()):
+            if not all(bool(torch.isfinite(t).all()) for t in params):
                 return False
             self._finite_key = key
         return True
@@ -388,21 +391,26 @@ class QNNModel(torch.nn.Module):
         """One no-grad pass of the whole batch for networks `_lean_plan` accepts; draws
         exactly the random values `_sample_chunked` draws (same fields, same positions).
         None when the input or the weights are not finite (the general path reports it)."""
-        if not bool(torch.isfinite(x).all()) or not self._finite_weights():
+        if not self._finite_weights():
             return None
         B = x.shape[0]
         src = x  # [rows, features]; rows = B (shot-independent) or B * shots
         per_shot = False
         with torch.no_grad():
-            for p in self.plans:
+            for i, p in enumerate(self.plans):
                 W = self.weight[p.name]
                 z = torch.mm(src, W.t())
                 if p.name in self.bias:
                     z.add_(self.bias[p.name])
+                if i == 0 and not math.isfinite(float(z.sum())):
+                    # A NaN or infinite input makes the first z so (an overflowing sum
+                    # only sends a finite batch to the general path): one reduction
+                    # instead of a check of every input value.
+                    return None
                 if p.kind != "neuron":
                     src = self._classical(p.kind, z, True, 1.0)
                     continue
-                thr = p.kernel.fast_threshold(z, inplace=True, check=False)
+                thr = p.kernel.lean_threshold(z)
                 shape = (B, shots, p.size)
                 f = fields.uniform_12((p.index, 1), 0, shape)
                 f.add_(thr.view(B, shots, p.size) if per_shot else thr.view(B, 1, p.size))

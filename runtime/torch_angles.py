@@ -175,6 +175,80 @@ def bounded(form) -> bool:
     return False
 
 
+_INPLACE_UNARY = {"sin": "sin_", "cos": "cos_", "tanh": "tanh_", "atan": "atan_", "abs": "abs_"}
+
+
+def compile_inplace(form):
+    """A closed form compiled once into a list of in-place steps on an owned tensor, or
+    None when the form is not of that shape (z read once, every binary operation has one
+    constant operand, unary functions of the table). The compiled function overwrites
+    its argument, which must be an owned float tensor, and returns it: the evaluator's
+    result in fewer Python steps (no tree walk per call)."""
+    steps = []
+
+    def const(n):
+        return n[0] == "c" and isinstance(n[1], (int, float))
+
+    def walk(n) -> bool:
+        kind = n[0]
+        if kind == "z":
+            return True
+        if kind == "neg":
+            if not walk(n[1]):
+                return False
+            steps.append(lambda t: t.neg_())
+            return True
+        if kind == "bin":
+            op, a, b = n[1], n[2], n[3]
+            if const(b) and not const(a):
+                if not walk(a):
+                    return False
+                c = float(b[1])
+                steps.append({"+": lambda t: t.add_(c), "-": lambda t: t.sub_(c), "*": lambda t: t.mul_(c),
+                              "/": lambda t: t.div_(c)}.get(op) or (lambda t: t.pow_(c)))
+                return True
+            if const(a) and not const(b) and op in "+-*/":
+                if not walk(b):
+                    return False
+                c = float(a[1])
+                if op == "+":
+                    steps.append(lambda t: t.add_(c))
+                elif op == "*":
+                    steps.append(lambda t: t.mul_(c))
+                elif op == "-":
+                    steps.append(lambda t: t.neg_().add_(c))
+                else:  # c / t, rounded as the evaluator rounds it
+                    steps.append(lambda t: torch.div(torch.full((), c, dtype=t.dtype), t, out=t))
+                return True
+            return False
+        if kind == "fn" and len(n[2]) == 1:
+            name = n[1]
+            if name not in _INPLACE_UNARY and name not in ("clip1", "sign"):
+                return False
+            if not walk(n[2][0]):
+                return False
+            if name == "clip1":
+                steps.append(lambda t: t.clamp_(-1.0, 1.0))
+            elif name == "sign":
+                steps.append(lambda t: torch.copysign(torch.ones((), dtype=t.dtype), t.add_(0.0), out=t))
+            else:
+                meth = _INPLACE_UNARY[name]
+                steps.append(lambda t: getattr(t, meth)())
+            return True
+        return False
+
+    if form is None or not walk(form):
+        return None
+    frozen = tuple(steps)
+
+    def run(t):
+        for step in frozen:
+            t = step(t)
+        return t
+
+    return run
+
+
 def _not_nan(form) -> bool:
     """Whether a form is not NaN for every z and last that are not NaN (±inf included)."""
     kind = form[0]
