@@ -113,6 +113,7 @@ def main(argv=None) -> int:
         os.environ["QNNC_THREADS"] = str(args.threads)  # qnnc keeps it (runtime/threads.py)
         torch.set_num_threads(args.threads)
     x = torch.rand(1, 4, dtype=F64, generator=torch.Generator().manual_seed(0))
+    model(2)  # qnnc applies its thread default when the first model is built
     pl_widths = {int(s) for s in args.pennylane_widths.split(",") if s}
     out = {"threads": torch.get_num_threads(), "load_before": os.getloadavg()[0], "rows": []}
     print(f"threads {torch.get_num_threads()}, load {os.getloadavg()[0]:.2f}")
