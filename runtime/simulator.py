@@ -54,6 +54,7 @@ import torch.nn.functional as F
 from qnnc.compiler import ir
 from qnnc.compiler.diagnostics import error
 from qnnc.runtime.weights import initial_weights
+from qnnc.runtime.exact_dp import LayerChainDP, NotFinite as DPNotFinite, pattern_table, supported as dp_supported
 from qnnc.runtime.neuron_kernel import NeuronKernel
 from qnnc.runtime.random_fields import ONE, RandomFields
 from qnnc.runtime.threads import apply_default as apply_default_threads
@@ -73,6 +74,9 @@ DEFAULT_CHUNK_ELEMENTS = 1 << 21
 # What is the same for every shot (the first layer's pre-activation or threshold) is
 # computed for blocks of images of this many values.
 _DET_BLOCK_ELEMENTS = 1 << 22
+# Exact enumeration: the largest [N, M', M] factor tensor for which the gradient is
+# written out (runtime/exact_dp.py) rather than taken by autograd.
+_DP_ANALYTIC_MAX = 1 << 16
 
 
 def _buffer(ws: dict, key, rows: int, cols: int, dtype) -> torch.Tensor:
@@ -603,7 +607,24 @@ class QNNModel(torch.nn.Module):
             acts = sign_pos(z) if p.kind == "sign" else self._classical(p.kind, z, False, 1.0)
         P = None
         table = None
-        for p in self.plans[first:last + 1]:
+        chain = self.plans[first:last + 1]
+        # The written-out gradient holds every factor of every transition ([N, M', M]);
+        # beyond ~2^16 of them the autograd chain of outer products moves less memory.
+        rows = [x.shape[0]] + [2 ** p.size for p in chain[:-1]]
+        small = max(r * (2 ** p.size) * p.size for r, p in zip(rows, chain)) <= _DP_ANALYTIC_MAX
+        if small and self._dp_analytic(chain):
+            forms = [p.kernel.ops[0][3] for p in chain]
+            tables = [pattern_table(p.size, self.dtype) for p in chain]
+            wb = []
+            for p in chain:
+                wb += [self.weight[p.name], self.bias[p.name] if p.name in self.bias else None]
+            try:
+                P = LayerChainDP.apply(acts, forms, tables, *wb)
+                table = tables[-1]
+                chain = []
+            except DPNotFinite:
+                P = None  # the general path below reports the angle that is not finite
+        for p in chain:
             N = p.size
             if P is None:
                 z = self._layer_z(p, acts, inplace=False)  # [B, N]
@@ -616,7 +637,11 @@ class QNNModel(torch.nn.Module):
             digits = (torch.arange(M)[:, None] // (L ** torch.arange(N - 1, -1, -1))[None, :]) % L  # [M, N]
             # probs[..., n, digits[m, n]] multiplied over n: [..., M]
             pr = res.probs  # [..., N, L]
-            joint = pr.gather(-1, digits.t().expand(*pr.shape[:-2], N, M)).prod(-2)  # [..., M]
+            # Outer products neuron by neuron (first neuron most significant): N cheap
+            # multiplications whose backward is exact at probabilities 0 (prod's is not cheap).
+            joint = pr[..., 0, :]
+            for n in range(1, N):
+                joint = (joint.unsqueeze(-1) * pr[..., n, None, :]).flatten(-2)
             P = joint if P is None else P @ joint  # [B, M]
             table = emit[digits]  # [M, N]: the emitted values of each pattern
         out = table
@@ -625,6 +650,15 @@ class QNNModel(torch.nn.Module):
             out = sign_pos(z) if p.kind == "sign" else self._classical(p.kind, z, False, 1.0)
         B = x.shape[0]
         return out.unsqueeze(1).expand(out.shape[0], B, out.shape[-1]), P.t()
+
+    def _dp_analytic(self, chain) -> bool:
+        """Whether the chain's gradient can be written out (`runtime/exact_dp.py`): every
+        neuron takes the R_y fast path with an angle `dual` differentiates."""
+        ok = getattr(self, "_dp_analytic_cache", None)
+        if ok is None:
+            ok = self._dp_analytic_cache = all(p.kernel.fast_ry for p in chain) and dp_supported(
+                [p.kernel.ops[0][3] for p in chain], self.dtype)
+        return ok
 
     def _expected_branches(self, x):
         return self._exact_dp(x) if self._dp_layers() is not None else self.exact_branches(x)

@@ -233,3 +233,37 @@ def test_fast_branch_equals_the_generic_amplitudes():
     a, b = fast.branch(z), slow.branch(z)
     assert a.emit == b.emit
     assert torch.allclose(a.probs, b.probs, atol=1e-15)
+
+
+@pytest.mark.parametrize("f", ["tanh", "clip"])
+@pytest.mark.parametrize("bias", [False, True])
+def test_written_out_dp_gradient_equals_autograd(f, bias):
+    """The hand-written backward of runtime/exact_dp.py against autograd through the
+    same dynamic programme, clip's saturation included (weights scaled so that some
+    |z/a| exceed 1)."""
+    prog = B.network(4, [(3, ("rotation", {"a": 0.4, "f": f})), (4, ("rotation", {"a": 0.3, "f": f})),
+                         (3, ("rotation", {"a": 0.5, "f": f})), (2, "linear")], bias=bias)
+    m = QNNModel(prog, dtype=F64, seed=11)
+    m.load_tensors({k: v * 2 for k, v in m.tensors().items()})
+    x = (torch.rand(5, 4, dtype=F64, generator=torch.Generator().manual_seed(3)) * 2 - 1).requires_grad_()
+    out = {}
+    for analytic in (True, False):
+        m._dp_analytic_cache = analytic
+        e = m.expected_logits(x)
+        c = torch.linspace(-1, 1, e.numel(), dtype=F64).view_as(e)
+        grads = torch.autograd.grad((c * e).sum(), [x] + list(m.parameters()))
+        out[analytic] = (e.detach(), grads)
+    assert torch.allclose(out[True][0], out[False][0], atol=1e-14)
+    for a, b in zip(out[True][1], out[False][1]):
+        assert torch.allclose(a, b, atol=1e-12)
+
+
+def test_exact_dp_of_a_nan_input_is_q0331():
+    from qnnc.compiler.diagnostics import QnncError
+
+    m = QNNModel(B.network(4, [(3, ("rotation", {"a": 0.4})), (2, "linear")]), dtype=F64)
+    x = torch.zeros(2, 4, dtype=F64)
+    x[1, 2] = float("nan")
+    with pytest.raises(QnncError) as e:
+        m.expected_logits(x)
+    assert e.value.diagnostics[0].code == "Q0331"
