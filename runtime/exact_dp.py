@@ -132,8 +132,11 @@ class LayerChainDP(torch.autograd.Function):
     form; `tables`: each layer's pattern table S [M, N] (±1)."""
 
     @staticmethod
-    def forward(ctx, x, forms, tables, *wb):
-        Ws, bs = wb[0::2], wb[1::2]
+    def forward(ctx, x, forms, tables, readout, *wb):
+        """readout: when True the last (W, b) of `wb` is a linear output layer of the last
+        neuron layer and the result is the expected output [B, C] = P_L (S_L W^T + b)."""
+        Ws, bs = list(wb[0::2]), list(wb[1::2])
+        ro = (Ws.pop(), bs.pop()) if readout else None
         saved = []
         P = None
         src = x
@@ -142,8 +145,6 @@ class LayerChainDP(torch.autograd.Function):
             if bs[l] is not None:
                 z = z + bs[l]
             c, slope = _cos_and_slope(form, z)
-            if not math.isfinite(float(c.sum())):
-                raise NotFinite  # the caller's general path reports it (Q0331)
             # R[n, ..., m] = P(neuron n emits s_n(m)) = (1 + s_n(m) c_n) / 2, neuron-major
             St = S.t()  # [N, M]
             R = (c.t().unsqueeze(-1) * St.view(St.shape[0], *([1] * (c.dim() - 1)), St.shape[1]))
@@ -155,12 +156,28 @@ class LayerChainDP(torch.autograd.Function):
         ctx.saved = saved
         ctx.has_bias = [b is not None for b in bs]
         ctx.Ws = Ws
+        ctx.readout = None
+        if ro is not None:
+            out = src @ ro[0].t()
+            if ro[1] is not None:
+                out = out + ro[1]
+            ctx.readout = (P, out, src, ro[1] is not None)
+            P = P @ out
+        # A non-finite angle (or input) anywhere makes the result non-finite (NaN
+        # propagates through every product): one check at the end, not one per layer.
+        if not math.isfinite(float(P.sum())):
+            raise NotFinite  # the caller's general path reports it (Q0331)
         return P
 
     @staticmethod
     def backward(ctx, dP):
         grads_wb = []
         dx = None
+        if ctx.readout is not None:
+            P, out, S, has_b = ctx.readout
+            d_out = P.t() @ dP  # [M, C]
+            grads_wb = [d_out.t() @ S, d_out.sum(0) if has_b else None]
+            dP = dP @ out.t()
         for l in range(len(ctx.saved) - 1, -1, -1):
             src, P_prev, J, R, St, slope = ctx.saved[l]
             if P_prev is None:
@@ -178,7 +195,7 @@ class LayerChainDP(torch.autograd.Function):
             if l == 0 and ctx.needs_input_grad[0]:
                 dx = dz @ ctx.Ws[0]
         ctx.saved = None
-        return (dx, None, None, *grads_wb)
+        return (dx, None, None, None, *grads_wb)
 
 
 _TABLES: dict = {}

@@ -586,11 +586,13 @@ class QNNModel(torch.nn.Module):
         self._dp_cache = plan
         return plan
 
-    def _exact_dp(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _exact_dp(self, x: torch.Tensor, readout: bool = False) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """(logits [M, batch, n_out], probs [M, batch]) over the M = 2^w outcome patterns of
         the last neuron layer, by dynamic programming over layers (see `_dp_layers`).
         Differentiable like `exact_branches`, and equal to it after summing the branches
-        that share the last layer's pattern."""
+        that share the last layer's pattern. With `readout` (the caller checked that one
+        linear output layer follows the last neuron layer), it may return (expected
+        logits [batch, n_out], None) from the written-out path instead."""
         self._check_ready()
         x = self._input(x)
         first, last = self._dp_layers()
@@ -618,8 +620,15 @@ class QNNModel(torch.nn.Module):
             wb = []
             for p in chain:
                 wb += [self.weight[p.name], self.bias[p.name] if p.name in self.bias else None]
+            if readout:
+                o = self.plans[last + 1]
+                wb += [self.weight[o.name], self.bias[o.name] if o.name in self.bias else None]
+                try:
+                    return LayerChainDP.apply(acts, forms, tables, True, *wb), None
+                except DPNotFinite:
+                    readout = False
             try:
-                P = LayerChainDP.apply(acts, forms, tables, *wb)
+                P = LayerChainDP.apply(acts, forms, tables, False, *wb)
                 table = tables[-1]
                 chain = []
             except DPNotFinite:
@@ -665,6 +674,12 @@ class QNNModel(torch.nn.Module):
 
     def expected_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Σ_branches p · logits, [batch, n_out] (exact, differentiable)."""
+        dp = self._dp_layers()
+        if dp is not None and dp[1] == len(self.plans) - 2 and self.plans[-1].kind == "linear":
+            e, P = self._exact_dp(x, readout=True)
+            if P is None:
+                return e
+            return (P.unsqueeze(-1) * e).sum(0)
         logits, P = self._expected_branches(x)
         return (P.unsqueeze(-1) * logits).sum(0)
 
