@@ -355,7 +355,7 @@ class QNNModel(torch.nn.Module):
         x = self._input(x)
         shots = self._shots(shots)
         fields = RandomFields(generator if generator is not None else self.generator, self.dtype)
-        if torch.is_grad_enabled() and any(t.requires_grad for t in self.parameters()):
+        if torch.is_grad_enabled() and any(t.requires_grad for t in self._params()):
             out = self._sample(x, shots, fields, 0, inplace=False)
         else:
             out = self._sample_chunked(x, shots, fields)
@@ -380,11 +380,16 @@ class QNNModel(torch.nn.Module):
         self._lean_cache = list(self.plans) if ok else None
         return self._lean_cache
 
-    def _finite_weights(self) -> bool:
+    def _params(self) -> list:
+        """The parameters (the same objects for the model's life: loading copies into them)."""
         params = getattr(self, "_param_list", None)
         if params is None:
             params = self._param_list = list(self.parameters())
-        key = [t._version for t in params]
+        return params
+
+    def _finite_weights(self) -> bool:
+        params = self._params()
+        key = [(t._version, t.data_ptr()) for t in params]  # in-place updates bump _version
         if getattr(self, "_finite_key", None) != key:
             if not all(bool(torch.isfinite(t).all()) for t in params):
                 return False

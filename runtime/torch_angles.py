@@ -215,8 +215,8 @@ def compile_inplace(form):
                     steps.append(lambda t: t.add_(c))
                 elif op == "*":
                     steps.append(lambda t: t.mul_(c))
-                elif op == "-":
-                    steps.append(lambda t: t.neg_().add_(c))
+                elif op == "-":  # c - t in one op, rounded as the evaluator rounds it
+                    steps.append(lambda t: torch.sub(torch.full((), c, dtype=t.dtype), t, out=t))
                 else:  # c / t, rounded as the evaluator rounds it
                     steps.append(lambda t: torch.div(torch.full((), c, dtype=t.dtype), t, out=t))
                 return True
