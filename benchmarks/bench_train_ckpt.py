@@ -10,8 +10,9 @@ the example, epochs = 1 and no validation pass (it is the same in both arms and 
 only dilute the ratio); the second arm has an empty checkpoint schedule. The arms
 alternate within each round (order flipped every round) in fresh run folders on the
 same file system; reported are the medians and the median of per-round ratios.
-`--sync` also times the old way (every checkpoint written on the training thread), for
-comparison. Target (issue 16): at most 1.1x.
+`--sync` also times the old way (every checkpoint written on the training thread), and
+`--thread` the background writer as a thread of the training process instead of its
+own process (QNNC_CHECKPOINT_THREAD=1), for comparison. Target (issue 16): at most 1.1x.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--sync", action="store_true", help="also time checkpoints written on the training thread")
+    ap.add_argument("--thread", action="store_true", help="also time the writer as a thread, not a process")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--dir", default=None, help="where run folders go (default: a temporary folder)")
     ap.add_argument("--json", metavar="PATH")
@@ -54,34 +56,41 @@ def main(argv=None) -> int:
     arms = {"checkpoints": base, "none": none}
 
     class SyncWriter(T.CheckpointWriter):  # the old behaviour: write on the training thread
+        def __init__(self, run_dir, **kw):
+            super().__init__(run_dir, process=False)
+            self.copies_snapshot = False
+
         def submit(self, step, tensors, meta, extra=None):
             ckpt.save_checkpoint(self.run_dir, step, tensors, meta, extra)
 
     root = Path(args.dir or tempfile.mkdtemp(prefix="qnnc-bench-train-"))
-    times: dict[str, list[float]] = {"checkpoints": [], "none": [], "sync": []}
+    times: dict[str, list[float]] = {"checkpoints": [], "none": [], "sync": [], "thread": []}
     counter = 0
 
     def run(name):
         nonlocal counter
         counter += 1
         out = root / f"run{counter}"
-        recipe = arms["checkpoints" if name == "sync" else name]
+        recipe = arms["checkpoints" if name in ("sync", "thread") else name]
         saved = T.CheckpointWriter
         if name == "sync":
             T.CheckpointWriter = SyncWriter
+        if name == "thread":
+            os.environ["QNNC_CHECKPOINT_THREAD"] = "1"
         try:
             t = time.perf_counter()
             r = T.train(program, net, recipe, out, progress=False)
             times[name].append(time.perf_counter() - t)
         finally:
             T.CheckpointWriter = saved
+            os.environ.pop("QNNC_CHECKPOINT_THREAD", None)
         return r
 
     r = run("checkpoints")  # warm-up (data set, page cache)
     print("checkpoints written in the epoch:", r.checkpoints)
     run("none")
     times = {k: [] for k in times}
-    names = ["checkpoints", "none"] + (["sync"] if args.sync else [])
+    names = ["checkpoints", "none"] + (["thread"] if args.thread else []) + (["sync"] if args.sync else [])
     for i in range(args.rounds):
         order = names if i % 2 == 0 else names[::-1]
         for n in order:

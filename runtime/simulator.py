@@ -200,13 +200,15 @@ class QNNModel(torch.nn.Module):
 
     # ------------------------------------------------------------------ weights
 
-    def tensors(self) -> dict[str, torch.Tensor]:
-        """The weights under their checkpoint names: {"h1": W [size, fan_in], "h1.bias": b, ...}."""
+    def tensors(self, copy: bool = True) -> dict[str, torch.Tensor]:
+        """The weights under their checkpoint names: {"h1": W [size, fan_in], "h1.bias": b, ...}
+        (copies; with copy=False detached views of the live parameters)."""
         out: dict[str, torch.Tensor] = {}
+        take = (lambda t: t.detach().clone()) if copy else (lambda t: t.detach())
         for p in self.plans:
-            out[p.name] = self.weight[p.name].detach().clone()
+            out[p.name] = take(self.weight[p.name])
             if p.name in self.bias:
-                out[p.name + ".bias"] = self.bias[p.name].detach().clone()
+                out[p.name + ".bias"] = take(self.bias[p.name])
         return out
 
     def load_tensors(self, tensors: dict[str, torch.Tensor], *, strict: bool = True) -> None:
