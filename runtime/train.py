@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -202,7 +203,7 @@ def train(program: ir.Program, network: ir.Network, recipe: ir.TrainRecipe, out_
     # A slot of the writer's shared arena holds the weights and up to two optimizer
     # buffers per weight (SGD momentum; Adam's two moments) and the generator state.
     nbytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    writer = CheckpointWriter(out_dir, slot_bytes=3 * nbytes + 64 * 1024)
+    writer = CheckpointWriter(out_dir, slot_bytes=3 * nbytes + 64 * 1024, process=None if save_at else False)
 
     def save(step: int, metrics: dict) -> None:
         # The writer's process mode copies the live state into its arena before submit
@@ -317,8 +318,8 @@ class CheckpointWriter:
         self._closed = False
         self._pending: list[int] = []  # slots (or -1: sent through the pipe) in flight, oldest first
         if process is None:
-            process = save is None and "fork" in mp.get_all_start_methods() and not os.environ.get(
-                "QNNC_CHECKPOINT_THREAD")
+            process = (save is None and sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods()
+                       and not os.environ.get("QNNC_CHECKPOINT_THREAD"))
         self._process = None
         self.copies_snapshot = bool(process)  # submit copies the tensors itself
         if process:
