@@ -205,6 +205,7 @@ def train(program: ir.Program, network: ir.Network, recipe: ir.TrainRecipe, out_
     nbytes = sum(p.numel() * p.element_size() for p in model.parameters())
     writer = CheckpointWriter(out_dir, slot_bytes=3 * nbytes + 64 * 1024, process=None if save_at else False)
 
+
     def save(step: int, metrics: dict) -> None:
         # The writer's process mode copies the live state into its arena before submit
         # returns; its thread mode needs copies made here.
@@ -296,15 +297,17 @@ class CheckpointWriter:
     their sidecar). An error in a write is raised on the training thread by the next
     `submit`, by `flush` or by `close`, which wait for every pending write.
 
-    Where the platform can fork, the writes run in a child process forked when the
-    writer is made (before training starts): serialisation holds the GIL for
-    milliseconds per megabyte, which in a thread of the training process stalls every
-    training step it overlaps. `submit` copies the snapshot into one of `depth` slots of
-    a shared memory arena (torch copies, which release the GIL) and sends the child only
-    names, shapes and offsets; the child calls the same `save_checkpoint` on arrays that
-    view the slot, so the bytes are the same. A snapshot larger than a slot goes through
-    the pipe instead. Elsewhere, or with an injected `save` (tests), a thread of this
-    process does the writes, and `submit` must be given copies."""
+    By default a thread of this process does the writes, and `submit` must be given
+    copies. With `process=True` (or QNNC_CHECKPOINT_PROCESS=1; Linux only) they run in a
+    child process forked when the writer is made: serialisation holds the GIL for
+    milliseconds per megabyte, which in a thread stalls the training steps it overlaps.
+    `submit` then copies the snapshot into one of `depth` slots of a shared memory arena
+    (torch copies, which release the GIL) and sends the child only names, shapes and
+    offsets; the child calls the same `save_checkpoint` on arrays that view the slot. A
+    snapshot larger than a slot goes through the pipe instead. Measured on the 2-core
+    machine (benchmarks/bench_train_ckpt.py, BENCHMARKS.md) the fork, the copies and the
+    child's scheduling cost more than the GIL stalls they save, so the thread is the
+    default."""
 
     def __init__(self, run_dir, depth: int = 3, save=None, process: Optional[bool] = None,
                  slot_bytes: int = 0):
@@ -318,8 +321,8 @@ class CheckpointWriter:
         self._closed = False
         self._pending: list[int] = []  # slots (or -1: sent through the pipe) in flight, oldest first
         if process is None:
-            process = (save is None and sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods()
-                       and not os.environ.get("QNNC_CHECKPOINT_THREAD"))
+            process = save is None and bool(os.environ.get("QNNC_CHECKPOINT_PROCESS"))
+        process = process and sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods()
         self._process = None
         self.copies_snapshot = bool(process)  # submit copies the tensors itself
         if process:
