@@ -56,7 +56,7 @@ from qnnc.compiler.diagnostics import error
 from qnnc.runtime.weights import initial_weights
 from qnnc.runtime.exact_dp import LayerChainDP, NotFinite as DPNotFinite, pattern_table, supported as dp_supported
 from qnnc.runtime.neuron_kernel import NeuronKernel
-from qnnc.runtime.random_fields import ONE, RandomFields
+from qnnc.runtime.random_fields import _PARALLEL_MIN, ONE, RandomFields
 from qnnc.runtime.threads import apply_default as apply_default_threads
 from qnnc.runtime.torch_angles import bounded, sign_pos
 
@@ -407,6 +407,7 @@ class QNNModel(torch.nn.Module):
         B = x.shape[0]
         src = x  # [rows, features]; rows = B (shot-independent) or B * shots
         per_shot = False
+        f_small = B * shots * self.max_width < _PARALLEL_MIN  # one thread would fill it anyway
         with torch.no_grad():
             for i, p in enumerate(self.plans):
                 W = self.weight[p.name]
@@ -423,7 +424,8 @@ class QNNModel(torch.nn.Module):
                     continue
                 thr = p.kernel.lean_threshold(z)
                 shape = (B, shots, p.size)
-                f = fields.uniform_12((p.index, 1), 0, shape)
+                f = (fields.uniform_12_new((p.index, 1), shape) if f_small else
+                     fields.uniform_12((p.index, 1), 0, shape))
                 f.add_(thr.view(B, shots, p.size) if per_shot else thr.view(B, 1, p.size))
                 src = torch.copysign(ONE[f.dtype], f, out=f).view(B * shots, p.size)
                 per_shot = True

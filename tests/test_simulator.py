@@ -769,20 +769,21 @@ def test_random_fields_are_counter_based(dtype):
     assert not torch.equal(RandomFields(torch.Generator().manual_seed(1), dtype).uniform_12((1, 2), 5, (n,)), whole)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("f", ["clip", "tanh"])
-def test_lean_small_batch_path_draws_the_same_samples(bias, f):
+def test_lean_small_batch_path_draws_the_same_samples(bias, f, dtype):
     """The lean no-grad path (chains of R_y fast-path neurons, whole batch in one go)
     gives bit-identical samples to the general chunked path, for any chunking."""
     prog = B.network(6, [(5, ("rotation", {"a": 0.5, "f": f})), (4, ("rotation", {"a": 0.3, "f": f})),
                          (3, "linear")], bias=bias)
-    lean = QNNModel(prog, seed=4)
+    lean = QNNModel(prog, seed=4, dtype=dtype)
     assert lean._lean_plan() is not None
-    general = QNNModel(prog, seed=4)
+    general = QNNModel(prog, seed=4, dtype=dtype)
     general._lean_cache = None  # the general chunked path
     # (float32 matrix products of other shapes, e.g. tiny chunks, may round z differently
     # and so flip a sample whose threshold sits within an ulp of its random value)
-    x = torch.rand(9, 6, generator=torch.Generator().manual_seed(1))
+    x = torch.rand(9, 6, generator=torch.Generator().manual_seed(1), dtype=dtype)
     with torch.no_grad():
         a = lean(x, shots=5, generator=torch.Generator().manual_seed(2))
         b = general(x, shots=5, generator=torch.Generator().manual_seed(2))
