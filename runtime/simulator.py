@@ -31,7 +31,15 @@ image and only the measurements are drawn per shot. Random numbers are counter-b
 Gradients: `straight_through` (default): the forward pass samples; backward uses
 dd/dz = 1{|z| < window} for quantum neurons and for sign; the carried qubit state
 carries no gradient. `exact`: `exact_branches` enumerates all measurement branches and
-weights each branch's logits by its probability, differentiable through the angles.
+weights each branch's logits by its probability, differentiable through the angles; the
+expectations (`expected_logits`, `expected_loss`, `expected_output_distribution`) of a
+chain of uncarried neuron layers use a dynamic programme over layers instead (cost
+Σ 2^{w_{l-1}} 2^{w_l}, not 2^{Σ w_l}; `runtime/exact_dp.py` writes out its gradient).
+
+Small no-grad passes of chains of R_y neurons take a lean path (`_sample_lean`): the
+whole batch at once, the angle compiled once into in-place steps, the same random
+fields at the same positions as the chunked path. torch runs on qnnc's default thread
+count (`qnnc.runtime.threads`).
 
 Diagnostics raised here (Q06xx, runtime limits):
   Q0620 too many branches for exact enumeration      Q0626 bad layer source / network
