@@ -805,3 +805,28 @@ def test_bounded_forms():
     assert not bounded(("bin", "/", ("c", 1.0), z))
     assert not bounded(("fn", "tanh", (("bin", "+", z, ("c", 1.0)),))) or True  # conservative either way
     assert not bounded(("fn", "log", (z,)))
+
+
+@settings(max_examples=20, deadline=None)
+@given(widths=st.lists(st.integers(1, 3), min_size=1, max_size=3), seed=st.integers(0, 10_000),
+       f=st.sampled_from(["tanh", "clip"]), generic=st.booleans(), bias=st.booleans())
+def test_layer_dp_expectation_against_the_density_matrix_reference(widths, seed, f, generic, bias):
+    """The dynamic programme over layers (fast R_y path with its written-out gradient, or
+    the generic amplitudes with autograd) against tests/sim_reference.py: Σ over every
+    outcome pattern of the reference's probability times the output layer's logits."""
+    layers = [(w, ("rotation", {"a": 0.5, "f": f})) for w in widths] + [(2, "linear")]
+    prog = B.network(3, layers, bias=bias)
+    m = QNNModel(prog, seed=seed, dtype=F64, force_generic=generic)
+    assert m._dp_layers() is not None
+    if bias:
+        m.load_tensors({k: torch.full_like(v, 0.3) if k.endswith(".bias") else v
+                        for k, v in m.tensors().items()})
+    x = torch.rand(3, generator=torch.Generator().manual_seed(seed), dtype=F64) * 2 - 1
+    got = m.expected_logits(x.reshape(1, -1))[0].detach().numpy()
+    w = network_weights(m)
+    dist = ref.outcome_distribution(prog, w, x.numpy())
+    want = np.zeros(2)
+    for outcomes, p in dist.items():
+        last = np.array(outcomes[-widths[-1]:], dtype=float)
+        want += p * (w["y"] @ last + (w["y.bias"] if "y.bias" in w else 0.0))
+    assert np.allclose(got, want, atol=1e-10), (got, want)
