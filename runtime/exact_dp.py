@@ -42,11 +42,18 @@ def dual(form, z: torch.Tensor):
         if a is None or b is None:
             return None
         (u, du), (v, dv) = a, b
+        zu, zv = _is_zero(du), _is_zero(dv)  # constants: skip their zero derivatives
         if op == "+":
-            return u + v, du + dv
+            return u + v, (dv if zu else du if zv else du + dv)
         if op == "-":
-            return u - v, du - dv
+            return u - v, (-dv if zu else du if zv else du - dv)
         if op == "*":
+            if zu and zv:
+                return u * v, 0.0
+            if zu:
+                return u * v, u * dv
+            if zv:
+                return u * v, du * v
             return u * v, du * v + u * dv
         if op == "/":
             if isinstance(v, torch.Tensor) or isinstance(dv, torch.Tensor) or dv != 0:
@@ -77,6 +84,10 @@ def dual(form, z: torch.Tensor):
             return torch.copysign(torch.ones((), dtype=v.dtype), v + 0.0), 0.0 * v
         return None
     return None
+
+
+def _is_zero(d) -> bool:
+    return not isinstance(d, torch.Tensor) and d == 0
 
 
 def _cos_and_slope(form, z):
