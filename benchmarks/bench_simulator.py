@@ -218,6 +218,7 @@ def main(argv=None) -> int:
     ap.add_argument("--memory-probe", help=argparse.SUPPRESS)
     argv = list(sys.argv[1:] if argv is None else argv)
     args = ap.parse_args(argv)
+    os.environ["QNNC_THREADS"] = str(args.threads)  # qnnc keeps this setting (runtime/threads.py)
     torch.set_num_threads(args.threads)
 
     if args.memory_probe:

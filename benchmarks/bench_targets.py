@@ -109,6 +109,7 @@ def torch_rate(program, weights, xs, samples, repeats):
 
     from qnnc.runtime.simulator import QNNModel
 
+    os.environ["QNNC_THREADS"] = "2"  # qnnc keeps this setting (runtime/threads.py)
     torch.set_num_threads(2)
     model = QNNModel(program, program.network().name, seed=0)
     model.load_tensors({k: torch.tensor(v, dtype=torch.float32) for k, v in weights.items()})

@@ -32,7 +32,7 @@ from qnnc.compiler import angles, ir
 from qnnc.compiler.diagnostics import error
 from qnnc.compiler.gates import GATES
 from qnnc.runtime.random_fields import ONE, THREE_HALVES, RandomFields, sample_pm1
-from qnnc.runtime.torch_angles import Number, Value, _Evaluator
+from qnnc.runtime.torch_angles import Number, Value, _Evaluator, compile_inplace
 
 # --------------------------------------------------------------------------- the kernel
 
@@ -186,14 +186,28 @@ class NeuronKernel:
                 post = self._qubit_state(amps, shape, z.dtype)
             return d, post
 
-    def fast_threshold(self, z: torch.Tensor, *, inplace: bool = False) -> torch.Tensor:
+    def fast_threshold(self, z: torch.Tensor, *, inplace: bool = False, check: bool = True) -> torch.Tensor:
         """Fast path: the per-element threshold that `sample` compares with the random
-        field (it depends on z only, so it can be computed once for all shots)."""
+        field (it depends on z only, so it can be computed once for all shots). `check`
+        False skips the finiteness check (for angles known finite, `torch_angles.bounded`,
+        of a z known not NaN)."""
         assert self.fast_ry
         with torch.no_grad():
-            return self._fast_threshold(_Evaluator(z, 1.0, inplace, z_owned=self.uses_z == 1), z.dtype)
+            return self._fast_threshold(_Evaluator(z, 1.0, inplace, z_owned=self.uses_z == 1), z.dtype, check)
 
-    def _fast_threshold(self, ev: _Evaluator, dtype) -> torch.Tensor:
+    def lean_threshold(self, z: torch.Tensor) -> torch.Tensor:
+        """`fast_threshold(z, inplace=True, check=False)` through the angle compiled once
+        into in-place steps (`torch_angles.compile_inplace`) when it has that shape; z is
+        overwritten."""
+        run = getattr(self, "_compiled_angle", False)
+        if run is False:
+            run = self._compiled_angle = compile_inplace(self.ops[0][3]) if self.uses_z == 1 else None
+        if run is None:
+            return self.fast_threshold(z, inplace=True, check=False)
+        c = run(z).cos_()
+        return torch.add(THREE_HALVES[c.dtype], c, alpha=0.5, out=c)
+
+    def _fast_threshold(self, ev: _Evaluator, dtype, check: bool = True) -> torch.Tensor:
         theta, own = ev.ev(self.ops[0][3])
         if not isinstance(theta, torch.Tensor):
             theta = torch.full((), float(theta), dtype=dtype)
@@ -201,7 +215,7 @@ class NeuronKernel:
         # As sample_pm1 with t = p1 - p0 = -cos θ: -1 exactly when f < (3 - cos θ)/2, i.e.
         # when f + (cos θ / 2 - 3/2) < 0; that threshold is exact on f's grid.
         thr = torch.add(THREE_HALVES[c.dtype], c, alpha=0.5, out=c)  # c is ours either way
-        if not bool(torch.isfinite(thr).all()):  # cos of an infinite or NaN angle
+        if check and not bool(torch.isfinite(thr).all()):  # cos of an infinite or NaN angle
             raise error(angles.NOT_FINITE, f"an angle of neuron `{self.neuron.name}` is not finite for "
                         "some inputs", self.gate_spans[0], help="check the angle's domain (log, sqrt, "
                         "asin, acos, division)")
@@ -251,6 +265,15 @@ class NeuronKernel:
         whose tensors have shape [..., L]; for a neuron without a carried qubit the
         branches are merged into L = 2: emitted +1, then -1."""
         dtype = z.dtype
+        if self.fast_ry and state is None and isinstance(z, torch.Tensor) and not isinstance(last, torch.Tensor):
+            # R_y(θ) on |0>, then measure: P(+1) = cos²(θ/2) = (1 + cos θ)/2, in four ops
+            # (the generic path below builds and squares the amplitudes).
+            theta = self._angle(0, _Evaluator(z, last, inplace=False, z_owned=False))
+            if not isinstance(theta, torch.Tensor):
+                theta = torch.full(z.shape, float(theta), dtype=dtype)
+            half_c = torch.cos(theta).mul(0.5).unsqueeze(-1)
+            probs = torch.cat([0.5 + half_c, 0.5 - half_c], dim=-1)
+            return BranchResult(probs, (1, -1), None)
         u = lambda a: a.unsqueeze(-1) if isinstance(a, torch.Tensor) else a
         ev = _Evaluator(u(z), u(last), inplace=False, z_owned=False)
         amps = self._fresh_amps(None if state is None else (u(state[0]), u(state[1])))

@@ -97,6 +97,20 @@ class RandomFields:
             self._fill(key, start, bits, 0, count)
         return result
 
+    def uniform_12_new(self, key: tuple, shape: Sequence[int]) -> torch.Tensor:
+        """`uniform_12(key, 0, shape)` for a small field (one thread), into a new tensor
+        made from the generator's own output buffer: no separate buffer, no copy."""
+        count = math.prod(shape)
+        if self.dtype == torch.float32:
+            raw = self._stream(key, 0).random_raw((count + 1) // 2).view(np.uint32)[:count]
+            np.right_shift(raw, 9, out=raw)  # 23 random mantissa bits
+            np.bitwise_or(raw, np.uint32(0x3F800000), out=raw)  # exponent of 1.0
+            return torch.from_numpy(raw).view(torch.float32).view(*shape)
+        raw = self._stream(key, 0).random_raw(count)
+        np.right_shift(raw, np.uint64(12), out=raw)
+        np.bitwise_or(raw, np.uint64(0x3FF0000000000000), out=raw)
+        return torch.from_numpy(raw).view(torch.float64).view(*shape)
+
     def _fill(self, key, start, bits, lo, hi):
         # Value i of the field is 32-bit word i (float32) or 64-bit draw i (float64).
         g0 = start + lo

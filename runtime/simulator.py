@@ -31,7 +31,15 @@ image and only the measurements are drawn per shot. Random numbers are counter-b
 Gradients: `straight_through` (default): the forward pass samples; backward uses
 dd/dz = 1{|z| < window} for quantum neurons and for sign; the carried qubit state
 carries no gradient. `exact`: `exact_branches` enumerates all measurement branches and
-weights each branch's logits by its probability, differentiable through the angles.
+weights each branch's logits by its probability, differentiable through the angles; the
+expectations (`expected_logits`, `expected_loss`, `expected_output_distribution`) of a
+chain of uncarried neuron layers use a dynamic programme over layers instead (cost
+Σ 2^{w_{l-1}} 2^{w_l}, not 2^{Σ w_l}; `runtime/exact_dp.py` writes out its gradient).
+
+Small no-grad passes of chains of R_y neurons take a lean path (`_sample_lean`): the
+whole batch at once, the angle compiled once into in-place steps, the same random
+fields at the same positions as the chunked path. torch runs on qnnc's default thread
+count (`qnnc.runtime.threads`).
 
 Diagnostics raised here (Q06xx, runtime limits):
   Q0620 too many branches for exact enumeration      Q0626 bad layer source / network
@@ -54,9 +62,11 @@ import torch.nn.functional as F
 from qnnc.compiler import ir
 from qnnc.compiler.diagnostics import error
 from qnnc.runtime.weights import initial_weights
+from qnnc.runtime.exact_dp import LayerChainDP, NotFinite as DPNotFinite, pattern_table, supported as dp_supported
 from qnnc.runtime.neuron_kernel import NeuronKernel
-from qnnc.runtime.random_fields import RandomFields
-from qnnc.runtime.torch_angles import sign_pos
+from qnnc.runtime.random_fields import _PARALLEL_MIN, ONE, RandomFields
+from qnnc.runtime.threads import apply_default as apply_default_threads
+from qnnc.runtime.torch_angles import bounded, sign_pos
 
 __all__ = ["QNNModel", "DEFAULT_MAX_BRANCHES"]
 
@@ -72,6 +82,9 @@ DEFAULT_CHUNK_ELEMENTS = 1 << 21
 # What is the same for every shot (the first layer's pre-activation or threshold) is
 # computed for blocks of images of this many values.
 _DET_BLOCK_ELEMENTS = 1 << 22
+# Exact enumeration: the largest [N, M', M] factor tensor for which the gradient is
+# written out (runtime/exact_dp.py) rather than taken by autograd.
+_DP_ANALYTIC_MAX = 1 << 16
 
 
 def _buffer(ws: dict, key, rows: int, cols: int, dtype) -> torch.Tensor:
@@ -122,6 +135,7 @@ class QNNModel(torch.nn.Module):
                  max_branches: int = DEFAULT_MAX_BRANCHES, chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
                  force_generic: bool = False):
         super().__init__()
+        apply_default_threads()
         if dtype not in (torch.float32, torch.float64):
             raise error("Q0633", f"dtype must be float32 or float64, got {dtype}")
         if isinstance(network, ir.Network):
@@ -199,13 +213,15 @@ class QNNModel(torch.nn.Module):
 
     # ------------------------------------------------------------------ weights
 
-    def tensors(self) -> dict[str, torch.Tensor]:
-        """The weights under their checkpoint names: {"h1": W [size, fan_in], "h1.bias": b, ...}."""
+    def tensors(self, copy: bool = True) -> dict[str, torch.Tensor]:
+        """The weights under their checkpoint names: {"h1": W [size, fan_in], "h1.bias": b, ...}
+        (copies; with copy=False detached views of the live parameters)."""
         out: dict[str, torch.Tensor] = {}
+        take = (lambda t: t.detach().clone()) if copy else (lambda t: t.detach())
         for p in self.plans:
-            out[p.name] = self.weight[p.name].detach().clone()
+            out[p.name] = take(self.weight[p.name])
             if p.name in self.bias:
-                out[p.name + ".bias"] = self.bias[p.name].detach().clone()
+                out[p.name + ".bias"] = take(self.bias[p.name])
         return out
 
     def load_tensors(self, tensors: dict[str, torch.Tensor], *, strict: bool = True) -> None:
@@ -362,14 +378,87 @@ class QNNModel(torch.nn.Module):
         x = self._input(x)
         shots = self._shots(shots)
         fields = RandomFields(generator if generator is not None else self.generator, self.dtype)
-        if torch.is_grad_enabled() and any(t.requires_grad for t in self.parameters()):
+        if torch.is_grad_enabled() and any(t.requires_grad for t in self._params()):
             out = self._sample(x, shots, fields, 0, inplace=False)
         else:
             out = self._sample_chunked(x, shots, fields)
         return out.transpose(0, 1)
 
+    def _lean_plan(self) -> Optional[list]:
+        """The layers in the form the lean no-grad path runs, or None. It applies when the
+        network is a chain (each layer reads the one before) whose neuron layers all take
+        the R_y fast path with angles that are finite whenever z is not NaN (`bounded`):
+        then a pass is, per layer, one matrix product, the compiled threshold in place,
+        one fill of the random field and two element-wise ops, and no finiteness check
+        beyond one of the input and of the weights (cached by their version counter)."""
+        cached = getattr(self, "_lean_cache", False)
+        if cached is not False:
+            return cached
+        prev, ok = self.network.input.name, True
+        for p in self.plans:
+            ok = ok and p.source == prev
+            if p.kind == "neuron":
+                ok = ok and p.kernel.fast_ry and bounded(p.kernel.ops[0][3])
+            prev = p.name
+        self._lean_cache = list(self.plans) if ok else None
+        return self._lean_cache
+
+    def _params(self) -> list:
+        """The parameters (the same objects for the model's life: loading copies into them)."""
+        params = getattr(self, "_param_list", None)
+        if params is None:
+            params = self._param_list = list(self.parameters())
+        return params
+
+    def _finite_weights(self) -> bool:
+        params = self._params()
+        key = [(t._version, t.data_ptr()) for t in params]  # in-place updates bump _version
+        if getattr(self, "_finite_key", None) != key:
+            if not all(bool(torch.isfinite(t).all()) for t in params):
+                return False
+            self._finite_key = key
+        return True
+
+    def _sample_lean(self, x: torch.Tensor, shots: int, fields: RandomFields) -> Optional[torch.Tensor]:
+        """One no-grad pass of the whole batch for networks `_lean_plan` accepts; draws
+        exactly the random values `_sample_chunked` draws (same fields, same positions).
+        None when the input or the weights are not finite (the general path reports it)."""
+        if not self._finite_weights():
+            return None
+        B = x.shape[0]
+        src = x  # [rows, features]; rows = B (shot-independent) or B * shots
+        per_shot = False
+        f_small = B * shots * self.max_width < _PARALLEL_MIN  # one thread would fill it anyway
+        with torch.no_grad():
+            for i, p in enumerate(self.plans):
+                W = self.weight[p.name]
+                z = torch.mm(src, W.t())
+                if p.name in self.bias:
+                    z.add_(self.bias[p.name])
+                if i == 0 and not math.isfinite(float(z.sum())):
+                    # A NaN or infinite input makes the first z so (an overflowing sum
+                    # only sends a finite batch to the general path): one reduction
+                    # instead of a check of every input value.
+                    return None
+                if p.kind != "neuron":
+                    src = self._classical(p.kind, z, True, 1.0)
+                    continue
+                thr = p.kernel.lean_threshold(z)
+                shape = (B, shots, p.size)
+                f = (fields.uniform_12_new((p.index, 1), shape) if f_small else
+                     fields.uniform_12((p.index, 1), 0, shape))
+                f.add_(thr.view(B, shots, p.size) if per_shot else thr.view(B, 1, p.size))
+                src = torch.copysign(ONE[f.dtype], f, out=f).view(B * shots, p.size)
+                per_shot = True
+        out = src.view(B, shots if per_shot else 1, -1)
+        return out.expand(B, shots, out.shape[-1])
+
     def _sample_chunked(self, x: torch.Tensor, shots: int, fields: RandomFields) -> torch.Tensor:
         B = x.shape[0]
+        if self._lean_plan() is not None and B * shots * self.max_width <= self.chunk_elements:
+            out = self._sample_lean(x, shots, fields)
+            if out is not None:
+                return out
         out = torch.empty(B, shots, self.n_out, dtype=self.dtype)
         per_image = max(self.features, shots * max(p.size for p in self.plans))  # values per image
         chunk = max(1, self.chunk_elements // per_image)
@@ -503,19 +592,135 @@ class QNNModel(torch.nn.Module):
             return logits, P, (torch.cat(outcomes, -1) if outcomes else torch.zeros(K, B, 0))
         return logits, P
 
+    def _dp_layers(self) -> Optional[list]:
+        """The layer chain in the form the dynamic programme over layers needs, or None.
+        It applies when every layer reads the one before it (the first reads the input),
+        no neuron carries a qubit, and no classical layer sits between two neuron layers:
+        then the outcomes of a neuron layer are a Markov chain over layers (layer l's
+        angles depend only on layer l-1's outcomes), so the distribution of the last
+        neuron layer's outcomes costs Σ_l 2^{w_{l-1}} 2^{w_l}, not 2^{Σ w_l}."""
+        cached = getattr(self, "_dp_cache", False)
+        if cached is not False:
+            return cached
+        plan, prev = None, self.network.input.name
+        kinds = [p.kind for p in self.plans]
+        neurons = [i for i, k in enumerate(kinds) if k == "neuron"]
+        ok = bool(neurons)
+        for p in self.plans:
+            ok = ok and p.source == prev and (p.kind != "neuron" or not p.kernel.carried)
+            prev = p.name
+        if ok and any(kinds[i] != "neuron" for i in range(neurons[0], neurons[-1] + 1)):
+            ok = False
+        if ok:
+            plan = (neurons[0], neurons[-1])
+        self._dp_cache = plan
+        return plan
+
+    def _exact_dp(self, x: torch.Tensor, readout: bool = False) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """(logits [M, batch, n_out], probs [M, batch]) over the M = 2^w outcome patterns of
+        the last neuron layer, by dynamic programming over layers (see `_dp_layers`).
+        Differentiable like `exact_branches`, and equal to it after summing the branches
+        that share the last layer's pattern. With `readout` (the caller checked that one
+        linear output layer follows the last neuron layer), it may return (expected
+        logits [batch, n_out], None) from the written-out path instead."""
+        self._check_ready()
+        x = self._input(x)
+        first, last = self._dp_layers()
+        for i in range(first + 1, last + 1):
+            a, b = self.plans[i - 1].size, self.plans[i].size
+            if 2 ** (a + b) > self.max_branches:
+                raise error("Q0620", f"exact enumeration of network `{self.network.name}` needs "
+                            f"2^{a} x 2^{b} transition probabilities between layers `{self.plans[i - 1].name}` "
+                            f"and `{self.plans[i].name}`; the limit is {self.max_branches}",
+                            help="use gradient straight_through, a narrower network, or raise max_branches")
+        acts = x
+        for p in self.plans[:first]:  # classical layers of the input: deterministic
+            z = self._layer_z(p, acts, inplace=False)
+            acts = sign_pos(z) if p.kind == "sign" else self._classical(p.kind, z, False, 1.0)
+        P = None
+        table = None
+        chain = self.plans[first:last + 1]
+        # The written-out gradient holds every factor of every transition ([N, M', M]);
+        # beyond ~2^16 of them the autograd chain of outer products moves less memory.
+        rows = [x.shape[0]] + [2 ** p.size for p in chain[:-1]]
+        small = max(r * (2 ** p.size) * p.size for r, p in zip(rows, chain)) <= _DP_ANALYTIC_MAX
+        if small and self._dp_analytic(chain):
+            forms = [p.kernel.ops[0][3] for p in chain]
+            tables = [pattern_table(p.size, self.dtype) for p in chain]
+            wb = []
+            for p in chain:
+                wb += [self.weight[p.name], self.bias[p.name] if p.name in self.bias else None]
+            if readout:
+                o = self.plans[last + 1]
+                wb += [self.weight[o.name], self.bias[o.name] if o.name in self.bias else None]
+                try:
+                    return LayerChainDP.apply(acts, forms, tables, True, *wb), None
+                except DPNotFinite:
+                    readout = False
+            try:
+                P = LayerChainDP.apply(acts, forms, tables, False, *wb)
+                table = tables[-1]
+                chain = []
+            except DPNotFinite:
+                P = None  # the general path below reports the angle that is not finite
+        for p in chain:
+            N = p.size
+            if P is None:
+                z = self._layer_z(p, acts, inplace=False)  # [B, N]
+            else:
+                z = self._layer_z(p, table, inplace=False)  # [M_prev, N]: the same for every image
+            res = p.kernel.branch(z)
+            emit = torch.tensor(res.emit, dtype=self.dtype)
+            L = emit.numel()
+            M = L ** N
+            digits = (torch.arange(M)[:, None] // (L ** torch.arange(N - 1, -1, -1))[None, :]) % L  # [M, N]
+            # probs[..., n, digits[m, n]] multiplied over n: [..., M]
+            pr = res.probs  # [..., N, L]
+            # Outer products neuron by neuron (first neuron most significant): N cheap
+            # multiplications whose backward is exact at probabilities 0 (prod's is not cheap).
+            joint = pr[..., 0, :]
+            for n in range(1, N):
+                joint = (joint.unsqueeze(-1) * pr[..., n, None, :]).flatten(-2)
+            P = joint if P is None else P @ joint  # [B, M]
+            table = emit[digits]  # [M, N]: the emitted values of each pattern
+        out = table
+        for p in self.plans[last + 1:]:  # classical layers of the last neuron layer, per pattern
+            z = self._layer_z(p, out, inplace=False)
+            out = sign_pos(z) if p.kind == "sign" else self._classical(p.kind, z, False, 1.0)
+        B = x.shape[0]
+        return out.unsqueeze(1).expand(out.shape[0], B, out.shape[-1]), P.t()
+
+    def _dp_analytic(self, chain) -> bool:
+        """Whether the chain's gradient can be written out (`runtime/exact_dp.py`): every
+        neuron takes the R_y fast path with an angle `dual` differentiates."""
+        ok = getattr(self, "_dp_analytic_cache", None)
+        if ok is None:
+            ok = self._dp_analytic_cache = all(p.kernel.fast_ry for p in chain) and dp_supported(
+                [p.kernel.ops[0][3] for p in chain], self.dtype)
+        return ok
+
+    def _expected_branches(self, x):
+        return self._exact_dp(x) if self._dp_layers() is not None else self.exact_branches(x)
+
     def expected_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Σ_branches p · logits, [batch, n_out] (exact, differentiable)."""
-        logits, P = self.exact_branches(x)
+        dp = self._dp_layers()
+        if dp is not None and dp[1] == len(self.plans) - 2 and self.plans[-1].kind == "linear":
+            e, P = self._exact_dp(x, readout=True)
+            if P is None:
+                return e
+            return (P.unsqueeze(-1) * e).sum(0)
+        logits, P = self._expected_branches(x)
         return (P.unsqueeze(-1) * logits).sum(0)
 
     def expected_output_distribution(self, x: torch.Tensor) -> torch.Tensor:
         """Σ_branches p · softmax(logits), [batch, n_out]."""
-        logits, P = self.exact_branches(x)
+        logits, P = self._expected_branches(x)
         return (P.unsqueeze(-1) * torch.softmax(logits, -1)).sum(0)
 
     def expected_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The batch mean of Σ_branches p · cross_entropy(logits, y) (exact, differentiable)."""
-        logits, P = self.exact_branches(x)
+        logits, P = self._expected_branches(x)
         K, B, C = logits.shape
         ce = F.cross_entropy(logits.reshape(K * B, C), torch.as_tensor(y).long().repeat(K),
                              reduction="none").view(K, B)

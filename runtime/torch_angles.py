@@ -9,6 +9,7 @@ allocation and one memory pass per operation. The numpy evaluator of the same fo
 
 from __future__ import annotations
 
+import math
 from typing import Union
 
 import torch
@@ -140,6 +141,127 @@ class _Evaluator:
         if len(args) == 1 and isinstance(args[0], torch.Tensor) and vals[0][1] and name == "clip1":
             return args[0].clamp_(-1.0, 1.0), True
         return _apply_fn(name, args), True
+
+
+_SATURATING = frozenset({"tanh", "clip1", "atan", "sign"})  # finite for every non-NaN argument, ±inf too
+
+
+def bounded(form) -> bool:
+    """Whether a closed form is finite for every z and `last` that are not NaN (±inf
+    included): constants, and z or last only under saturating functions (tanh, clip,
+    atan, sign) reached through scalings by finite non-zero constants. Conservative:
+    False means "not known"."""
+    if form is None:
+        return True
+    kind = form[0]
+    if kind == "c":
+        return isinstance(form[1], (int, float)) and math.isfinite(form[1])
+    if kind == "neg":
+        return bounded(form[1])
+    if kind == "sign":
+        return _not_nan(form[1])
+    if kind == "bin":
+        op, a, b = form[1], form[2], form[3]
+        return op in "+-*" and bounded(a) and bounded(b)
+    if kind == "fn":
+        name, args = form[1], form[2]
+        if name in _SATURATING and len(args) == 1:
+            return _not_nan(args[0])
+        if name == "clip" and len(args) == 3:
+            return _not_nan(args[0]) and bounded(args[1]) and bounded(args[2])
+        if name in ("sin", "cos") and len(args) == 1:
+            return bounded(args[0])
+        return False
+    return False
+
+
+_INPLACE_UNARY = {"sin": "sin_", "cos": "cos_", "tanh": "tanh_", "atan": "atan_", "abs": "abs_"}
+
+
+def compile_inplace(form):
+    """A closed form compiled once into a list of in-place steps on an owned tensor, or
+    None when the form is not of that shape (z read once, every binary operation has one
+    constant operand, unary functions of the table). The compiled function overwrites
+    its argument, which must be an owned float tensor, and returns it: the evaluator's
+    result in fewer Python steps (no tree walk per call)."""
+    steps = []
+
+    def const(n):
+        return n[0] == "c" and isinstance(n[1], (int, float))
+
+    def walk(n) -> bool:
+        kind = n[0]
+        if kind == "z":
+            return True
+        if kind == "neg":
+            if not walk(n[1]):
+                return False
+            steps.append(lambda t: t.neg_())
+            return True
+        if kind == "bin":
+            op, a, b = n[1], n[2], n[3]
+            if const(b) and not const(a):
+                if not walk(a):
+                    return False
+                c = float(b[1])
+                steps.append({"+": lambda t: t.add_(c), "-": lambda t: t.sub_(c), "*": lambda t: t.mul_(c),
+                              "/": lambda t: t.div_(c)}.get(op) or (lambda t: t.pow_(c)))
+                return True
+            if const(a) and not const(b) and op in "+-*/":
+                if not walk(b):
+                    return False
+                c = float(a[1])
+                if op == "+":
+                    steps.append(lambda t: t.add_(c))
+                elif op == "*":
+                    steps.append(lambda t: t.mul_(c))
+                elif op == "-":  # c - t in one op, rounded as the evaluator rounds it
+                    steps.append(lambda t: torch.sub(torch.full((), c, dtype=t.dtype), t, out=t))
+                else:  # c / t, rounded as the evaluator rounds it
+                    steps.append(lambda t: torch.div(torch.full((), c, dtype=t.dtype), t, out=t))
+                return True
+            return False
+        if kind == "fn" and len(n[2]) == 1:
+            name = n[1]
+            if name not in _INPLACE_UNARY and name not in ("clip1", "sign"):
+                return False
+            if not walk(n[2][0]):
+                return False
+            if name == "clip1":
+                steps.append(lambda t: t.clamp_(-1.0, 1.0))
+            elif name == "sign":
+                steps.append(lambda t: torch.copysign(torch.ones((), dtype=t.dtype), t.add_(0.0), out=t))
+            else:
+                meth = _INPLACE_UNARY[name]
+                steps.append(lambda t: getattr(t, meth)())
+            return True
+        return False
+
+    if form is None or not walk(form):
+        return None
+    frozen = tuple(steps)
+
+    def run(t):
+        for step in frozen:
+            t = step(t)
+        return t
+
+    return run
+
+
+def _not_nan(form) -> bool:
+    """Whether a form is not NaN for every z and last that are not NaN (±inf included)."""
+    kind = form[0]
+    if kind in ("z", "last"):
+        return True
+    if kind == "neg":
+        return _not_nan(form[1])
+    if kind == "bin" and form[1] in "*/" and form[3][0] == "c":
+        c = form[3][1]
+        return isinstance(c, (int, float)) and math.isfinite(c) and c != 0 and _not_nan(form[2])
+    if kind == "bin" and form[1] == "*" and form[2][0] == "c":
+        return _not_nan(("bin", "*", form[3], form[2]))
+    return bounded(form)
 
 
 def broadcasts_into(small: torch.Tensor, big: torch.Tensor) -> bool:

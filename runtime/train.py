@@ -15,6 +15,7 @@ import json
 import math
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,8 +92,9 @@ def _optimizer(model, recipe: ir.TrainRecipe):
     return torch.optim.Adam(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
 
 
-def _optimizer_tensors(opt, model) -> dict:
-    """Optimizer buffers under stable names, for an exact resume."""
+def _optimizer_tensors(opt, model, copy: bool = True) -> dict:
+    """Optimizer buffers under stable names, for an exact resume (copies, or with
+    copy=False detached views of the live buffers)."""
     names = {id(p): n for n, p in model.named_parameters()}
     out = {}
     for group in opt.param_groups:
@@ -102,7 +104,8 @@ def _optimizer_tensors(opt, model) -> dict:
                 import torch
 
                 if isinstance(value, torch.Tensor):
-                    out[f"optimizer/{names[id(p)]}/{key}"] = value.detach().clone().reshape(value.shape or (1,))
+                    v = value.detach()
+                    out[f"optimizer/{names[id(p)]}/{key}"] = (v.clone() if copy else v).reshape(value.shape or (1,))
     return out
 
 
@@ -241,79 +244,335 @@ def train(program: ir.Program, network: ir.Network, recipe: ir.TrainRecipe, out_
         with open(metrics_path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record) + "\n")
 
+    # Checkpoints are written on a background thread; the snapshot (copies of the weights,
+    # optimizer buffers and generator state) is taken here, on the training thread.
+    # A slot of the writer's shared arena holds the weights and up to two optimizer
+    # buffers per weight (SGD momentum; Adam's two moments) and the generator state.
+    nbytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    writer = CheckpointWriter(out_dir, slot_bytes=3 * nbytes + 64 * 1024, process=None if save_at else False)
+
+
     def save(step: int, metrics: dict) -> None:
-        extra = _optimizer_tensors(opt, model)
+        # The writer's process mode copies the live state into its arena before submit
+        # returns; its thread mode needs copies made here.
+        live = writer.copies_snapshot
+        extra = _optimizer_tensors(opt, model, copy=not live)
         extra["rng/torch"] = generator.get_state()
-        meta = {"network": network.name, "seed": seed, "flags": flags or {}, "metrics": metrics,
+        meta = {"network": network.name, "seed": seed, "flags": flags or {}, "metrics": dict(metrics),
                 "epoch": step / steps_per_epoch, "architecture_hash": run_meta["architecture_hash"],
                 "program_hash": run_meta["program_hash"], "gradient": recipe.gradient.kind}
-        ckpt.save_checkpoint(out_dir, step, model.tensors(), meta, extra)
+        writer.submit(step, model.tensors(copy=not live), meta, extra)
 
-    if start_step == 0 and 0 in save_at and not resume:
-        save(0, {})
+    try:
+        if start_step == 0 and 0 in save_at and not resume:
+            save(0, {})
 
-    bar = None
-    if progress:
-        from tqdm import tqdm
+        bar = None
+        if progress:
+            from tqdm import tqdm
 
-        bar = tqdm(total=total_steps, initial=start_step, unit="step", desc=network.name, leave=False,
-                   dynamic_ncols=True)
-    step = start_step
-    last_metrics: dict = {}
-    t_start = time.perf_counter()
-    while step < total_steps:
-        epoch = step // steps_per_epoch
-        perm = torch.from_numpy(epoch_permutation(n, seed, epoch))
-        first_batch = step - epoch * steps_per_epoch
-        for b in range(first_batch, steps_per_epoch):
-            idx = perm[b * recipe.batch:(b + 1) * recipe.batch]
-            xb, yb = x_train[idx], y_train[idx]
-            model.train()
-            opt.zero_grad(set_to_none=True)
-            if recipe.gradient.kind == "exact":
-                loss = model.expected_loss(xb, yb)
-                with torch.no_grad():
-                    acc = float((model.expected_logits(xb).argmax(-1) == yb).float().mean())
-            else:
-                logits = model(xb, shots=1, generator=generator)[0]
-                loss = torch.nn.functional.cross_entropy(logits, yb)
-                acc = float((logits.argmax(-1) == yb).float().mean())
-            if not torch.isfinite(loss.detach()):
-                raise error("Q0640", f"the loss became {float(loss.detach())} at step {step + 1}",
-                            help="lower the learning rate (--lr)")
-            loss.backward()
-            opt.step()
-            step += 1
-            epoch_loss += float(loss.detach()) * len(idx)
-            epoch_count += len(idx)
-            rec = {"kind": "step", "step": step, "epoch": epoch, "loss": float(loss.detach()),
-                   "batch_accuracy": acc, "images": len(idx)}
-            write_metrics(rec)
-            last_metrics = rec
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
-            end_of_epoch = b == steps_per_epoch - 1
-            if end_of_epoch:
-                rec = {"kind": "epoch", "step": step, "epoch": epoch + 1,
-                       "train_loss": epoch_loss / max(epoch_count, 1),
-                       "elapsed_s": time.perf_counter() - t_start}
-                epoch_loss, epoch_count = 0.0, 0
-                if val is not None:
-                    acc, lo, hi = evaluate_accuracy(model, val[0], val[1], network.readout.shots, seed=seed + 7 + epoch)
-                    rec.update(validation_accuracy=acc, validation_ci95=[lo, hi],
-                               validation_shots=network.readout.shots)
+            bar = tqdm(total=total_steps, initial=start_step, unit="step", desc=network.name, leave=False,
+                       dynamic_ncols=True)
+        step = start_step
+        last_metrics: dict = {}
+        t_start = time.perf_counter()
+        while step < total_steps:
+            epoch = step // steps_per_epoch
+            perm = torch.from_numpy(epoch_permutation(n, seed, epoch))
+            first_batch = step - epoch * steps_per_epoch
+            for b in range(first_batch, steps_per_epoch):
+                idx = perm[b * recipe.batch:(b + 1) * recipe.batch]
+                xb, yb = x_train[idx], y_train[idx]
+                model.train()
+                opt.zero_grad(set_to_none=True)
+                if recipe.gradient.kind == "exact":
+                    loss = model.expected_loss(xb, yb)
+                    with torch.no_grad():
+                        acc = float((model.expected_logits(xb).argmax(-1) == yb).float().mean())
+                else:
+                    logits = model(xb, shots=1, generator=generator)[0]
+                    loss = torch.nn.functional.cross_entropy(logits, yb)
+                    acc = float((logits.argmax(-1) == yb).float().mean())
+                if not torch.isfinite(loss.detach()):
+                    raise error("Q0640", f"the loss became {float(loss.detach())} at step {step + 1}",
+                                help="lower the learning rate (--lr)")
+                loss.backward()
+                opt.step()
+                step += 1
+                epoch_loss += float(loss.detach()) * len(idx)
+                epoch_count += len(idx)
+                rec = {"kind": "step", "step": step, "epoch": epoch, "loss": float(loss.detach()),
+                       "batch_accuracy": acc, "images": len(idx)}
                 write_metrics(rec)
                 last_metrics = rec
-                # through the bar's own writer: the line goes above the bar, not into it
-                (log if bar is None else lambda s: bar.write(s, file=sys.stderr))(
-                    f"epoch {epoch + 1}/{recipe.epochs}: train loss {rec['train_loss']:.4f}"
-                    + (f", validation accuracy {rec['validation_accuracy']:.4f}" if val is not None else ""))
-            if step in save_at:
-                save(step, last_metrics)
-    if bar is not None:
-        bar.close()
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+                end_of_epoch = b == steps_per_epoch - 1
+                if end_of_epoch:
+                    rec = {"kind": "epoch", "step": step, "epoch": epoch + 1,
+                           "train_loss": epoch_loss / max(epoch_count, 1),
+                           "elapsed_s": time.perf_counter() - t_start}
+                    epoch_loss, epoch_count = 0.0, 0
+                    if val is not None:
+                        acc, lo, hi = evaluate_accuracy(model, val[0], val[1], network.readout.shots, seed=seed + 7 + epoch)
+                        rec.update(validation_accuracy=acc, validation_ci95=[lo, hi],
+                                   validation_shots=network.readout.shots)
+                    write_metrics(rec)
+                    last_metrics = rec
+                    # through the bar's own writer: the line goes above the bar, not into it
+                    (log if bar is None else lambda s: bar.write(s, file=sys.stderr))(
+                        f"epoch {epoch + 1}/{recipe.epochs}: train loss {rec['train_loss']:.4f}"
+                        + (f", validation accuracy {rec['validation_accuracy']:.4f}" if val is not None else ""))
+                if step in save_at:
+                    save(step, last_metrics)
+        if bar is not None:
+            bar.close()
+        writer.flush()  # every checkpoint on disk (a write's error raised) before listing them
+    finally:
+        writer.close()
     return TrainResult(out_dir, step, last_metrics, ckpt.list_checkpoints(out_dir))
+
+
+class CheckpointWriter:
+    """Writes checkpoints in the background, in submission order.
+
+    `submit` returns at once unless `depth` writes are already waiting (then it waits:
+    memory stays bounded). Each write is `checkpoint.save_checkpoint`: serialisation,
+    hash, an atomic write of the weights (temporary file, fsync, rename), then of the
+    sidecar. A crash at any point leaves every earlier checkpoint as it was, and the one
+    being written either whole or absent (`list_checkpoints` ignores weights without
+    their sidecar). An error in a write is raised on the training thread by the next
+    `submit`, by `flush` or by `close`, which wait for every pending write.
+
+    By default a thread of this process does the writes, and `submit` must be given
+    copies. With `process=True` (or QNNC_CHECKPOINT_PROCESS=1; Linux only) they run in a
+    child process forked when the writer is made: serialisation holds the GIL for
+    milliseconds per megabyte, which in a thread stalls the training steps it overlaps.
+    `submit` then copies the snapshot into one of `depth` slots of a shared memory arena
+    (torch copies, which release the GIL) and sends the child only names, shapes and
+    offsets; the child calls the same `save_checkpoint` on arrays that view the slot. A
+    snapshot larger than a slot goes through the pipe instead. Measured on the 2-core
+    machine (benchmarks/bench_train_ckpt.py, BENCHMARKS.md) the fork, the copies and the
+    child's scheduling cost more than the GIL stalls they save, so the thread is the
+    default."""
+
+    def __init__(self, run_dir, depth: int = 3, save=None, process: Optional[bool] = None,
+                 slot_bytes: int = 0):
+        import multiprocessing as mp
+        import queue
+
+        self.run_dir = run_dir
+        self._depth = depth
+        self._error: Optional[BaseException] = None
+        self._reported = False
+        self._closed = False
+        self._pending: list[int] = []  # slots (or -1: sent through the pipe) in flight, oldest first
+        if process is None:
+            process = save is None and bool(os.environ.get("QNNC_CHECKPOINT_PROCESS"))
+        process = process and sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods()
+        self._process = None
+        self.copies_snapshot = bool(process)  # submit copies the tensors itself
+        if process:
+            import mmap
+
+            self._slot_bytes = -(-int(slot_bytes) // 4096) * 4096
+            self._arena = mmap.mmap(-1, max(1, self._slot_bytes * depth)) if self._slot_bytes else None
+            ctx = mp.get_context("fork")
+            self._jobs = ctx.SimpleQueue()
+            self._results = ctx.SimpleQueue()
+            self._process = ctx.Process(target=_writer_process, args=(self._jobs, self._results, self._arena,
+                                                                     os.getpid()),
+                                        name="qnnc-checkpoint-writer", daemon=True)
+            self._process.start()
+        else:
+            self._save = save or ckpt.save_checkpoint
+            self._queue: "queue.Queue" = queue.Queue(maxsize=depth)
+            self._thread = threading.Thread(target=self._run, name="qnnc-checkpoint-writer", daemon=True)
+            self._thread.start()
+
+    # ---- thread mode
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            try:
+                if job is None:
+                    return
+                if self._error is None:  # after a failure, later checkpoints are not written
+                    self._save(self.run_dir, *job)
+            except BaseException as e:  # handed to the training thread
+                self._error = e
+            finally:
+                self._queue.task_done()
+
+    # ---- process mode
+
+    def _collect_one(self) -> None:
+        """Wait for the oldest write in flight to finish."""
+        try:
+            if not self._process.is_alive() and self._results.empty():
+                raise EOFError("it exited")
+            result = self._results.get()
+        except (EOFError, OSError) as e:  # the writer died
+            self._error = self._error or OSError(f"the checkpoint writer process stopped: {e}")
+            self._pending.clear()
+            return
+        self._pending.pop(0)
+        if result is not None and self._error is None:
+            self._error = _rebuild_error(result)
+
+    def _drain_ready(self) -> None:
+        while self._pending and not self._results.empty():
+            self._collect_one()
+
+    def _wait_all(self) -> None:
+        if self._process is None:
+            self._queue.join()
+            return
+        while self._pending:
+            self._collect_one()
+
+    def _pack(self, tensors: dict, extra: dict):
+        """Copy the snapshot into a free slot of the arena: (slot, layout), or None when it
+        does not fit (then it is sent as arrays)."""
+        items = list(tensors.items()) + list(extra.items())
+        offsets, off = [], 0
+        for _, t in items:
+            off = -(-off // 64) * 64
+            offsets.append(off)
+            off += t.numel() * t.element_size() if hasattr(t, "element_size") else np.asarray(t).nbytes
+        if self._arena is None or off > self._slot_bytes:
+            return None
+        busy = set(self._pending)
+        slot = next(i for i in range(self._depth) if i not in busy)
+        import torch
+
+        base = slot * self._slot_bytes
+        layout = []
+        for (name, t), o in zip(items, offsets):
+            t = torch.as_tensor(t).detach()
+            arr = np.frombuffer(self._arena, dtype=t.numpy().dtype if t.dim() else t.reshape(1).numpy().dtype,
+                                count=t.numel(), offset=base + o)
+            torch.from_numpy(arr).copy_(t.reshape(-1))  # torch's copy releases the GIL
+            layout.append((name, arr.dtype.str, tuple(t.shape), base + o, name in tensors))
+        return slot, layout
+
+    # ---- both
+
+    def _raise(self) -> None:
+        if self._error is not None and not self._reported:
+            self._reported = True
+            raise self._error
+
+    def submit(self, step: int, tensors: dict, meta: dict, extra: Optional[dict] = None) -> None:
+        """Queue checkpoint `step`. In process mode the tensors are copied before this
+        returns (the caller may go on changing them); in thread mode they must be copies."""
+        if self._process is not None:
+            self._drain_ready()
+            while len(self._pending) >= self._depth and self._error is None:
+                self._collect_one()
+        self._raise()
+        if self._error is not None:
+            return
+        if self._process is None:
+            self._queue.put((step, tensors, meta, extra))
+            return
+        packed = self._pack(tensors, extra or {})
+        if packed is None:
+            arrays = {k: np.array(_to_numpy(v)) for k, v in tensors.items()}
+            more = {k: np.array(_to_numpy(v)) for k, v in (extra or {}).items()}
+            self._pending.append(-1)
+            self._jobs.put(("arrays", str(self.run_dir), step, arrays, dict(meta), more))
+        else:
+            slot, layout = packed
+            self._pending.append(slot)
+            self._jobs.put(("slot", str(self.run_dir), step, layout, dict(meta), None))
+
+    def flush(self) -> None:
+        """Wait until every submitted checkpoint is on disk; raise a write's error."""
+        self._wait_all()
+        self._raise()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._wait_all()
+            if self._process is None:
+                self._queue.put(None)
+                self._thread.join()
+            else:
+                try:
+                    self._jobs.put(None)
+                except OSError:
+                    pass
+                self._process.join()
+        self._raise()
+
+
+def _to_numpy(t):
+    return t.detach().cpu().numpy() if hasattr(t, "detach") else np.asarray(t)
+
+
+def _writer_process(jobs, results, arena, parent: int) -> None:
+    """The checkpoint writer's loop in its own (forked) process: one `save_checkpoint`
+    per job, in order; each result is None or the error, in a form that pickles. It
+    ends on None, or when the trainer is gone (killed: the queue's other end is ours
+    too, so no end-of-file would tell)."""
+    import select
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the trainer, which closes us
+    reader = jobs._reader
+    failed = False
+    while True:
+        while not select.select([reader], [], [], 1.0)[0]:
+            if os.getppid() != parent:
+                return
+        try:
+            job = jobs.get()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        kind, run_dir, step, payload, meta, extra = job
+        if failed:
+            results.put(None)
+            continue
+        try:
+            if kind == "slot":
+                tensors, extra = {}, {}
+                for name, dtype, shape, offset, is_tensor in payload:
+                    arr = np.frombuffer(arena, dtype=np.dtype(dtype), count=math.prod(shape) if shape else 1,
+                                        offset=offset).reshape(shape)
+                    (tensors if is_tensor else extra)[name] = arr
+                ckpt.save_checkpoint(run_dir, step, tensors, meta, extra)
+            else:
+                ckpt.save_checkpoint(run_dir, step, payload, meta, extra)
+            results.put(None)
+        except BaseException as e:  # noqa: BLE001 - every failure goes back to the trainer
+            failed = True
+            results.put(_portable_error(e))
+
+
+def _portable_error(e: BaseException):
+    from qnnc.compiler.diagnostics import QnncError
+
+    if isinstance(e, QnncError):
+        return ("qnnc", list(e.diagnostics), e.exit_code)
+    if isinstance(e, OSError):
+        return ("os", e.errno, e.strerror, e.filename)
+    return ("other", f"{type(e).__name__}: {e}")
+
+
+def _rebuild_error(r) -> BaseException:
+    from qnnc.compiler.diagnostics import QnncError
+
+    if r[0] == "qnnc":
+        return QnncError(r[1], r[2])
+    if r[0] == "os":
+        return OSError(r[1], r[2], r[3]) if r[3] is not None else OSError(r[1], r[2])
+    return RuntimeError(f"writing a checkpoint failed: {r[1]}")
 
 
 def _epoch_accumulators(path: Path, epoch: int) -> tuple[float, int]:

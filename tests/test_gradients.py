@@ -184,3 +184,86 @@ def test_exact_at_a0_is_the_sign_network():
     # One certain branch per input (the others get cos(pi/2)^2 ~ 1e-33, floating point's zero).
     assert torch.all((P < 1e-12) | (P > 1 - 1e-12)) and torch.all((P > 0.5).sum(0) == 1)
     assert torch.allclose(q.expected_logits(x), c.expected_logits(x), atol=1e-12)
+
+
+# --------------------------------------------------------------------------- dynamic programme over layers
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(w=st.integers(1, 4), hidden=st.integers(1, 3), seed=st.integers(0, 10_000),
+       prefix=st.booleans(), suffix=st.sampled_from(["linear", "tanh", "sign"]))
+def test_layer_dp_equals_the_full_enumeration(w, hidden, seed, prefix, suffix):
+    """expected_logits / expected_loss by the dynamic programme over layers (L·4^w)
+    equal the sums over all 2^{wL} joint branches of `exact_branches`, with gradients."""
+    layers = ([(3, "sign")] if prefix else []) + [(w, ("rotation", {"a": 0.6}))] * hidden
+    layers += ([(2, suffix)] if suffix != "linear" else []) + [(3, "linear")]
+    m = QNNModel(B.network(4, layers), dtype=F64, seed=seed)
+    assert m._dp_layers() is not None
+    x = torch.rand(3, 4, dtype=F64, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    y = torch.tensor([0, 2, 1])
+    got = m.expected_loss(x, y)
+    g_got = torch.autograd.grad(got, list(m.parameters()))
+    logits, P = m.exact_branches(x)
+    K = logits.shape[0]
+    ce = torch.nn.functional.cross_entropy(logits.reshape(K * 3, 3), y.repeat(K), reduction="none").view(K, 3)
+    want = (P * ce).sum(0).mean()
+    g_want = torch.autograd.grad(want, list(m.parameters()))
+    assert torch.allclose(got, want, atol=1e-12)
+    for a, b in zip(g_got, g_want):
+        assert torch.allclose(a, b, atol=1e-11)
+    assert torch.allclose(m.expected_logits(x), (P.unsqueeze(-1) * logits).sum(0), atol=1e-12)
+
+
+def test_layer_dp_is_not_used_for_carried_chains():
+    m = QNNModel(B.network(4, [(3, ("weak", {"a": 0.5, "g": 1.0})), (3, ("weak", {"a": 0.5, "g": 1.0})),
+                               (2, "linear")]), dtype=F64)
+    assert m._dp_layers() is None
+
+
+def test_fast_branch_equals_the_generic_amplitudes():
+    from qnnc.runtime.neuron_kernel import NeuronKernel
+
+    prog = B.network(4, [(3, ("rotation", {"a": 0.5})), (2, "linear")])
+    act = prog.networks[0].layers[0].activation
+    nd = prog.neuron(act.neuron)
+    fast = NeuronKernel(nd, {b.name: b.value for b in act.args})
+    slow = NeuronKernel(nd, {b.name: b.value for b in act.args}, force_generic=True)
+    assert fast.fast_ry and not slow.fast_ry
+    z = torch.linspace(-2, 2, 41, dtype=F64).reshape(41, 1).expand(41, 3)
+    a, b = fast.branch(z), slow.branch(z)
+    assert a.emit == b.emit
+    assert torch.allclose(a.probs, b.probs, atol=1e-15)
+
+
+@pytest.mark.parametrize("f", ["tanh", "clip"])
+@pytest.mark.parametrize("bias", [False, True])
+def test_written_out_dp_gradient_equals_autograd(f, bias):
+    """The hand-written backward of runtime/exact_dp.py against autograd through the
+    same dynamic programme, clip's saturation included (weights scaled so that some
+    |z/a| exceed 1)."""
+    prog = B.network(4, [(3, ("rotation", {"a": 0.4, "f": f})), (4, ("rotation", {"a": 0.3, "f": f})),
+                         (3, ("rotation", {"a": 0.5, "f": f})), (2, "linear")], bias=bias)
+    m = QNNModel(prog, dtype=F64, seed=11)
+    m.load_tensors({k: v * 2 for k, v in m.tensors().items()})
+    x = (torch.rand(5, 4, dtype=F64, generator=torch.Generator().manual_seed(3)) * 2 - 1).requires_grad_()
+    out = {}
+    for analytic in (True, False):
+        m._dp_analytic_cache = analytic
+        e = m.expected_logits(x)
+        c = torch.linspace(-1, 1, e.numel(), dtype=F64).view_as(e)
+        grads = torch.autograd.grad((c * e).sum(), [x] + list(m.parameters()))
+        out[analytic] = (e.detach(), grads)
+    assert torch.allclose(out[True][0], out[False][0], atol=1e-14)
+    for a, b in zip(out[True][1], out[False][1]):
+        assert torch.allclose(a, b, atol=1e-12)
+
+
+def test_exact_dp_of_a_nan_input_is_q0331():
+    from qnnc.compiler.diagnostics import QnncError
+
+    m = QNNModel(B.network(4, [(3, ("rotation", {"a": 0.4})), (2, "linear")]), dtype=F64)
+    x = torch.zeros(2, 4, dtype=F64)
+    x[1, 2] = float("nan")
+    with pytest.raises(QnncError) as e:
+        m.expected_logits(x)
+    assert e.value.diagnostics[0].code == "Q0331"

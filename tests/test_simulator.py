@@ -767,3 +767,66 @@ def test_random_fields_are_counter_based(dtype):
     # another key, or another generator draw, is another stream
     assert not torch.equal(fields.uniform_12((1, 3), 5, (n,)), whole)
     assert not torch.equal(RandomFields(torch.Generator().manual_seed(1), dtype).uniform_12((1, 2), 5, (n,)), whole)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("f", ["clip", "tanh"])
+def test_lean_small_batch_path_draws_the_same_samples(bias, f, dtype):
+    """The lean no-grad path (chains of R_y fast-path neurons, whole batch in one go)
+    gives bit-identical samples to the general chunked path, for any chunking."""
+    prog = B.network(6, [(5, ("rotation", {"a": 0.5, "f": f})), (4, ("rotation", {"a": 0.3, "f": f})),
+                         (3, "linear")], bias=bias)
+    lean = QNNModel(prog, seed=4, dtype=dtype)
+    assert lean._lean_plan() is not None
+    general = QNNModel(prog, seed=4, dtype=dtype)
+    general._lean_cache = None  # the general chunked path
+    # (float32 matrix products of other shapes, e.g. tiny chunks, may round z differently
+    # and so flip a sample whose threshold sits within an ulp of its random value)
+    x = torch.rand(9, 6, generator=torch.Generator().manual_seed(1), dtype=dtype)
+    with torch.no_grad():
+        a = lean(x, shots=5, generator=torch.Generator().manual_seed(2))
+        b = general(x, shots=5, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(a, b)
+    bad = x.clone()
+    bad[3, 2] = float("nan")
+    with pytest.raises(QnncError) as e, torch.no_grad():
+        lean(bad, shots=2)
+    assert e.value.diagnostics[0].code == "Q0331"
+
+
+def test_bounded_forms():
+    from qnnc.runtime.torch_angles import bounded
+
+    z = ("z",)
+    assert bounded(("bin", "*", ("c", 1.5), ("bin", "-", ("c", 1.0), ("fn", "clip1", (("bin", "/", z, ("c", 0.5)),)))))
+    assert bounded(("fn", "tanh", (z,)))
+    assert not bounded(("fn", "cos", (z,)))  # cos(inf) is NaN
+    assert not bounded(("bin", "/", ("c", 1.0), z))
+    assert not bounded(("fn", "tanh", (("bin", "+", z, ("c", 1.0)),))) or True  # conservative either way
+    assert not bounded(("fn", "log", (z,)))
+
+
+@settings(max_examples=20, deadline=None)
+@given(widths=st.lists(st.integers(1, 3), min_size=1, max_size=3), seed=st.integers(0, 10_000),
+       f=st.sampled_from(["tanh", "clip"]), generic=st.booleans(), bias=st.booleans())
+def test_layer_dp_expectation_against_the_density_matrix_reference(widths, seed, f, generic, bias):
+    """The dynamic programme over layers (fast R_y path with its written-out gradient, or
+    the generic amplitudes with autograd) against tests/sim_reference.py: Σ over every
+    outcome pattern of the reference's probability times the output layer's logits."""
+    layers = [(w, ("rotation", {"a": 0.5, "f": f})) for w in widths] + [(2, "linear")]
+    prog = B.network(3, layers, bias=bias)
+    m = QNNModel(prog, seed=seed, dtype=F64, force_generic=generic)
+    assert m._dp_layers() is not None
+    if bias:
+        m.load_tensors({k: torch.full_like(v, 0.3) if k.endswith(".bias") else v
+                        for k, v in m.tensors().items()})
+    x = torch.rand(3, generator=torch.Generator().manual_seed(seed), dtype=F64) * 2 - 1
+    got = m.expected_logits(x.reshape(1, -1))[0].detach().numpy()
+    w = network_weights(m)
+    dist = ref.outcome_distribution(prog, w, x.numpy())
+    want = np.zeros(2)
+    for outcomes, p in dist.items():
+        last = np.array(outcomes[-widths[-1]:], dtype=float)
+        want += p * (w["y"] @ last + (w["y.bias"] if "y.bias" in w else 0.0))
+    assert np.allclose(got, want, atol=1e-10), (got, want)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -187,3 +188,134 @@ def test_refuses_to_overwrite_a_run(tmp_path, capsys):
     assert main(["train", str(f), "--out", str(tmp_path / "run"), "--no-progress", "--epochs", "0"]) == 0
     assert main(["train", str(f), "--out", str(tmp_path / "run"), "--no-progress", "--epochs", "0"]) == 2
     assert "--resume" in capsys.readouterr().err
+
+
+_CRASH_MID_WRITE = r"""
+import os, sys, time
+from pathlib import Path
+from qnnc.compiler import parse_program
+from qnnc.runtime import train as T
+src, out, marker = sys.argv[1:4]
+real_fsync, seen = os.fsync, []
+def fsync(fd):
+    name = os.readlink(f"/proc/self/fd/{fd}")
+    if "step-000030.safetensors" in name and name.endswith(".tmp"):
+        Path(marker).write_text(name)   # the weights of step 30 are half way to disk
+        time.sleep(600)                 # ... and the process dies here
+    real_fsync(fd)
+os.fsync = fsync
+program = parse_program(Path(src).read_text(), src)
+net = program.network()
+T.train(program, net, program.train(net.name), out, progress=False)
+"""
+
+
+def test_a_crash_in_the_middle_of_a_background_checkpoint_write_keeps_the_previous_one(tmp_path):
+    """SIGKILL while the writer thread is inside the atomic write of step 30 (temporary
+    file written, not yet fsynced or renamed): step 20 stays the latest valid checkpoint,
+    nothing of step 30 is listed, and a resume from 20 ends bit-identical to a run that
+    was never interrupted."""
+    f = _write(tmp_path)
+    program = parse_program(f.read_text(), str(f))
+    net = program.network()
+    train(program, net, program.train(net.name), tmp_path / "full", progress=False)
+    marker = tmp_path / "marker"
+    # Its own session: the crash takes the trainer and its checkpoint writer (a thread,
+    # or a forked process where the platform forks) together, as a power cut would.
+    proc = subprocess.Popen([sys.executable, "-c", _CRASH_MID_WRITE, str(f), str(tmp_path / "crash"), str(marker)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not marker.exists() and proc.poll() is None:
+        time.sleep(0.01)
+    assert marker.exists(), proc.stderr.read().decode() if proc.poll() is not None else "no write of step 30"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    run = tmp_path / "crash"
+    assert Path(marker.read_text()).exists()  # the torn temporary file is there ...
+    assert not ckpt.checkpoint_path(run, 30).exists()  # ... and was never renamed into place
+    assert ckpt.list_checkpoints(run)[-1] == 20
+    for s in ckpt.list_checkpoints(run):  # every listed checkpoint verifies (hash, shapes)
+        ckpt.load_checkpoint(ckpt.checkpoint_path(run, s), net)
+    train(program, net, program.train(net.name), run, resume=True, progress=False)
+    a, b = _final(tmp_path / "full"), _final(run)
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_a_failed_background_write_is_raised_on_the_training_thread(tmp_path):
+    from qnnc.runtime.train import CheckpointWriter
+
+    written = []
+
+    def save(run_dir, step, tensors, meta, extra):
+        if step == 2:
+            raise OSError(28, "No space left on device")
+        written.append(step)
+
+    w = CheckpointWriter(tmp_path, save=save)
+    for s in (0, 1, 2):
+        w.submit(s, {}, {}, {})
+    try:
+        w.flush()
+    except OSError as e:
+        assert e.errno == 28
+    else:
+        raise AssertionError("the write error was swallowed")
+    w.submit(3, {}, {}, {})  # after a failure nothing more is written
+    w.close()
+    assert written == [0, 1]
+
+
+def test_the_writer_process_writes_the_same_bytes_and_reports_errors(tmp_path):
+    """Process mode (a forked writer reading the snapshot from shared memory) writes
+    byte for byte what `save_checkpoint` writes in the foreground, whether the snapshot
+    goes through the arena or, too large for a slot, through the pipe; the caller may
+    change its tensors right after submit; a failed write is raised on flush."""
+    import multiprocessing as mp
+
+    import pytest
+    import torch
+
+    from qnnc.runtime.train import CheckpointWriter
+
+    if "fork" not in mp.get_all_start_methods() or not sys.platform.startswith("linux"):
+        pytest.skip("the writer process needs Linux's fork")
+    g = torch.Generator().manual_seed(0)
+    tensors = {"h1": torch.randn(7, 5, generator=g), "h1.bias": torch.randn(7, generator=g, dtype=torch.float64)}
+    extra = {"optimizer/weight.h1/momentum_buffer": torch.randn(7, 5, generator=g),
+             "rng/torch": torch.Generator().manual_seed(3).get_state()}
+    meta = {"network": "n", "metrics": {"loss": 1.5}}
+    want = tmp_path / "sync"
+    ckpt.save_checkpoint(want, 4, {k: v.clone() for k, v in tensors.items()}, meta,
+                         {k: v.clone() for k, v in extra.items()})
+    originals = [t.clone() for t in list(tensors.values()) + [extra["optimizer/weight.h1/momentum_buffer"]]]
+    for slot_bytes in (1 << 20, 64):  # the arena; too small a slot: the pipe
+        run = tmp_path / f"bg{slot_bytes}"
+        w = CheckpointWriter(run, slot_bytes=slot_bytes, process=True)
+        assert w.copies_snapshot
+        w.submit(4, tensors, meta, extra)
+        for t in list(tensors.values()) + [extra["optimizer/weight.h1/momentum_buffer"]]:
+            t.add_(1.0)  # the caller goes on training
+        w.close()
+        # The tensor data byte for byte (the safetensors header's metadata map comes out
+        # in either order from one call to the next, in one process or another: that
+        # is the checkpoint format's business, not the writer's).
+        a = ckpt.checkpoint_path(want, 4).read_bytes()
+        b = ckpt.checkpoint_path(run, 4).read_bytes()
+        n = int.from_bytes(a[:8], "little")
+        assert a[8 + n:] == b[8 + n:] and len(a) == len(b)
+        ca, cb = (ckpt.load_checkpoint(ckpt.checkpoint_path(r, 4)) for r in (want, run))
+        for k in {**ca.tensors, **ca.extra}:
+            np.testing.assert_array_equal({**ca.tensors, **ca.extra}[k], {**cb.tensors, **cb.extra}[k], err_msg=k)
+        sa, sb = (json.loads(ckpt.checkpoint_path(r, 4).with_suffix(".json").read_text()) for r in (want, run))
+        sa.pop("sha256"), sb.pop("sha256")
+        assert sa == sb
+        for t, o in zip(list(tensors.values()) + [extra["optimizer/weight.h1/momentum_buffer"]], originals):
+            t.copy_(o)
+    (tmp_path / "file").write_text("x")
+    w = CheckpointWriter(tmp_path / "file" / "run", slot_bytes=1 << 20, process=True)
+    w.submit(0, tensors, meta, extra)
+    with pytest.raises(OSError):
+        w.flush()
+    w.close()
