@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
 from qnnc.compiler import codes
-from qnnc.compiler.ir import Span
+from qnnc.compiler.ir import NO_SPAN, Span
 from qnnc.compiler.limits import MAX_DIAGNOSTICS, SNIPPET_WIDTH
 
 
@@ -179,7 +179,9 @@ def render(diag: Diagnostic, sources: Optional[dict[str, str]] = None, _cache: O
     out = [_clean(f"{diag.severity}[{diag.code}]: {_cut(diag.message)}")]
     span = diag.span
     if span is not None:
-        lines = _lines_of(span.file, sources, {} if _cache is None else _cache)
+        # NO_SPAN marks a node built without a source (IR made by code): no snippet, even
+        # when a program parsed under the same pseudo-name was remembered.
+        lines = None if span == NO_SPAN else _lines_of(span.file, sources, {} if _cache is None else _cache)
         where = _printable(_cut(span.file))
         if lines is not None and 1 <= span.line <= max(len(lines), 1):
             src = lines[span.line - 1] if lines else ""

@@ -111,7 +111,12 @@ def check_refusal_golden(refusal, path: Path, update: bool = False) -> None:
             diagnostics = exc.diagnostics
         else:
             raise AssertionError(f"{refusal.__name__} was not refused")
-        text = render_all(diagnostics)
+        # The sources the refusal's program was loaded from, given explicitly: the
+        # renderer's own memory of loaded sources is emptied by every CLI run in this
+        # process, so it would depend on which tests ran before.
+        files = {d.span.file for d in diagnostics if d.span is not None}
+        sources = {f: Path(f).read_text(encoding="utf-8") for f in files if Path(f).is_file()}
+        text = render_all(diagnostics, sources)
     finally:
         os.chdir(cwd)
     assert all(d.code in CODES for d in diagnostics)
@@ -119,7 +124,8 @@ def check_refusal_golden(refusal, path: Path, update: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     assert path.exists(), f"missing {path}; run with QNNC_UPDATE_GOLDEN=1"
-    assert text == path.read_text(encoding="utf-8")
+    golden = path.read_text(encoding="utf-8")
+    assert text == golden, f"rendered:\n{text}\ngolden:\n{golden}"
 
 
 def example(name: str, **overrides):

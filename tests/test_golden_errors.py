@@ -145,3 +145,15 @@ def test_json_format(name, capsys, monkeypatch):
         assert d["severity"] == "error"
         if "file" in d:
             assert d["end_line"] >= d["line"] and (d["end_line"], d["end_col"]) > (d["line"], d["col"])
+
+
+def test_a_span_without_source_shows_no_snippet_of_a_program_parsed_under_the_same_name():
+    """IR built by code carries NO_SPAN ("<generated>", 1:1); a program parsed under that
+    pseudo-name earlier in the process must not lend it a line it never had."""
+    from qnnc.compiler import parse_program
+    from qnnc.compiler.diagnostics import Diagnostic, render
+    from qnnc.compiler.ir import NO_SPAN
+
+    parse_program("param unrelated = 1\n", "<generated>")
+    text = render(Diagnostic("Q0311", "from generated IR", NO_SPAN))
+    assert "unrelated" not in text and " --> <generated>:1:1" in text
