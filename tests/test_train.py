@@ -244,7 +244,7 @@ def test_a_crash_in_the_middle_of_a_background_checkpoint_write_keeps_the_previo
 
 
 def test_a_failed_background_write_is_raised_on_the_training_thread(tmp_path):
-    from qnnc.runtime.train import CheckpointWriter
+    from qnnc.runtime.checkpoint_writer import CheckpointWriter
 
     written = []
 
@@ -277,7 +277,7 @@ def test_the_writer_process_writes_the_same_bytes_and_reports_errors(tmp_path):
     import pytest
     import torch
 
-    from qnnc.runtime.train import CheckpointWriter
+    from qnnc.runtime.checkpoint_writer import CheckpointWriter
 
     if "fork" not in mp.get_all_start_methods() or not sys.platform.startswith("linux"):
         pytest.skip("the writer process needs Linux's fork")
