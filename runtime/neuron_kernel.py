@@ -105,6 +105,13 @@ class NeuronKernel:
                         self.gate_spans[i])
         return theta
 
+    def _gate_step(self, i: int, ev: "_Evaluator", amps: list, basis: list) -> None:
+        """Op i, a gate: its angle evaluated, applied; its registers leave the basis."""
+        op = self.ops[i]
+        self._apply_gate(amps, op[1], op[2], self._angle(i, ev) if op[3] is not None else None)
+        for r in op[2]:
+            basis[r] = False
+
     def _apply_gate(self, amps: list, gate: str, idx: tuple, theta) -> None:
         """Apply a gate of the gate table to the amplitude list (None = exact zero)."""
         g = GATES[gate]
@@ -163,10 +170,7 @@ class NeuronKernel:
             d = None
             for i, op in enumerate(self.ops):
                 if op[0] == "gate":
-                    theta = self._angle(i, ev) if op[3] is not None else None
-                    self._apply_gate(amps, op[1], op[2], theta)
-                    for r in op[2]:
-                        basis[r] = False
+                    self._gate_step(i, ev, amps, basis)
                 else:
                     r = op[1]
                     reset = op[0] == "reset"
@@ -281,10 +285,7 @@ class NeuronKernel:
         emit_bits: list[int] = [0]  # per local branch: the emitted bit
         for i, op in enumerate(self.ops):
             if op[0] == "gate":
-                theta = self._angle(i, ev) if op[3] is not None else None
-                self._apply_gate(amps, op[1], op[2], theta)
-                for r in op[2]:
-                    basis[r] = False
+                self._gate_step(i, ev, amps, basis)
                 continue
             r = op[1]
             is_emit = op[0] == "measure" and op[2]
