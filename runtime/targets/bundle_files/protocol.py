@@ -120,3 +120,17 @@ def report(result, manifest):
         h = result["histogram"]
         lines.append(f"  predictions: {h} -> majority {int(np.argmax(h))}")
     return "\n".join(lines)
+
+
+def run_and_print(folder, execute, shots, manifest, as_json: bool) -> None:
+    """Every driver's ending: run the protocol (progress on standard error) and print the
+    histogram as JSON or as the readable report."""
+    import json
+    import sys
+
+    result = run(folder, execute, shots, progress=lambda s: print(s, file=sys.stderr, flush=True))
+    if as_json:
+        print(json.dumps({"histogram": result["histogram"], "shots": result["shots"],
+                          "labels": None if result["labels"] is None else result["labels"].tolist()}))
+    else:
+        print(report(result, manifest))

@@ -10,7 +10,6 @@ shots) per distinct shot count. Prints the label distribution (--json: as JSON).
 
 import argparse
 import io
-import json
 import sys
 from pathlib import Path
 
@@ -82,13 +81,7 @@ def main(argv=None):
                 out[k] = bits[i if bits.shape[0] > 1 else 0]
         return out
 
-    result = protocol.run(HERE, execute, args.shots,
-                          progress=lambda s: print(s, file=sys.stderr, flush=True))
-    if args.json:
-        print(json.dumps({"histogram": result["histogram"], "shots": result["shots"],
-                          "labels": None if result["labels"] is None else result["labels"].tolist()}))
-    else:
-        print(protocol.report(result, manifest))
+    protocol.run_and_print(HERE, execute, args.shots, manifest, args.json)
 
 
 if __name__ == "__main__":

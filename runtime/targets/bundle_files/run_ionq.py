@@ -9,7 +9,6 @@ local simulators cannot be seeded: local runs are not reproducible (said on stde
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -62,13 +61,7 @@ def main(argv=None):
             out.append(bits)
         return out
 
-    result = protocol.run(HERE, execute, args.shots,
-                          progress=lambda s: print(s, file=sys.stderr, flush=True))
-    if args.json:
-        print(json.dumps({"histogram": result["histogram"], "shots": result["shots"],
-                          "labels": None if result["labels"] is None else result["labels"].tolist()}))
-    else:
-        print(protocol.report(result, manifest))
+    protocol.run_and_print(HERE, execute, args.shots, manifest, args.json)
 
 
 if __name__ == "__main__":

@@ -58,13 +58,7 @@ def main(argv=None):
         handles = backend.process_circuits(circuits, n_shots=[int(s) for s in shots], seed=seed)
         return [np.asarray(backend.get_result(h).get_shots(cbits=cbits), dtype=np.uint8) for h in handles]
 
-    result = protocol.run(HERE, execute, args.shots,
-                          progress=lambda s: print(s, file=sys.stderr, flush=True))
-    if args.json:
-        print(json.dumps({"histogram": result["histogram"], "shots": result["shots"],
-                          "labels": None if result["labels"] is None else result["labels"].tolist()}))
-    else:
-        print(protocol.report(result, manifest))
+    protocol.run_and_print(HERE, execute, args.shots, manifest, args.json)
 
 
 if __name__ == "__main__":
