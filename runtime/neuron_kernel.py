@@ -58,7 +58,6 @@ class NeuronKernel:
         self.span = span or neuron.span
         bound = angles.bind_neuron(neuron, bindings, span)
         self.bound = bound
-        self.params = dict(bound.params)
         # Register 0 is the neuron's `qubit` (if any), ancillas follow in declaration order.
         qubits = [r for r in neuron.registers if r.role == "qubit"]
         self.registers = qubits + [r for r in neuron.registers if r.role == "ancilla"]

@@ -111,7 +111,7 @@ def tap_tc(r: dict, fmt: str = "png") -> bytes:
     """T_c against training step (log-log), by kind of transition, with the analytic T_c
     of the random network and the power-law fit."""
     import numpy as np
-    from matplotlib.ticker import LogLocator, ScalarFormatter
+    from matplotlib.ticker import LogLocator
 
     plt = _pyplot()
     s = [x for x in r["series"] if x["step"] > 0]
@@ -131,11 +131,8 @@ def tap_tc(r: dict, fmt: str = "png") -> bytes:
                 label=f"fit $T_c = A\\,t^{{\\alpha}}$, $\\alpha$ = {f['exponent']:.3f} ± {f['exponent_stderr']:.3f}")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    for axis in (ax.xaxis, ax.yaxis):  # plain numbers, not 2.75×10⁰
-        axis.set_major_formatter(ScalarFormatter())
-        axis.set_minor_formatter(ScalarFormatter())
-        axis.get_major_formatter().set_scientific(False)
-        axis.get_minor_formatter().set_scientific(False)
+    for axis in (ax.xaxis, ax.yaxis):
+        _plain_log_ticks(axis)
     ax.yaxis.set_minor_locator(LogLocator(subs=(2, 3, 5)))
     ax.set_xlabel("training step $t$")
     ax.set_ylabel("transition temperature $T_c$")
@@ -145,11 +142,20 @@ def tap_tc(r: dict, fmt: str = "png") -> bytes:
     return _bytes(fig, fmt)
 
 
+def _plain_log_ticks(axis) -> None:
+    """Tick labels of a log axis as plain numbers (2.75, not 2.75×10⁰), minor ones too."""
+    from matplotlib.ticker import ScalarFormatter
+
+    for set_formatter in (axis.set_major_formatter, axis.set_minor_formatter):
+        f = ScalarFormatter()
+        f.set_scientific(False)
+        set_formatter(f)
+
+
 def tap_spectrum(r: dict, fmt: str = "png") -> bytes:
     """The four largest eigenvalues of J against training step, each its own legend
     entry, with the random-bulk edge."""
     import numpy as np
-    from matplotlib.ticker import ScalarFormatter
 
     plt = _pyplot()
     s = [x for x in r["series"] if x["step"] > 0]
@@ -161,10 +167,7 @@ def tap_spectrum(r: dict, fmt: str = "png") -> bytes:
         ax.plot(t, top[:, k], "o-", ms=3, lw=1.2, color=f"C{k}", label=f"{names[k]} eigenvalue of J")
     ax.plot(t, [x["bulk_edge"] for x in s], "k:", marker="x", ms=4, label="random-bulk edge")
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(ScalarFormatter())
-    ax.xaxis.set_minor_formatter(ScalarFormatter())
-    ax.xaxis.get_major_formatter().set_scientific(False)
-    ax.xaxis.get_minor_formatter().set_scientific(False)
+    _plain_log_ticks(ax.xaxis)
     ax.tick_params(axis="x", which="minor", labelsize=7)
     ax.set_xlabel("training step $t$")
     ax.set_ylabel("eigenvalue of the coupling matrix $J$")
@@ -201,4 +204,54 @@ def run_histogram(result: dict) -> bytes:
         ax.set_ylabel("mean outcome (+1 = |0>)")
     ax.set_title(f"{s['network']} · {s['target']} ({s['backend']}) · {result['simulator']} · "
                  f"{result['shots']} shots · input {s['input']}", fontsize=8)
+    return _bytes(fig)
+
+
+# --------------------------------------------------------------------------- replica exchange
+
+
+def replica_overlaps(r: dict) -> bytes:
+    """P(q) per temperature (`qnnc replicas`): a legend for a short ladder, a colour bar
+    for a long one."""
+    import numpy as np
+
+    plt = _pyplot()
+    T = np.asarray(r["temperatures"])
+    edges = np.asarray(r["q_bins"])
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    cmap = plt.get_cmap("viridis")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, t in enumerate(T):
+        if r["p_q"][i]:
+            ax.plot(centres, r["p_q"][i], color=cmap(i / max(len(T) - 1, 1)), label=f"T = {t:.3g}")
+    ax.set_xlabel("overlap q")
+    ax.set_ylabel("P(q)")
+    ax.set_title(f"overlap distribution, {r['network']} ({r['n_spins']} spins)")
+    if len(T) <= 8:
+        ax.legend(fontsize=7)
+    else:
+        sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(T.min(), T.max()))
+        fig.colorbar(sm, ax=ax, label="temperature T")
+    return _bytes(fig)
+
+
+def replica_binder(r: dict) -> bytes:
+    """The Binder cumulant of the overlap against temperature."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(r["temperatures"], r["binder"], "o-")
+    ax.set_xlabel("temperature T")
+    ax.set_ylabel("Binder cumulant g = (3 − ⟨q⁴⟩/⟨q²⟩²)/2")
+    ax.set_title("Binder cumulant")
+    return _bytes(fig)
+
+
+def replica_hidden_order(r: dict) -> bytes:
+    """The overlap with the top eigenvector of J (the hidden order) against temperature."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(r["temperatures"], [v[0] if v else float("nan") for v in r["direction_overlaps"]], "o-")
+    ax.set_xlabel("temperature T")
+    ax.set_ylabel("⟨|σ·v₁|⟩ / √N")
+    ax.set_title("overlap with the top eigenvector of J (hidden order)")
     return _bytes(fig)

@@ -238,13 +238,13 @@ def run_replicas(couplings: Couplings, temperatures: Sequence[float], *, replica
     beta = torch.as_tensor(1.0 / temps, dtype=dtype, device=device)
     sigma = torch.where(torch.rand((T, R, N), generator=gen, device=device, dtype=dtype) < 0.5, 1.0, -1.0).to(dtype)
     energy = couplings.energy(sigma)
-    pairs = [(a, b) for a in range(R) for b in range(a + 1, R)]
     dirs = None if directions is None else torch.as_tensor(np.atleast_2d(directions), dtype=dtype, device=device)
     if dirs is not None:
         dirs = dirs / torch.linalg.vector_norm(dirs, dim=-1, keepdim=True)
     acc_sum = torch.zeros(max(T - 1, 0), dtype=dtype, device=device)
     acc_n = torch.zeros(max(T - 1, 0), dtype=dtype, device=device)
     stats = _Accumulator(T, R, N, int(sweeps) - burn_in, q_bins, 0 if dirs is None else dirs.shape[0], device)
+    pairs = stats.pairs
     a_idx = torch.tensor([p[0] for p in pairs], dtype=torch.long, device=device)
     b_idx = torch.tensor([p[1] for p in pairs], dtype=torch.long, device=device)
     for s in range(int(sweeps)):

@@ -118,53 +118,15 @@ def table(r: dict) -> str:
 
 
 def plot(r: dict, folder: str) -> list[str]:
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    written = []
-    T = np.asarray(r["temperatures"])
-    edges = np.asarray(r["q_bins"])
-    centres = 0.5 * (edges[1:] + edges[:-1])
-    cmap = plt.get_cmap("viridis")
-    figs = {}
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for i, t in enumerate(T):
-        if r["p_q"][i]:
-            ax.plot(centres, r["p_q"][i], color=cmap(i / max(len(T) - 1, 1)), label=f"T = {t:.3g}")
-    ax.set_xlabel("overlap q")
-    ax.set_ylabel("P(q)")
-    ax.set_title(f"overlap distribution, {r['network']} ({r['n_spins']} spins)")
-    if len(T) <= 8:
-        ax.legend(fontsize=7)
-    else:
-        sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(T.min(), T.max()))
-        fig.colorbar(sm, ax=ax, label="temperature T")
-    figs["p_q.png"] = fig
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(T, r["binder"], "o-")
-    ax.set_xlabel("temperature T")
-    ax.set_ylabel("Binder cumulant g = (3 − ⟨q⁴⟩/⟨q²⟩²)/2")
-    ax.set_title("Binder cumulant")
-    figs["binder.png"] = fig
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(T, [v[0] if v else np.nan for v in r["direction_overlaps"]], "o-")
-    ax.set_xlabel("temperature T")
-    ax.set_ylabel("⟨|σ·v₁|⟩ / √N")
-    ax.set_title("overlap with the top eigenvector of J (hidden order)")
-    figs["hidden_order.png"] = fig
+    """Write the three replica plots into `folder`; returns their paths."""
     import os
 
-    for name, fig in figs.items():
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110)
-        plt.close(fig)
+    from qnnc.runtime import plots
+
+    written = []
+    for name, draw in (("p_q.png", plots.replica_overlaps), ("binder.png", plots.replica_binder),
+                       ("hidden_order.png", plots.replica_hidden_order)):
         path = os.path.join(folder, name)
-        output.write_bytes(path, buf.getvalue())
+        output.write_bytes(path, draw(r))
         written.append(path)
     return written
