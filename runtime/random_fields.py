@@ -8,18 +8,18 @@ a sample does not depend on how the batch was chunked or on the thread count.
 from __future__ import annotations
 
 import math
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
 
+from qnnc.runtime import counter_rng
 from qnnc.runtime.torch_angles import Value, broadcasts_into
 
 
 
-# Random numbers are generated on up to two threads (numpy's generators release the GIL),
+# Random numbers are generated on up to two threads (the numba kernels release the GIL),
 # never more than torch is allowed to use. The values do not depend on the thread count.
 _MAX_RNG_THREADS = 2
 
@@ -38,8 +38,6 @@ def _pool() -> ThreadPoolExecutor:
     return _POOL
 
 
-_SCRATCH = threading.local()
-
 # Below this many values a second thread costs more than it saves.
 _PARALLEL_MIN = 1 << 16
 
@@ -50,33 +48,27 @@ class RandomFields:
     Entropy comes from the caller's `torch.Generator` (two 62-bit draws per pass), so a
     seeded generator makes every pass reproducible. Value `i` of field `key` is fixed by
     (entropy, key, i) alone: chunking the batch, or splitting the work across threads,
-    never changes a sample. The streams are numpy's PCG64DXSM, which can jump ahead in
-    O(log n); it is several times faster than torch's CPU generator, and the sampler is
-    dominated by random-number generation once the matrix products are done.
+    never changes a sample. The streams are SplitMix64 evaluated at a counter
+    (`qnnc.runtime.counter_rng`): a field's seed costs a few integer operations and any
+    value of it the same few more, wherever it sits.
 
     `uniform_12` returns values f = 1 + j·2^-m, j uniform, in [1, 2): random mantissa
     bits under the exponent of 1.0 (m = 23 for float32, 52 for float64), so making them
-    costs two integer passes and no conversion, and every value is exact.
+    costs no conversion, and every value is exact.
     """
 
     def __init__(self, generator: torch.Generator, dtype: torch.dtype):
         draw = torch.randint(0, 2 ** 62, (2,), generator=generator, dtype=torch.int64)
         self.entropy = [int(v) for v in draw]
         self.dtype = dtype
-        self._states: dict[tuple, dict] = {}
+        self._seeds: dict[tuple, int] = {}
 
-    def _stream(self, key: tuple, offset_draws: int) -> np.random.PCG64DXSM:
-        st = self._states.get(key)
-        if st is None:
-            ss = np.random.SeedSequence(self.entropy + [int(k) for k in key])
-            st = self._states[key] = np.random.PCG64DXSM(ss).state
-        bg = getattr(_SCRATCH, "bg", None)
-        if bg is None:  # one scratch generator per thread: setting a state is cheaper than seeding
-            bg = _SCRATCH.bg = np.random.PCG64DXSM(0)
-        bg.state = st
-        if offset_draws:
-            bg.advance(offset_draws)
-        return bg
+    def seed(self, key: tuple) -> int:
+        """The stream seed of field `key` in this pass."""
+        s = self._seeds.get(key)
+        if s is None:
+            s = self._seeds[key] = counter_rng.field_seed(self.entropy, key)
+        return s
 
     def uniform_12(self, key: tuple, start: int, shape: Sequence[int],
                    out: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -89,42 +81,18 @@ class RandomFields:
             result = torch.empty(tuple(shape), dtype=self.dtype)
         bits = result.view(-1).view(torch.int32 if self.dtype == torch.float32 else torch.int64).numpy()
         bits = bits.view(np.uint32 if self.dtype == torch.float32 else np.uint64)
+        seed = self.seed(key)
         if count >= _PARALLEL_MIN and _default_rng_threads() > 1:
-            half = (count // 2) & ~1
+            half = count // 2
             jobs = [(0, half), (half, count)]
-            list(_pool().map(lambda j: self._fill(key, start, bits, j[0], j[1]), jobs))
+            list(_pool().map(lambda j: counter_rng.fill(seed, start + j[0], bits[j[0]:j[1]]), jobs))
         else:
-            self._fill(key, start, bits, 0, count)
+            counter_rng.fill(seed, start, bits)
         return result
 
     def uniform_12_new(self, key: tuple, shape: Sequence[int]) -> torch.Tensor:
-        """`uniform_12(key, 0, shape)` for a small field (one thread), into a new tensor
-        made from the generator's own output buffer: no separate buffer, no copy."""
-        count = math.prod(shape)
-        if self.dtype == torch.float32:
-            raw = self._stream(key, 0).random_raw((count + 1) // 2).view(np.uint32)[:count]
-            np.right_shift(raw, 9, out=raw)  # 23 random mantissa bits
-            np.bitwise_or(raw, np.uint32(0x3F800000), out=raw)  # exponent of 1.0
-            return torch.from_numpy(raw).view(torch.float32).view(*shape)
-        raw = self._stream(key, 0).random_raw(count)
-        np.right_shift(raw, np.uint64(12), out=raw)
-        np.bitwise_or(raw, np.uint64(0x3FF0000000000000), out=raw)
-        return torch.from_numpy(raw).view(torch.float64).view(*shape)
-
-    def _fill(self, key, start, bits, lo, hi):
-        # Value i of the field is 32-bit word i (float32) or 64-bit draw i (float64).
-        g0 = start + lo
-        out = bits[lo:hi]
-        if bits.dtype == np.uint32:
-            first, skip = divmod(g0, 2)
-            ndraw = (skip + hi - lo + 1) // 2
-            raw = self._stream(key, first).random_raw(ndraw).view(np.uint32)[skip:skip + hi - lo]
-            np.right_shift(raw, 9, out=out)  # 23 random mantissa bits
-            np.bitwise_or(out, np.uint32(0x3F800000), out=out)  # exponent of 1.0
-        else:
-            raw = self._stream(key, g0).random_raw(hi - lo)
-            np.right_shift(raw, np.uint64(12), out=out)
-            np.bitwise_or(out, np.uint64(0x3FF0000000000000), out=out)
+        """`uniform_12(key, 0, shape)` into a new tensor."""
+        return self.uniform_12(key, 0, shape)
 
 
 def sample_pm1(t: Value, f: torch.Tensor) -> torch.Tensor:

@@ -830,3 +830,41 @@ def test_layer_dp_expectation_against_the_density_matrix_reference(widths, seed,
         last = np.array(outcomes[-widths[-1]:], dtype=float)
         want += p * (w["y"] @ last + (w["y.bias"] if "y.bias" in w else 0.0))
     assert np.allclose(got, want, atol=1e-10), (got, want)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_random_fields_are_splitmix64_at_a_counter(dtype, monkeypatch):
+    """The stream mapping (runtime/counter_rng.py), checked against the formula written
+    out in Python integers, and the numba and numpy implementations bit for bit."""
+    from qnnc.runtime import counter_rng as C
+
+    mask = (1 << 64) - 1
+
+    def mix(z):
+        z &= mask
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        return z ^ (z >> 31)
+
+    fields = RandomFields(torch.Generator().manual_seed(3), dtype)
+    e0, e1 = fields.entropy
+    seed = mix(mix(mix(e0 + 0x9E3779B97F4A7C15) ^ e1) + 2 * 0x9E3779B97F4A7C15)  # key (1,)
+    seed = mix(seed + 3 * 0x9E3779B97F4A7C15)  # key (1, 2)
+    assert fields.seed((1, 2)) == seed
+    start, n = 7, 9
+    got = fields.uniform_12((1, 2), start, (n,))
+    for t in range(n):
+        i = start + t
+        if dtype == torch.float32:
+            word = (mix(seed + (i // 2 + 1) * 0x9E3779B97F4A7C15) >> (32 * (i % 2))) & 0xFFFFFFFF
+            want = 1.0 + (word >> 9) * 2.0 ** -23
+        else:
+            want = 1.0 + (mix(seed + (i + 1) * 0x9E3779B97F4A7C15) >> 12) * 2.0 ** -52
+        assert float(got[t]) == want
+    for bits_dtype in (np.uint32, np.uint64):
+        for start in (0, 1, 12345):
+            a = np.empty(1001, bits_dtype)
+            b = np.empty(1001, bits_dtype)
+            C.fill_np(seed, start, a)
+            C.fill(seed, start, b)  # numba when installed
+            assert np.array_equal(a, b)
