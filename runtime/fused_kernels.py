@@ -2,6 +2,18 @@
 enabled, `qnnc.runtime.counter_rng.numba_enabled`).
 
 * `fill_u32` / `fill_u64`: the counter-based uniform fields (`counter_rng`), one pass.
+* `eval_angle` / `eval_angle_dual`: a neuron's closed-form angle (the one semantics,
+  `qnnc.compiler.angles`), compiled once by `qnnc.runtime.fused.compile_angle` into a
+  small stack program, evaluated per element (with its derivative for the exact path).
+* `sample_chain`: a whole sampled pass of a chain of R_y fast-path neuron layers and
+  classical layers: per layer the matrix product, the angle, the threshold, the random
+  value and the sample, fused, in owned buffers.
+* `dp_forward` / `dp_backward`: the dynamic programme over layers of the exact path
+  (`qnnc.runtime.exact_dp`) and its written-out gradient.
+
+Arithmetic is in the dtype of the arrays (float32 or float64), in the order of the torch
+paths; only transcendental functions (libm's, not torch's vectorised ones) and the order
+of summation in the matrix products can differ in the last bit.
 
 Kernels are compiled on first use and cached on disk (numba's `cache=True`).
 """
@@ -65,3 +77,575 @@ def _uniform12(seed, i, f32):
         w = (d >> _S32) if (i & 1) else (d & _LOW)
         return 1.0 + float(w >> _S9) * (1.0 / 8388608.0)
     return 1.0 + float(_draw(seed, i) >> _S12) * (1.0 / 4503599627370496.0)
+
+
+# ------------------------------------------------------------------ angle programs
+
+# Opcodes (arg: index into the constants for CONST). Keep in step with fused.compile_angle.
+CONST, Z, NEG, ADD, SUB, MUL, DIV, POW, SIGN = 0, 1, 2, 3, 4, 5, 6, 7, 8
+SIN, COS, TAN, ASIN, ACOS, ATAN, EXP, LOG, SQRT, TANH, ABS, CLIP1 = 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21
+CLIP, MIN, MAX = 22, 23, 24
+ADDC, SUBC, MULC, DIVC, POWC, RSUBC, RDIVC, RPOWC = 25, 26, 27, 28, 29, 30, 31, 32  # x op c / c op x
+
+
+@njit(cache=True, nogil=True)
+def eval_angle(prog, pstart, pend, consts, z, stack):
+    """θ(z) of the program prog[pstart:pend] ([n, 2] int64: opcode, argument); the stack
+    has the dtype the arithmetic is done in."""
+    sp = 0
+    for i in range(pstart, pend):
+        op = prog[i, 0]
+        if op >= ADDC:
+            c = consts[prog[i, 1]]
+            a = stack[sp - 1]
+            if op == ADDC:
+                stack[sp - 1] = a + c
+            elif op == SUBC:
+                stack[sp - 1] = a - c
+            elif op == MULC:
+                stack[sp - 1] = a * c
+            elif op == DIVC:
+                stack[sp - 1] = a / c
+            elif op == POWC:
+                stack[sp - 1] = a ** c
+            elif op == RSUBC:
+                stack[sp - 1] = c - a
+            elif op == RDIVC:
+                stack[sp - 1] = c / a
+            else:
+                stack[sp - 1] = c ** a
+        elif op == CONST:
+            stack[sp] = consts[prog[i, 1]]
+            sp += 1
+        elif op == Z:
+            stack[sp] = z
+            sp += 1
+        elif op == NEG:
+            stack[sp - 1] = -stack[sp - 1]
+        elif op <= POW:
+            sp -= 1
+            a = stack[sp - 1]
+            b = stack[sp]
+            if op == ADD:
+                stack[sp - 1] = a + b
+            elif op == SUB:
+                stack[sp - 1] = a - b
+            elif op == MUL:
+                stack[sp - 1] = a * b
+            elif op == DIV:
+                stack[sp - 1] = a / b
+            else:
+                stack[sp - 1] = a ** b
+        elif op == SIGN:
+            stack[sp - 1] = 1.0 if stack[sp - 1] >= 0 else -1.0
+        elif op <= CLIP1:
+            a = stack[sp - 1]
+            if op == SIN:
+                stack[sp - 1] = math.sin(a)
+            elif op == COS:
+                stack[sp - 1] = math.cos(a)
+            elif op == TAN:
+                stack[sp - 1] = math.tan(a)
+            elif op == ASIN:
+                stack[sp - 1] = math.asin(a)
+            elif op == ACOS:
+                stack[sp - 1] = math.acos(a)
+            elif op == ATAN:
+                stack[sp - 1] = math.atan(a)
+            elif op == EXP:
+                stack[sp - 1] = math.exp(a)
+            elif op == LOG:
+                stack[sp - 1] = math.log(a)
+            elif op == SQRT:
+                stack[sp - 1] = math.sqrt(a)
+            elif op == TANH:
+                stack[sp - 1] = math.tanh(a)
+            elif op == ABS:
+                stack[sp - 1] = abs(a)
+            else:
+                stack[sp - 1] = min(max(a, -1.0), 1.0)
+        elif op == CLIP:
+            sp -= 2
+            stack[sp - 1] = min(max(stack[sp - 1], stack[sp]), stack[sp + 1])
+        else:
+            sp -= 1
+            if op == MIN:
+                stack[sp - 1] = min(stack[sp - 1], stack[sp])
+            else:
+                stack[sp - 1] = max(stack[sp - 1], stack[sp])
+    return stack[0]
+
+
+@njit(cache=True, nogil=True)
+def eval_angle_dual(prog, pstart, pend, consts, z, stack, dstack):
+    """(θ(z), dθ/dz), with autograd's conventions: clamp passes the gradient on its
+    closed interval, sign has derivative 0, abs has sign(x) with 0 at 0."""
+    sp = 0
+    for i in range(pstart, pend):
+        op = prog[i, 0]
+        if op >= ADDC:
+            c = consts[prog[i, 1]]
+            a = stack[sp - 1]
+            da = dstack[sp - 1]
+            if op == ADDC:
+                stack[sp - 1] = a + c
+            elif op == SUBC:
+                stack[sp - 1] = a - c
+            elif op == MULC:
+                stack[sp - 1] = a * c
+                dstack[sp - 1] = da * c
+            elif op == DIVC:
+                stack[sp - 1] = a / c
+                dstack[sp - 1] = da / c
+            elif op == POWC:
+                stack[sp - 1] = a ** c
+                dstack[sp - 1] = c * a ** (c - 1.0) * da
+            elif op == RSUBC:
+                stack[sp - 1] = c - a
+                dstack[sp - 1] = -da
+            elif op == RDIVC:
+                stack[sp - 1] = c / a
+                dstack[sp - 1] = -c * da / (a * a)
+            else:
+                v = c ** a
+                stack[sp - 1] = v
+                dstack[sp - 1] = v * math.log(c) * da
+        elif op == CONST:
+            stack[sp] = consts[prog[i, 1]]
+            dstack[sp] = 0.0
+            sp += 1
+        elif op == Z:
+            stack[sp] = z
+            dstack[sp] = 1.0
+            sp += 1
+        elif op == NEG:
+            stack[sp - 1] = -stack[sp - 1]
+            dstack[sp - 1] = -dstack[sp - 1]
+        elif op <= POW:
+            sp -= 1
+            a = stack[sp - 1]
+            b = stack[sp]
+            da = dstack[sp - 1]
+            db = dstack[sp]
+            if op == ADD:
+                stack[sp - 1] = a + b
+                dstack[sp - 1] = da + db
+            elif op == SUB:
+                stack[sp - 1] = a - b
+                dstack[sp - 1] = da - db
+            elif op == MUL:
+                stack[sp - 1] = a * b
+                dstack[sp - 1] = da * b + a * db
+            elif op == DIV:
+                stack[sp - 1] = a / b
+                dstack[sp - 1] = (da * b - a * db) / (b * b)
+            else:
+                v = a ** b
+                stack[sp - 1] = v
+                g = 0.0
+                if da != 0.0:
+                    g += b * a ** (b - 1.0) * da
+                if db != 0.0:
+                    g += v * math.log(a) * db
+                dstack[sp - 1] = g
+        elif op == SIGN:
+            stack[sp - 1] = 1.0 if stack[sp - 1] >= 0 else -1.0
+            dstack[sp - 1] = 0.0
+        elif op <= CLIP1:
+            a = stack[sp - 1]
+            da = dstack[sp - 1]
+            if op == SIN:
+                stack[sp - 1] = math.sin(a)
+                dstack[sp - 1] = math.cos(a) * da
+            elif op == COS:
+                stack[sp - 1] = math.cos(a)
+                dstack[sp - 1] = -math.sin(a) * da
+            elif op == TAN:
+                t = math.tan(a)
+                stack[sp - 1] = t
+                dstack[sp - 1] = (1.0 + t * t) * da
+            elif op == ASIN:
+                stack[sp - 1] = math.asin(a)
+                dstack[sp - 1] = da / math.sqrt(1.0 - a * a)
+            elif op == ACOS:
+                stack[sp - 1] = math.acos(a)
+                dstack[sp - 1] = -da / math.sqrt(1.0 - a * a)
+            elif op == ATAN:
+                stack[sp - 1] = math.atan(a)
+                dstack[sp - 1] = da / (1.0 + a * a)
+            elif op == EXP:
+                e = math.exp(a)
+                stack[sp - 1] = e
+                dstack[sp - 1] = e * da
+            elif op == LOG:
+                stack[sp - 1] = math.log(a)
+                dstack[sp - 1] = da / a
+            elif op == SQRT:
+                s = math.sqrt(a)
+                stack[sp - 1] = s
+                dstack[sp - 1] = da / (2.0 * s)
+            elif op == TANH:
+                t = math.tanh(a)
+                stack[sp - 1] = t
+                dstack[sp - 1] = (1.0 - t * t) * da
+            elif op == ABS:
+                stack[sp - 1] = abs(a)
+                dstack[sp - 1] = (da if a > 0 else (-da if a < 0 else 0.0))
+            else:
+                stack[sp - 1] = min(max(a, -1.0), 1.0)
+                dstack[sp - 1] = da if (a >= -1.0 and a <= 1.0) else 0.0
+        elif op == CLIP:
+            sp -= 2
+            a = stack[sp - 1]
+            lo = stack[sp]
+            hi = stack[sp + 1]
+            stack[sp - 1] = min(max(a, lo), hi)
+            dstack[sp - 1] = dstack[sp - 1] if (a >= lo and a <= hi) else (dstack[sp] if a < lo else dstack[sp + 1])
+        else:
+            sp -= 1
+            a = stack[sp - 1]
+            b = stack[sp]
+            if op == MIN:
+                stack[sp - 1] = min(a, b)
+                dstack[sp - 1] = dstack[sp - 1] if a <= b else dstack[sp]
+            else:
+                stack[sp - 1] = max(a, b)
+                dstack[sp - 1] = dstack[sp - 1] if a >= b else dstack[sp]
+    return stack[0], dstack[0]
+
+
+@njit(cache=True, nogil=True)
+def eval_angles(prog, pstart, pend, consts, z, M, S):
+    """θ of the program prog[pstart:pend] for z[0:M], op by op over the whole vector
+    (each op one simple loop); the result is S[0, :M]. S: [stack depth, >= M] in the
+    dtype the arithmetic is done in."""
+    sp = 0
+    for i in range(pstart, pend):
+        op = prog[i, 0]
+        if op >= ADDC:
+            c = consts[prog[i, 1]]
+            t = sp - 1
+            if op == ADDC:
+                for m in range(M):
+                    S[t, m] = S[t, m] + c
+            elif op == SUBC:
+                for m in range(M):
+                    S[t, m] = S[t, m] - c
+            elif op == MULC:
+                for m in range(M):
+                    S[t, m] = S[t, m] * c
+            elif op == DIVC:
+                for m in range(M):
+                    S[t, m] = S[t, m] / c
+            elif op == POWC:
+                for m in range(M):
+                    S[t, m] = S[t, m] ** c
+            elif op == RSUBC:
+                for m in range(M):
+                    S[t, m] = c - S[t, m]
+            elif op == RDIVC:
+                for m in range(M):
+                    S[t, m] = c / S[t, m]
+            else:
+                for m in range(M):
+                    S[t, m] = c ** S[t, m]
+        elif op == CONST:
+            c = consts[prog[i, 1]]
+            for m in range(M):
+                S[sp, m] = c
+            sp += 1
+        elif op == Z:
+            for m in range(M):
+                S[sp, m] = z[m]
+            sp += 1
+        elif op == NEG:
+            for m in range(M):
+                S[sp - 1, m] = -S[sp - 1, m]
+        elif op <= POW:
+            sp -= 1
+            t = sp - 1
+            if op == ADD:
+                for m in range(M):
+                    S[t, m] = S[t, m] + S[sp, m]
+            elif op == SUB:
+                for m in range(M):
+                    S[t, m] = S[t, m] - S[sp, m]
+            elif op == MUL:
+                for m in range(M):
+                    S[t, m] = S[t, m] * S[sp, m]
+            elif op == DIV:
+                for m in range(M):
+                    S[t, m] = S[t, m] / S[sp, m]
+            else:
+                for m in range(M):
+                    S[t, m] = S[t, m] ** S[sp, m]
+        elif op == SIGN:
+            for m in range(M):
+                S[sp - 1, m] = 1.0 if S[sp - 1, m] >= 0 else -1.0
+        elif op <= CLIP1:
+            t = sp - 1
+            if op == SIN:
+                for m in range(M):
+                    S[t, m] = math.sin(S[t, m])
+            elif op == COS:
+                for m in range(M):
+                    S[t, m] = math.cos(S[t, m])
+            elif op == TAN:
+                for m in range(M):
+                    S[t, m] = math.tan(S[t, m])
+            elif op == ASIN:
+                for m in range(M):
+                    S[t, m] = math.asin(S[t, m])
+            elif op == ACOS:
+                for m in range(M):
+                    S[t, m] = math.acos(S[t, m])
+            elif op == ATAN:
+                for m in range(M):
+                    S[t, m] = math.atan(S[t, m])
+            elif op == EXP:
+                for m in range(M):
+                    S[t, m] = math.exp(S[t, m])
+            elif op == LOG:
+                for m in range(M):
+                    S[t, m] = math.log(S[t, m])
+            elif op == SQRT:
+                for m in range(M):
+                    S[t, m] = math.sqrt(S[t, m])
+            elif op == TANH:
+                for m in range(M):
+                    S[t, m] = math.tanh(S[t, m])
+            elif op == ABS:
+                for m in range(M):
+                    S[t, m] = abs(S[t, m])
+            else:
+                for m in range(M):
+                    v = S[t, m]
+                    S[t, m] = -1.0 if v < -1.0 else (1.0 if v > 1.0 else v)
+        elif op == CLIP:
+            sp -= 2
+            t = sp - 1
+            for m in range(M):
+                S[t, m] = min(max(S[t, m], S[sp, m]), S[sp + 1, m])
+        else:
+            sp -= 1
+            t = sp - 1
+            if op == MIN:
+                for m in range(M):
+                    S[t, m] = min(S[t, m], S[sp, m])
+            else:
+                for m in range(M):
+                    S[t, m] = max(S[t, m], S[sp, m])
+
+
+# ------------------------------------------------------------------ cosine
+
+# Cody-Waite pieces of pi/2 (fdlibm's: 33 bits each, so k * piece is exact for |k| < 2^20)
+_PIO2_1 = 1.57079632673412561417e+00
+_PIO2_2 = 6.07710050630396597660e-11
+_PIO2_3 = 2.02226624871116645580e-21
+_TWO_OVER_PI = 6.36619772367581382433e-01
+# fdlibm's minimax kernels on [-pi/4, pi/4]
+_S1, _S2, _S3 = -1.66666666666666324348e-01, 8.33333333332248946124e-03, -1.98412698298579493134e-04
+_S4, _S5, _S6 = 2.75573137070700676789e-06, -2.50507602534068634195e-08, 1.58969099521155010221e-10
+_C1, _C2, _C3 = 4.16666666666666019037e-02, -1.38888888888741095749e-03, 2.48015872894767294178e-05
+_C4, _C5, _C6 = -2.75573143513906633035e-07, 2.08757232129817482790e-09, -1.13596475577881948265e-11
+COS_MAX_ARG = 1.0e5  # beyond it the kernels call libm's cos
+
+
+@njit(cache=True, nogil=True, inline="always")
+def cos_poly(x):
+    """cos(x) for |x| <= COS_MAX_ARG, in float64, branch-free (so loops of it vectorise):
+    Cody-Waite reduction by pi/2 and fdlibm's kernels; within ~1 ulp of libm's cos,
+    clamped to [-1, 1]."""
+    k = np.floor(x * _TWO_OVER_PI + 0.5)
+    r = ((x - k * _PIO2_1) - k * _PIO2_2) - k * _PIO2_3
+    z = r * r
+    s = r + r * z * (_S1 + z * (_S2 + z * (_S3 + z * (_S4 + z * (_S5 + z * _S6)))))
+    c = 1.0 - 0.5 * z + z * z * (_C1 + z * (_C2 + z * (_C3 + z * (_C4 + z * (_C5 + z * _C6)))))
+    q = np.int64(k) & 3  # cos(k pi/2 + r): cos r, -sin r, -cos r, sin r
+    v = s if (q & 1) == 1 else c
+    v = -v if (q == 1 or q == 2) else v
+    return min(max(v, -1.0), 1.0)
+
+
+@njit(cache=True, nogil=True)
+def _all_small(S, M):
+    big = False
+    for m in range(M):
+        big |= not (abs(S[0, m]) <= COS_MAX_ARG)
+    return not big
+
+
+@njit(cache=True, nogil=True)
+def thresholds(S, M, half, m15, out):
+    """out[m] = -3/2 + cos(θ_m)/2 for θ = S[0, :M] (the R_y fast path's threshold, in the
+    dtype of out: cos rounded to it, then the sum, as the torch path rounds)."""
+    big = False
+    for m in range(M):
+        big |= not (abs(S[0, m]) <= COS_MAX_ARG)
+    if big:
+        for m in range(M):
+            out[m] = m15 + half * math.cos(S[0, m])
+        return
+    c = out  # cos first, into out, rounded to its dtype
+    for m in range(M):
+        c[m] = cos_poly(np.float64(S[0, m]))
+    for m in range(M):
+        out[m] = m15 + half * c[m]
+
+
+# ------------------------------------------------------------------ the fused sampler
+
+NEURON, SIGN_ACT, RELU, TANH_ACT, LINEAR = 0, 1, 2, 3, 4
+
+
+@njit(cache=True, nogil=True)
+def field_seed2(e0, e1, k0, k1):
+    """`counter_rng.field_seed((e0, e1), (k0, k1))`."""
+    h = _mix64(e0 + _G)
+    h = _mix64(h ^ e1)
+    h = _mix64(h + (np.uint64(k0) + _ONE1) * _G)
+    return _mix64(h + (np.uint64(k1) + _ONE1) * _G)
+
+
+# Columns of the sampler's layer table.
+M_KIND, M_SIZE, M_W, M_B, M_T, M_P0, M_P1, M_KEY = 0, 1, 2, 3, 4, 5, 6, 7
+
+
+@njit(cache=True, nogil=True)
+def sample_chain(z1, shots, entropy, meta, params, prog, f32, buf_a, buf_b, thr0, out, S):
+    """One sampled pass of B images x `shots`, rows r = b * shots + s. z1 [B, N0]: the
+    first layer's pre-activation (bias included), the first layer a neuron layer.
+    meta [L, 8]: per layer its kind, size, and offsets into `params` of its weights
+    (transposed, [fan_in, size]), bias (-1: none) and pattern tables (`build_tables`,
+    -1: none; used instead of the weights, the inputs being ±1), its angle program
+    prog[p0:p1] (constants in params), and the key of its field. params[0:2] = [0.5,
+    -1.5]. Neuron layers draw value r * N + n of field (key, 1) of the pass's entropy.
+    buf_a, buf_b: [rows * max width]; thr0 [B * N0]; S [depth, rows * max width].
+    Writes the last layer's values into out [rows, size]. False when z1 is not finite
+    (the caller's general path reports it)."""
+    B, N0 = z1.shape
+    half = params[0]
+    m15 = params[1]
+    e0 = entropy[0]
+    e1 = entropy[1]
+    for b in range(B):
+        for n in range(N0):
+            v = z1[b, n]
+            if not math.isfinite(v):
+                return False
+            thr0[b * N0 + n] = v
+    eval_angles(prog, meta[0, M_P0], meta[0, M_P1], params, thr0, B * N0, S)
+    thresholds(S, B * N0, half, m15, thr0)
+    rows = B * shots
+    s0 = field_seed2(e0, e1, meta[0, M_KEY], 1)
+    for r in range(rows):
+        tb = (r // shots) * N0
+        base = r * N0
+        for n in range(N0):
+            x = _uniform12(s0, base + n, f32) + thr0[tb + n]
+            buf_a[base + n] = 1.0 if x >= 0 else -1.0
+    src = buf_a
+    dst = buf_b
+    L = meta.shape[0]
+    K = N0
+    acc = np.empty(64, buf_a.dtype) if buf_a.shape[0] >= 0 else np.empty(1, buf_a.dtype)
+    for l in range(L):
+        if meta[l, M_SIZE] > acc.shape[0]:
+            acc = np.empty(meta[l, M_SIZE], buf_a.dtype)
+    for l in range(1, L):
+        N = meta[l, M_SIZE]
+        kind = meta[l, M_KIND]
+        wo = meta[l, M_W]
+        bo = meta[l, M_B]
+        to = meta[l, M_T]
+        if to >= 0:  # z = Σ_g T_g[pattern of inputs 8g .. 8g+7]: one add per group
+            G = (K + 7) // 8
+            for r in range(rows):
+                for n in range(N):
+                    acc[n] = 0.0
+                for g in range(G):
+                    pat = 0
+                    for k in range(8 * g, min(K, 8 * g + 8)):
+                        pat = (pat << 1) | (1 if src[r * K + k] < 0 else 0)
+                    row = to + (g * 256 + pat) * N
+                    for n in range(N):
+                        acc[n] += params[row + n]
+                if bo >= 0:
+                    for n in range(N):
+                        acc[n] += params[bo + n]
+                for n in range(N):
+                    dst[r * N + n] = acc[n]
+        else:
+            for r in range(rows):
+                for n in range(N):
+                    acc[n] = 0.0
+                for k in range(K):
+                    dk = src[r * K + k]
+                    row = wo + k * N
+                    for n in range(N):
+                        acc[n] += dk * params[row + n]
+                if bo >= 0:
+                    for n in range(N):
+                        acc[n] += params[bo + n]
+                for n in range(N):
+                    dst[r * N + n] = acc[n]
+        M = rows * N
+        if kind == NEURON:
+            eval_angles(prog, meta[l, M_P0], meta[l, M_P1], params, dst, M, S)
+            sd = field_seed2(e0, e1, meta[l, M_KEY], 1)
+            if _all_small(S, M):
+                for m in range(M):
+                    # the threshold -3/2 + cos(θ)/2 rounded as the torch path rounds it
+                    dst[m] = cos_poly(np.float64(S[0, m]))
+                    t = m15 + half * dst[m]
+                    x = _uniform12(sd, m, f32) + t
+                    dst[m] = 1.0 if x >= 0 else -1.0
+            else:
+                thresholds(S, M, half, m15, dst)
+                for m in range(M):
+                    x = _uniform12(sd, m, f32) + dst[m]
+                    dst[m] = 1.0 if x >= 0 else -1.0
+        elif kind == SIGN_ACT:
+            for m in range(M):
+                dst[m] = 1.0 if dst[m] >= 0 else -1.0
+        elif kind == RELU:
+            for m in range(M):
+                if dst[m] < 0:
+                    dst[m] = 0.0
+        elif kind == TANH_ACT:
+            for m in range(M):
+                dst[m] = math.tanh(dst[m])
+        K = N
+        src, dst = dst, src
+    N = meta[L - 1, M_SIZE]
+    for r in range(rows):
+        for n in range(N):
+            out[r, n] = src[r * N + n]
+    return True
+
+
+@njit(cache=True, nogil=True)
+def build_tables(w_flat, wo, K, N, tables, to):
+    """T_g[p, n] = Σ_{k in group g} s_k(p) W[n, k], s_k(p) = -1 where bit k of the 8-bit
+    pattern p is set (first input of the group most significant), for the groups of 8
+    inputs of a layer whose inputs are ±1; W transposed at wo of w_flat ([K, N])."""
+    G = (K + 7) // 8
+    for g in range(G):
+        k0 = 8 * g
+        k1 = min(K, k0 + 8)
+        width = k1 - k0
+        for p in range(256):
+            row = to + (g * 256 + p) * N
+            for n in range(N):
+                tables[row + n] = 0.0
+            if p >> width:
+                continue  # bits beyond the group's inputs: never used
+            for k in range(k0, k1):
+                neg = (p >> (width - 1 - (k - k0))) & 1
+                wr = wo + k * N
+                for n in range(N):
+                    if neg:
+                        tables[row + n] -= w_flat[wr + n]
+                    else:
+                        tables[row + n] += w_flat[wr + n]

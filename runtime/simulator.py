@@ -62,6 +62,7 @@ from qnnc.compiler import ir
 from qnnc.compiler.diagnostics import error
 from qnnc.runtime.weights import initial_weights
 from qnnc.runtime.exact import ExactEnumeration
+from qnnc.runtime.fused import FusedSampler
 from qnnc.runtime.neuron_kernel import NeuronKernel
 from qnnc.runtime.random_fields import _PARALLEL_MIN, ONE, RandomFields
 from qnnc.runtime.threads import apply_default as apply_default_threads
@@ -81,6 +82,10 @@ DEFAULT_CHUNK_ELEMENTS = 1 << 21
 # What is the same for every shot (the first layer's pre-activation or threshold) is
 # computed for blocks of images of this many values.
 _DET_BLOCK_ELEMENTS = 1 << 22
+# Passes of at most this many [images x shots, width] values go through the fused numba
+# sampler when the model has one (`runtime/fused.py`); larger ones through torch's
+# vectorised element-wise ops (benchmarks/bench_small.py).
+_FUSED_MAX_ELEMENTS = 1 << 21
 
 
 def _buffer(ws: dict, key, rows: int, cols: int, dtype) -> torch.Tensor:
@@ -167,6 +172,7 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
         # The sampling generator: independent of the init stream, owned by the model.
         sample_seed = int(np.random.SeedSequence([int(seed), 0x51A]).generate_state(1, np.uint64)[0] >> 1)
         self.generator = torch.Generator().manual_seed(sample_seed)
+        self._first_layer = None  # (W, b) of the first layer, for the fused sampler
         # One naming of the weights: state_dict() and load_state_dict() use the checkpoint
         # names (`h1`, `h1.bias`), so `load_state_dict(safetensors.torch.load_file(ckpt))`
         # works (the file's training state, `optimizer/...` and `rng/...`, is skipped).
@@ -449,9 +455,38 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
         out = src.view(B, shots if per_shot else 1, -1)
         return out.expand(B, shots, out.shape[-1])
 
+    def _fused_sampler(self):
+        """The fused numba sampler of this model (`runtime/fused.py`), or None."""
+        fs = getattr(self, "_fused_cache", False)
+        if fs is False:
+            fs = self._fused_cache = (FusedSampler.build(self.plans, self.dtype)
+                                      if self._lean_plan() is not None else None)
+        return fs
+
+    def _sample_fused(self, x: torch.Tensor, shots: int, fields: RandomFields, fs) -> Optional[torch.Tensor]:
+        """One no-grad pass through the fused sampler: the first layer's z once per image
+        (torch), the rest in one numba call. Draws the same field values at the same
+        positions as the other paths. None when the input or the weights are not finite."""
+        if not self._finite_weights():
+            return None
+        first = self._first_layer
+        if first is None:
+            p = self.plans[0]
+            first = self._first_layer = (self.weight[p.name], self.bias[p.name] if p.name in self.bias else None)
+        W, b = first
+        z = torch.mm(x.detach(), W.detach().t())
+        if b is not None:
+            z.add_(b.detach())
+        return fs.run(z, shots, fields, self.weight, self.bias, self._finite_key)
+
     def _sample_chunked(self, x: torch.Tensor, shots: int, fields: RandomFields) -> torch.Tensor:
         B = x.shape[0]
         if self._lean_plan() is not None and B * shots * self.max_width <= self.chunk_elements:
+            fs = self._fused_sampler() if B * shots * self.max_width <= _FUSED_MAX_ELEMENTS else None
+            if fs is not None:
+                out = self._sample_fused(x, shots, fields, fs)
+                if out is not None:
+                    return out
             out = self._sample_lean(x, shots, fields)
             if out is not None:
                 return out

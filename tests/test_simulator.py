@@ -868,3 +868,113 @@ def test_random_fields_are_splitmix64_at_a_counter(dtype, monkeypatch):
             C.fill_np(seed, start, a)
             C.fill(seed, start, b)  # numba when installed
             assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("f", ["clip", "tanh"])
+def test_fused_sampler_matches_the_general_path(bias, f, dtype, monkeypatch):
+    """The fused numba sampler (runtime/fused.py) against the general chunked torch path:
+    the same samples from the same streams, on first calls and on repeated calls (pattern
+    tables for the matrix products), a tanh hidden layer between neuron layers, and the
+    numpy fallback of the random fields. Sums in another order and libm's cos may move a
+    threshold by an ulp, so float32 may flip a sample whose random value sits within an
+    ulp of it; float64 (ulp 2^-52) is compared bit for bit."""
+    from qnnc.runtime import counter_rng
+
+    prog = B.network(12, [(10, ("rotation", {"a": 0.5, "f": f})), (9, ("rotation", {"a": 0.3, "f": f})),
+                          (7, "tanh"), (8, ("rotation", {"a": 0.7, "f": f})), (3, "linear")], bias=bias)
+    fused = QNNModel(prog, seed=5, dtype=dtype)
+    if bias:
+        fused.load_tensors({k: torch.full_like(v, 0.2) if k.endswith(".bias") else v
+                            for k, v in fused.tensors().items()})
+    assert fused._fused_sampler() is not None
+    general = QNNModel(prog, seed=5, dtype=dtype)
+    general.load_tensors(fused.tensors())
+    general._lean_cache = None  # the general chunked path
+    x = torch.rand(60, 12, generator=torch.Generator().manual_seed(1), dtype=dtype) * 2 - 1
+    mismatch, total = 0, 0
+    with torch.no_grad():
+        for call in range(3):  # the third call uses the pattern tables
+            a = fused(x, shots=10, generator=torch.Generator().manual_seed(call))
+            b = general(x, shots=10, generator=torch.Generator().manual_seed(call))
+            same = (a == b).all(-1)
+            mismatch += int((~same).sum())
+            total += same.numel()
+    if dtype == torch.float64:
+        assert mismatch == 0
+    else:
+        assert mismatch <= 2, (mismatch, total)
+    assert fused._fused_sampler()._packed[2]  # tables were used
+    # the numpy fallback of the fields gives the same draws
+    monkeypatch.setattr(counter_rng, "_NUMBA", False)
+    c = general(x, shots=10, generator=torch.Generator().manual_seed(0))
+    monkeypatch.setattr(counter_rng, "_NUMBA", None)
+    d = general(x, shots=10, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(c, d)
+    # the sampled frequencies of one neuron layer match its exact probabilities
+    one = QNNModel(B.network(3, [(4, ("rotation", {"a": 0.5, "f": f}))]), seed=2, dtype=dtype)
+    assert one._fused_sampler() is not None
+    xs = torch.tensor([[0.3, -0.2, 0.5]], dtype=dtype)
+    with torch.no_grad():
+        s = one(xs, shots=20000, generator=torch.Generator().manual_seed(9))
+        p_plus = one.plans[0].kernel.emit_probabilities(torch.mm(xs, one.weight[one.plans[0].name].t()))[0]
+    freq = (s[:, 0, :] > 0).to(torch.float64).mean(0)
+    assert torch.allclose(freq, p_plus.to(torch.float64), atol=5 * 0.5 / math.sqrt(20000))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(e=expressions(), a=st.sampled_from([0.3, 1.7]), f=st.sampled_from(["tanh", "clip"]),
+       seed=st.integers(0, 1000))
+def test_compiled_angle_programs_match_the_torch_evaluator(e, a, f, seed):
+    """runtime/fused.py compiles the one semantics' closed forms into stack programs; the
+    numba kernels' values (vector and scalar) and derivatives agree with the torch
+    evaluator and autograd in float64."""
+    from qnnc.runtime import fused_kernels as FK
+    from qnnc.runtime.fused import _depth, compile_angle
+    from qnnc.runtime.torch_angles import _Evaluator
+
+    nd = ir.NeuronDef("ex", "tests", (ir.NeuronParam("a", "real", 0.0, None, 1.0),
+                                      ir.NeuronParam("f", "squash", None, None, "tanh")),
+                      (ir.Register("q", "qubit"),), (ir.GateOp("ry", e, ("q",)), ir.MeasureOp("q", True)))
+    try:
+        k = NeuronKernel(nd, {"a": a, "f": f})
+    except QnncError:
+        return
+    form = k.ops[0][3]
+    pc = compile_angle(form)
+    if pc is None:
+        return
+    ops, cs = pc
+    prog = np.array(ops or [(0, 0)], dtype=np.int64).reshape(-1, 2)
+    consts = np.array(cs or [0.0], dtype=np.float64)
+    z = torch.randn(40, generator=torch.Generator().manual_seed(seed), dtype=F64) * 2
+    zg = z.clone().requires_grad_(True)
+    want = _Evaluator(zg, 1.0, inplace=False, z_owned=False)(form)
+    if not isinstance(want, torch.Tensor) or not want.requires_grad:
+        return
+    (dwant,) = torch.autograd.grad(want.sum(), zg, allow_unused=True)
+    S = np.zeros((max(1, _depth(ops)), 40))
+    FK.eval_angles(prog, 0, len(ops), consts, z.numpy(), 40, S)
+    stack, dstack = np.zeros(32), np.zeros(32)
+    w, dw = want.detach().numpy(), dwant.numpy()
+    for m in range(40):
+        if not (np.isfinite(w[m]) and np.isfinite(dw[m])):
+            continue
+        v, dv = FK.eval_angle_dual(prog, 0, len(ops), consts, float(z[m]), stack, dstack)
+        assert S[0, m] == pytest.approx(w[m], rel=1e-12, abs=1e-12)
+        assert FK.eval_angle(prog, 0, len(ops), consts, float(z[m]), stack) == pytest.approx(w[m], rel=1e-12, abs=1e-12)
+        assert v == pytest.approx(w[m], rel=1e-12, abs=1e-12)
+        assert dv == pytest.approx(dw[m], rel=1e-9, abs=1e-9)
+
+
+def test_fused_cosine_within_an_ulp_or_two_of_libm():
+    from qnnc.runtime import fused_kernels as FK
+
+    x = np.concatenate([np.linspace(-20, 20, 20001), np.random.default_rng(0).uniform(-1e5, 1e5, 5000),
+                        [0.0, math.pi, math.pi / 2, -math.pi, 1e-300]])
+    got = np.array([FK.cos_poly(v) for v in x])
+    want = np.cos(x)
+    ulps = np.abs(got - want) / np.spacing(np.maximum(np.abs(want), 1e-300))
+    assert np.all((ulps <= 2) | (np.abs(got - want) <= 2 * np.spacing(1.0) * np.abs(x) * 1e-5 + 1e-16))
+    assert np.all(np.abs(got) <= 1.0)

@@ -1,0 +1,289 @@
+"""The fused small-batch paths of `QNNModel` (numba; `runtime/fused_kernels.py`).
+
+`compile_angle` turns a neuron's closed-form angle (the one semantics: the forms of
+`qnnc.compiler.angles.bind_neuron`) into a small stack program that the kernels
+evaluate per element, value and derivative; nothing here knows a squash or a neuron.
+
+`FusedSampler` runs a whole no-grad sampled pass of a chain whose first layer is a
+neuron layer and whose neuron layers take the R_y fast path (`NeuronKernel.fast_ry`)
+with a bounded angle: one torch matrix product for the first layer (once per image),
+then one numba call that does, layer after layer, the matrix product, the angle, the
+threshold, the counter-based random value (`counter_rng`: the same field values at the
+same positions as the general path) and the sample, in buffers owned by the sampler.
+
+Used only when numba is enabled (`counter_rng.numba_enabled`); a noisy, shifted or
+otherwise different model takes the general torch path.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Optional
+
+import numpy as np
+import torch
+
+from qnnc.runtime import counter_rng
+
+_UNARY = {"sin": 10, "cos": 11, "tan": 12, "asin": 13, "acos": 14, "atan": 15, "exp": 16, "log": 17,
+          "sqrt": 18, "tanh": 19, "abs": 20, "clip1": 21}
+_BIN = {"+": 3, "-": 4, "*": 5, "/": 6, "^": 7}
+_MULTI = {"clip": (22, 3), "min": (23, 2), "max": (24, 2)}
+_BIN_C = {"+": 25, "-": 26, "*": 27, "/": 28, "^": 29}  # x op c
+_C_BIN = {"+": 25, "-": 30, "*": 27, "/": 31, "^": 32}  # c op x (c + x = x + c, c * x = x * c exactly)
+_CONST_ARG = frozenset(range(25, 33))
+_STACK = 32
+
+
+def _real_const(n) -> bool:
+    return n[0] == "c" and isinstance(n[1], (int, float)) and not isinstance(n[1], bool)
+_TABLE_ROWS = 512
+# Widest layer the fused sampler takes: its matrix products are plain loops (or tables),
+# which lose to torch's BLAS on wide layers.
+MAX_WIDTH = 64
+
+
+def compile_angle(form) -> Optional[tuple[list[tuple[int, int]], list[float]]]:
+    """(program, constants) of a closed form: opcodes in postfix order (the kernels'
+    `eval_angle`), or None when the form has a node the kernels do not evaluate
+    (`limit`, a complex constant) or needs a deeper stack. `last` reads 1.0 (the value
+    of a neuron without a carried qubit)."""
+    prog: list[tuple[int, int]] = []
+    consts: list[float] = []
+    depth = [0, 0]  # current, maximum
+
+    def push():
+        depth[0] += 1
+        depth[1] = max(depth[1], depth[0])
+
+    def const(v) -> bool:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return False
+        prog.append((0, len(consts)))
+        consts.append(float(v))
+        push()
+        return True
+
+    def walk(n) -> bool:
+        kind = n[0]
+        if kind == "c":
+            return const(n[1])
+        if kind == "z":
+            prog.append((1, 0))
+            push()
+            return True
+        if kind == "last":
+            return const(1.0)
+        if kind == "neg":
+            if not walk(n[1]):
+                return False
+            prog.append((2, 0))
+            return True
+        if kind == "sign":
+            if not walk(n[1]):
+                return False
+            prog.append((8, 0))
+            return True
+        if kind == "bin":
+            op, a, b = n[1], n[2], n[3]
+            if op not in _BIN:
+                return False
+            # one operand a real constant: one op with the constant as its argument
+            if _real_const(b) and not _real_const(a):
+                if not walk(a):
+                    return False
+                prog.append((_BIN_C[op], len(consts)))
+                consts.append(float(b[1]))
+                return True
+            if _real_const(a) and not _real_const(b):
+                if not walk(b):
+                    return False
+                prog.append((_C_BIN[op], len(consts)))
+                consts.append(float(a[1]))
+                return True
+            if not walk(a) or not walk(b):
+                return False
+            prog.append((_BIN[op], 0))
+            depth[0] -= 1
+            return True
+        if kind == "fn":
+            name, args = n[1], n[2]
+            if name in _UNARY and len(args) == 1:
+                if not walk(args[0]):
+                    return False
+                prog.append((_UNARY[name], 0))
+                return True
+            if name == "sign" and len(args) == 1:
+                return walk(("sign", args[0]))
+            if name in _MULTI and len(args) == _MULTI[name][1]:
+                if not all(walk(a) for a in args):
+                    return False
+                prog.append((_MULTI[name][0], 0))
+                depth[0] -= len(args) - 1
+                return True
+            return False
+        return False
+
+    if form is None or not walk(form) or depth[1] > _STACK:
+        return None
+    return prog, consts
+
+
+def _depth(prog) -> int:
+    """The stack depth a program needs."""
+    d = m = 0
+    for op, _ in prog:
+        if op in (0, 1):
+            d += 1
+        elif 3 <= op <= 7 or op in (23, 24):
+            d -= 1
+        elif op == 22:
+            d -= 2
+        m = max(m, d)
+    return m
+
+
+_KINDS = {"neuron": 0, "sign": 1, "relu": 2, "tanh": 3, "linear": 4}
+
+
+class FusedSampler:
+    """The fused no-grad sampler of one model's plan (see the module docstring). Build
+    with `FusedSampler.build(plans, dtype)`, which returns None when the chain does not
+    have the shape (then the model uses its torch paths)."""
+
+    def __init__(self, plans, dtype, progs):
+        self.plans = plans
+        self.dtype = dtype
+        self.np_dtype = np.float32 if dtype == torch.float32 else np.float64
+        L = len(plans)
+        self.sizes = [p.size for p in plans]
+        self.kinds = [_KINDS[p.kind] for p in plans]
+        # params = [0.5, -1.5, constants of the programs, weights, biases, tables]
+        prog, consts = [], []
+        self.meta = np.full((L, 8), -1, dtype=np.int64)
+        for l, (p, pc) in enumerate(zip(plans, progs)):
+            self.meta[l, 0], self.meta[l, 1], self.meta[l, 7] = self.kinds[l], p.size, p.index
+            self.meta[l, 5] = len(prog)
+            if pc is not None:
+                ops, cs = pc
+                prog += [(o, a + 2 + len(consts) if (o == 0 or o in _CONST_ARG) else a) for o, a in ops]
+                consts += cs
+            self.meta[l, 6] = len(prog)
+        self.prog = np.array(prog or [(0, 0)], dtype=np.int64).reshape(-1, 2)
+        self.head = np.array([0.5, -1.5] + consts, dtype=self.np_dtype)
+        self.depth = max([1] + [_depth(pc[0]) for pc in progs if pc is not None])
+        self.max_width = max(self.sizes)
+        self._bufs: dict = {}
+        self._views: dict = {}
+        self._lock = threading.Lock()
+        self._packed_key = None
+        self._packed = None
+        self._calls_same = 0
+
+    @classmethod
+    def build(cls, plans, dtype) -> Optional["FusedSampler"]:
+        from qnnc.runtime.torch_angles import bounded
+
+        if not counter_rng.numba_enabled() or not plans or plans[0].kind != "neuron":
+            return None
+        if max(p.size for p in plans) > MAX_WIDTH or max(p.fan_in for p in plans[1:] or plans) > MAX_WIDTH * 4:
+            return None
+        progs = []
+        for p in plans:
+            if p.kind == "neuron":
+                if not (p.kernel.fast_ry and bounded(p.kernel.ops[0][3])):
+                    return None
+                pc = compile_angle(p.kernel.ops[0][3])
+                if pc is None:
+                    return None
+                progs.append(pc)
+            elif p.kind in _KINDS:
+                progs.append(None)
+            else:
+                return None
+        return cls(plans, dtype, progs)
+
+    def _pack(self, weights, biases, tables: bool):
+        """(meta, params): later layers' weights (transposed), biases and, with `tables`,
+        the pattern tables of the layers whose inputs are ±1 (after a neuron or sign
+        layer): one add per 8 inputs instead of 8 multiply-adds."""
+        from qnnc.runtime import fused_kernels as K
+
+        meta = self.meta.copy()
+        parts, at = [self.head], self.head.size
+        for l, p in enumerate(self.plans[1:], 1):
+            w = weights[p.name].detach().t().contiguous().numpy().astype(self.np_dtype, copy=False).ravel()
+            meta[l, 2] = at
+            parts.append(w)
+            at += w.size
+            if p.name in biases:
+                b = biases[p.name].detach().numpy().astype(self.np_dtype, copy=True).ravel()
+                meta[l, 3] = at
+                parts.append(b)
+                at += b.size
+        if tables:
+            for l in range(1, len(self.plans)):
+                # Only for neuron layers: their z only sets a threshold (a sum in another
+                # order flips a sample only within an ulp of its random value); values a
+                # layer hands out (logits) keep the sequential sum, as torch's product.
+                if self.kinds[l - 1] in (0, 1) and self.kinds[l] == 0:
+                    meta[l, 4] = at
+                    at += ((self.sizes[l - 1] + 7) // 8) * 256 * self.sizes[l]
+            parts.append(np.zeros(at - sum(x.size for x in parts), dtype=self.np_dtype))
+        params = np.concatenate(parts)
+        if tables:
+            for l in range(1, len(self.plans)):
+                if meta[l, 4] >= 0:
+                    K.build_tables(params, meta[l, 2], self.sizes[l - 1], self.sizes[l], params, meta[l, 4])
+        return meta, params
+
+    def _buf(self, name, rows, cols):
+        buf = self._bufs.get(name)
+        if buf is None or buf.size < rows * cols:
+            buf = self._bufs[name] = np.empty(max(rows * cols, 1), dtype=self.np_dtype)
+            self._views = {}  # views of the old buffer
+        return buf[:rows * cols].reshape(rows, cols)
+
+    def run(self, z1: torch.Tensor, shots: int, fields, weights, biases, key=None) -> Optional[torch.Tensor]:
+        """The last layer's values [B, shots, size] of one pass, from the first layer's
+        pre-activation z1 [B, N0]; None when z1 is not finite. `key`: the parameters'
+        (version, address) list, to repack the weights only when they change."""
+        from qnnc.runtime import fused_kernels as K
+
+        B = z1.shape[0]
+        rows = B * shots
+        entropy = np.array(fields.entropy, dtype=np.uint64)
+        out = np.empty((rows, self.sizes[-1]), dtype=self.np_dtype)  # handed out: not reused
+        n = rows * self.max_width
+        mine = self._lock.acquire(blocking=False)  # the owned buffers, unless another thread has them
+        try:
+            if mine:
+                if key is None or key != self._packed_key:
+                    self._packed, self._packed_key, self._calls_same = None, key, 0
+                self._calls_same += 1
+                # The tables pay for themselves over a few hundred rows, or once the weights
+                # have stayed the same for a second call.
+                want_tables = rows >= _TABLE_ROWS or self._calls_same >= 2
+                if self._packed is None or (want_tables and not self._packed[2]):
+                    self._packed = self._pack(weights, biases, want_tables) + (want_tables,)
+                meta, params = self._packed[0], self._packed[1]
+                views = self._views.get((rows, B))
+                if views is None:
+                    if len(self._views) > 8:
+                        self._views.clear()
+                    views = self._views[(rows, B)] = (
+                        self._buf("a", 1, n)[0], self._buf("b", 1, n)[0], self._buf("t", 1, B * self.sizes[0])[0],
+                        self._buf("S", self.depth, n))
+                a, b, t, S = views
+            else:
+                meta, params = self._pack(weights, biases, False)
+                a, b = np.empty(n, self.np_dtype), np.empty(n, self.np_dtype)
+                t, S = np.empty(B * self.sizes[0], self.np_dtype), np.empty((self.depth, n), self.np_dtype)
+            ok = K.sample_chain(z1.numpy(), shots, entropy, meta, params, self.prog,
+                                self.np_dtype == np.float32, a, b, t, out, S)
+        finally:
+            if mine:
+                self._lock.release()
+        if not ok:
+            return None
+        return torch.from_numpy(out).view(B, shots, -1)
