@@ -12,11 +12,15 @@ import torch.nn.functional as F
 
 from qnnc.compiler.diagnostics import error
 from qnnc.runtime.exact_dp import LayerChainDP, NotFinite as DPNotFinite, pattern_table, supported as dp_supported
+from qnnc.runtime.fused import FusedDP, FusedDPFunction
 from qnnc.runtime.torch_angles import sign_pos
 
 # Exact enumeration: the largest [N, M', M] factor tensor for which the gradient is
 # written out (runtime/exact_dp.py) rather than taken by autograd.
 _DP_ANALYTIC_MAX = 1 << 16
+# The numba DP (runtime/fused.py) holds no factor tensors: it runs up to this many
+# (rows x patterns x neurons) products per layer.
+_DP_FUSED_MAX = 1 << 22
 
 
 class ExactEnumeration:
@@ -146,8 +150,23 @@ class ExactEnumeration:
         # The written-out gradient holds every factor of every transition ([N, M', M]);
         # beyond ~2^16 of them the autograd chain of outer products moves less memory.
         rows = [x.shape[0]] + [2 ** p.size for p in chain[:-1]]
-        small = max(r * (2 ** p.size) * p.size for r, p in zip(rows, chain)) <= _DP_ANALYTIC_MAX
-        if small and self._dp_analytic(chain):
+        work = max(r * (2 ** p.size) * p.size for r, p in zip(rows, chain))
+        small = work <= _DP_ANALYTIC_MAX
+        fdp = self._fused_dp(first, last, readout) if work <= _DP_FUSED_MAX else None
+        if fdp is not None:
+            wb = []
+            for p in chain + ([self.plans[last + 1]] if readout else []):
+                wb += [self.weight[p.name], self.bias[p.name] if p.name in self.bias else None]
+            try:
+                out = FusedDPFunction.apply(acts, fdp, *wb)
+                if readout:
+                    return out, None
+                P, table, chain = out, pattern_table(chain[-1].size, self.dtype), []
+            except DPNotFinite:
+                P = None  # the general path below reports the angle that is not finite
+                readout = False
+                small = False
+        if P is None and small and self._dp_analytic(chain):
             forms = [p.kernel.ops[0][3] for p in chain]
             tables = [pattern_table(p.size, self.dtype) for p in chain]
             wb = []
@@ -192,6 +211,17 @@ class ExactEnumeration:
             out = sign_pos(z) if p.kind == "sign" else self._classical(p.kind, z, False, 1.0)
         B = x.shape[0]
         return out.unsqueeze(1).expand(out.shape[0], B, out.shape[-1]), P.t()
+
+    def _fused_dp(self, first: int, last: int, readout: bool):
+        """The numba DP of the chain plans[first..last] (+ the linear readout), or None
+        (numba disabled, or an angle the kernels do not evaluate); cached per readout."""
+        cache = self.__dict__.setdefault("_dp_fused_cache", {})
+        if cache is None:  # switched off (tests compare the torch DP)
+            return None
+        if readout not in cache:
+            cache[readout] = FusedDP.build(self.plans[first:last + 1], self.plans[last + 1] if readout else None,
+                                           self.dtype)
+        return cache[readout]
 
     def _dp_analytic(self, chain) -> bool:
         """Whether the chain's gradient can be written out (`runtime/exact_dp.py`): every

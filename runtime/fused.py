@@ -287,3 +287,143 @@ class FusedSampler:
         if not ok:
             return None
         return torch.from_numpy(out).view(B, shots, -1)
+
+
+class FusedDP:
+    """The exact dynamic programme over a chain of R_y fast-path neuron layers (and an
+    optional linear readout) in two numba kernels, forward and written-out backward
+    (`fused_kernels.dp_forward` / `dp_backward`), float64 inside. Build with
+    `FusedDP.build(chain, readout, dtype)` (None when a layer's angle does not compile);
+    call through `FusedDPFunction.apply(x, fdp, *wb)`."""
+
+    def __init__(self, chain, readout, dtype, progs):
+        self.chain, self.readout, self.dtype = chain, readout, dtype
+        prog, consts = [], []
+        L = len(chain)
+        self.L = L
+        self.meta = np.full((L + 1, 10), -1, dtype=np.int64)
+        for l, (p, (ops, cs)) in enumerate(zip(chain, progs)):
+            self.meta[l, 0], self.meta[l, 1] = p.size, p.fan_in
+            self.meta[l, 4] = len(prog)
+            prog += [(o, a + 1 + len(consts) if (o == 0 or o in _CONST_ARG) else a) for o, a in ops]
+            consts += cs
+            self.meta[l, 5] = len(prog)
+        if readout is not None:
+            self.meta[L, 0], self.meta[L, 1] = readout.size, readout.fan_in
+        self.prog = np.array(prog or [(0, 0)], dtype=np.int64).reshape(-1, 2)
+        self.head = np.array([0.0] + consts, dtype=np.float64)  # params[0]: a zero of the dtype
+        self.stack = np.zeros(_STACK)
+        self.dstack = np.zeros(_STACK)
+        self._layout: dict = {}
+
+    @classmethod
+    def build(cls, chain, readout, dtype) -> Optional["FusedDP"]:
+        if not counter_rng.numba_enabled():
+            return None
+        progs = []
+        for p in chain:
+            if p.kind != "neuron" or not p.kernel.fast_ry:
+                return None
+            pc = compile_angle(p.kernel.ops[0][3])
+            if pc is None or _depth(pc[0]) > _STACK:
+                return None
+            progs.append(pc)
+        return cls(chain, readout, dtype, progs)
+
+    def layout(self, B: int):
+        """(meta, work size, scratch shape) for a batch of B."""
+        got = self._layout.get(B)
+        if got is not None:
+            return got
+        meta = self.meta.copy()
+        at = 0
+        maxN = 0
+        for l, p in enumerate(self.chain):
+            N, M = p.size, 1 << p.size
+            rows = B if l == 0 else 1 << self.chain[l - 1].size
+            meta[l, 6], at = at, at + rows * N
+            meta[l, 7], at = at, at + rows * N
+            meta[l, 8], at = at, at + B * M
+            if l > 0:
+                meta[l, 9], at = at, at + rows * M
+            maxN = max(maxN, N)
+        if self.readout is not None:
+            meta[self.L, 6], at = at, at + (1 << self.chain[-1].size) * self.readout.size
+        Mx = 1 << maxN
+        scratch = (4, max(B * Mx, Mx * Mx, 2 * maxN + 2))
+        got = self._layout[B] = (meta, max(at, 1), scratch)
+        return got
+
+    def pack(self, meta, wb) -> np.ndarray:
+        """params: [0, constants, W_1, b_1, ..., W_out, b_out] (float64), offsets into meta."""
+        parts, at = [self.head], self.head.size
+        for i in range(0, len(wb), 2):
+            l = i // 2
+            w = wb[i].detach().reshape(-1).to(torch.float64).numpy()
+            meta[l, 2], at = at, at + w.size
+            parts.append(w)
+            if wb[i + 1] is not None:
+                b = wb[i + 1].detach().reshape(-1).to(torch.float64).numpy()
+                meta[l, 3], at = at, at + b.size
+                parts.append(b)
+            else:
+                meta[l, 3] = -1
+        return np.concatenate(parts)
+
+
+class FusedDPFunction(torch.autograd.Function):
+    """E [B, C] (with a readout) or P_L [B, 2^N_L] from x [B, F] and the layers' (W, b)."""
+
+    @staticmethod
+    def forward(ctx, x, fdp, *wb):
+        from qnnc.runtime import fused_kernels as K
+        from qnnc.runtime.exact_dp import NotFinite
+
+        B = x.shape[0]
+        meta, size, scratch = fdp.layout(B)
+        meta = meta.copy()
+        params = fdp.pack(meta, wb)
+        x64 = x.detach().to(torch.float64).contiguous().numpy()
+        work = np.empty(size)
+        C = fdp.readout.size if fdp.readout is not None else 0
+        E = np.empty((B, C))
+        if not K.dp_forward(x64, fdp.L, meta, params, fdp.prog, work, E, fdp.stack, fdp.dstack):
+            raise NotFinite
+        ctx.fdp, ctx.saved = fdp, (x64, meta, params, work, scratch)
+        ctx.shapes = [None if t is None else t.shape for t in wb]
+        if C:
+            out = E
+        else:
+            ML = 1 << fdp.chain[-1].size
+            p0 = meta[fdp.L - 1, 8]
+            out = work[p0:p0 + B * ML].reshape(B, ML).copy()
+        return torch.from_numpy(out).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        from qnnc.runtime import fused_kernels as K
+
+        fdp = ctx.fdp
+        x64, meta, params, work, scratch = ctx.saved
+        g = grad.detach().to(torch.float64).contiguous().numpy()
+        B = x64.shape[0]
+        if fdp.readout is not None:
+            dE, dPL = g, np.zeros((B, 0))
+        else:
+            dE, dPL = np.zeros((B, 0)), g
+        grads = np.zeros_like(params)
+        need_dx = bool(ctx.needs_input_grad[0])
+        dx = np.zeros_like(x64) if need_dx else np.zeros((1, 1))
+        K.dp_backward(x64, fdp.L, meta, params, work, dE, dPL, grads, dx, need_dx, np.zeros(scratch))
+        out = []
+        for i, shape in enumerate(ctx.shapes):
+            if shape is None:
+                out.append(None)
+                continue
+            l, is_b = i // 2, i % 2
+            o = meta[l, 3 if is_b else 2]
+            n = int(np.prod(shape))
+            out.append(torch.from_numpy(grads[o:o + n].reshape(tuple(shape))).to(fdp.dtype))
+        ctx.saved = None
+        dxt = torch.from_numpy(dx).to(grad.dtype) if need_dx else None
+        return (dxt, None, *out)

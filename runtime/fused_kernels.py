@@ -649,3 +649,194 @@ def build_tables(w_flat, wo, K, N, tables, to):
                         tables[row + n] -= w_flat[wr + n]
                     else:
                         tables[row + n] += w_flat[wr + n]
+
+
+# ------------------------------------------------------------------ the exact DP over layers
+
+# Columns of the DP's layer table (neuron layers, then the readout row when there is one).
+D_N, D_K, D_W, D_B, D_P0, D_P1, D_C, D_SL, D_P, D_T = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pm(m, N, n):
+    """s_n(m): +1 for digit 0, -1 for digit 1 of pattern m (first neuron most significant)."""
+    return 1.0 - 2.0 * ((m >> (N - 1 - n)) & 1)
+
+
+@njit(cache=True, nogil=True)
+def dp_forward(x, L, meta, params, prog, work, E, stack, dstack):
+    """The dynamic programme over L neuron layers (see `qnnc.runtime.exact_dp`), then the
+    readout meta[L] when E has columns (E [B, C] = P_L (S_L W^T + b)). meta[l]: size N,
+    fan-in K, offsets of W ([N, K]) and b (-1: none) in params, the angle program
+    prog[p0:p1], and offsets in `work` of c = cos θ and its slope dc/dz ([rows, N]), of
+    P_l ([B, 2^N]) and of T_l ([2^N_{l-1}, 2^N], l >= 1). The readout row holds C, K,
+    W, b and the offset of out ([2^N_L, C]). Returns False when the result is not
+    finite (the caller's general path reports it)."""
+    B = x.shape[0]
+    for l in range(L):
+        N = meta[l, D_N]
+        K = meta[l, D_K]
+        wo = meta[l, D_W]
+        bo = meta[l, D_B]
+        co = meta[l, D_C]
+        so = meta[l, D_SL]
+        rows = B if l == 0 else (1 << K)
+        M = 1 << N
+        for row in range(rows):
+            for n in range(N):
+                z = 0.0 * params[0]
+                for k in range(K):
+                    src = x[row, k] if l == 0 else _pm(row, K, k)
+                    z += src * params[wo + n * K + k]
+                if bo >= 0:
+                    z += params[bo + n]
+                th, dth = eval_angle_dual(prog, meta[l, D_P0], meta[l, D_P1], params, z, stack, dstack)
+                work[co + row * N + n] = math.cos(th)
+                work[so + row * N + n] = -math.sin(th) * dth
+        # J[row, m] = Π_n (1 + s_n(m) c[row, n]) / 2: into P_0 (l = 0) or T_l
+        jo = meta[l, D_P] if l == 0 else meta[l, D_T]
+        for row in range(rows):
+            for m in range(M):
+                j = 1.0
+                for n in range(N):
+                    j *= 0.5 + 0.5 * _pm(m, N, n) * work[co + row * N + n]
+                work[jo + row * M + m] = j
+        if l > 0:
+            Mp = 1 << K
+            po = meta[l - 1, D_P]
+            pn = meta[l, D_P]
+            for b in range(B):
+                for m in range(M):
+                    work[pn + b * M + m] = 0.0
+                for mp in range(Mp):
+                    pv = work[po + b * Mp + mp]
+                    for m in range(M):
+                        work[pn + b * M + m] += pv * work[jo + mp * M + m]
+    C = E.shape[1]
+    ML = 1 << meta[L - 1, D_N]
+    pL = meta[L - 1, D_P]
+    if C > 0:
+        K = meta[L, D_K]
+        wo = meta[L, D_W]
+        bo = meta[L, D_B]
+        oo = meta[L, D_C]
+        for m in range(ML):
+            for c in range(C):
+                v = 0.0 * params[0]
+                for k in range(K):
+                    v += _pm(m, K, k) * params[wo + c * K + k]
+                if bo >= 0:
+                    v += params[bo + c]
+                work[oo + m * C + c] = v
+        total = 0.0
+        for b in range(B):
+            for c in range(C):
+                e = 0.0 * params[0]
+                for m in range(ML):
+                    e += work[pL + b * ML + m] * work[oo + m * C + c]
+                E[b, c] = e
+                total += e
+        return math.isfinite(total)
+    total = 0.0
+    for i in range(B * ML):
+        total += work[pL + i]
+    return math.isfinite(total)
+
+
+@njit(cache=True, nogil=True)
+def dp_backward(x, L, meta, params, work, dE, dPL, grads, dx, need_dx, scratch):
+    """The gradient of `dp_forward`: dE [B, C] (or, without a readout, dPL [B, 2^N_L])
+    given; accumulates into grads (params' layout: W and b at their offsets) and, with
+    need_dx, dx [B, F]. scratch: [4, B * 2^max N + 2^(2 max N) + 2 max N + 2] work space."""
+    B = x.shape[0]
+    C = dE.shape[1]
+    NL = meta[L - 1, D_N]
+    ML = 1 << NL
+    pL = meta[L - 1, D_P]
+    dP = scratch[0]
+    dPn = scratch[1]
+    dJ = scratch[2]
+    small = scratch[3]
+    if C > 0:
+        K = meta[L, D_K]
+        wo = meta[L, D_W]
+        bo = meta[L, D_B]
+        oo = meta[L, D_C]
+        for c in range(C):
+            for m in range(ML):
+                d = 0.0
+                for b in range(B):
+                    d += work[pL + b * ML + m] * dE[b, c]
+                if bo >= 0:
+                    grads[bo + c] += d
+                for k in range(K):
+                    grads[wo + c * K + k] += d * _pm(m, K, k)
+        for b in range(B):
+            for m in range(ML):
+                d = 0.0
+                for c in range(C):
+                    d += dE[b, c] * work[oo + m * C + c]
+                dP[b * ML + m] = d
+    else:
+        for b in range(B):
+            for m in range(ML):
+                dP[b * ML + m] = dPL[b, m]
+    for l in range(L - 1, -1, -1):
+        N = meta[l, D_N]
+        K = meta[l, D_K]
+        M = 1 << N
+        wo = meta[l, D_W]
+        bo = meta[l, D_B]
+        co = meta[l, D_C]
+        so = meta[l, D_SL]
+        if l > 0:
+            Mp = 1 << K
+            po = meta[l - 1, D_P]
+            to = meta[l, D_T]
+            rows = Mp
+            for mp in range(Mp):
+                for m in range(M):
+                    d = 0.0
+                    for b in range(B):
+                        d += work[po + b * Mp + mp] * dP[b * M + m]
+                    dJ[mp * M + m] = d
+            for b in range(B):
+                for mp in range(Mp):
+                    d = 0.0
+                    for m in range(M):
+                        d += dP[b * M + m] * work[to + mp * M + m]
+                    dPn[b * Mp + mp] = d
+        else:
+            rows = B
+            for i in range(B * M):
+                dJ[i] = dP[i]
+        # dc[row, n] = Σ_m dJ[row, m] s_n(m)/2 Π_{j≠n} R_j(row, m), R_j = (1 + s_j(m) c_j)/2
+        pre = small[0:N + 1]
+        for row in range(rows):
+            for n in range(N):
+                small[N + 1 + n] = 0.0  # dc accumulators
+            for m in range(M):
+                g = dJ[row * M + m]
+                if g == 0.0:
+                    continue
+                pre[0] = 1.0
+                for n in range(N):
+                    pre[n + 1] = pre[n] * (0.5 + 0.5 * _pm(m, N, n) * work[co + row * N + n])
+                suf = 1.0
+                for n in range(N - 1, -1, -1):
+                    small[N + 1 + n] += g * 0.5 * _pm(m, N, n) * pre[n] * suf
+                    suf *= 0.5 + 0.5 * _pm(m, N, n) * work[co + row * N + n]
+            for n in range(N):
+                dz = small[N + 1 + n] * work[so + row * N + n]
+                if dz == 0.0:
+                    continue
+                if bo >= 0:
+                    grads[bo + n] += dz
+                for k in range(K):
+                    src = x[row, k] if l == 0 else _pm(row, K, k)
+                    grads[wo + n * K + k] += dz * src
+                    if l == 0 and need_dx:
+                        dx[row, k] += dz * params[wo + n * K + k]
+        if l > 0:
+            dP, dPn = dPn, dP
+    return True

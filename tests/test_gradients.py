@@ -247,15 +247,25 @@ def test_written_out_dp_gradient_equals_autograd(f, bias):
     m.load_tensors({k: v * 2 for k, v in m.tensors().items()})
     x = (torch.rand(5, 4, dtype=F64, generator=torch.Generator().manual_seed(3)) * 2 - 1).requires_grad_()
     out = {}
-    for analytic in (True, False):
-        m._dp_analytic_cache = analytic
-        e = m.expected_logits(x)
-        c = torch.linspace(-1, 1, e.numel(), dtype=F64).view_as(e)
-        grads = torch.autograd.grad((c * e).sum(), [x] + list(m.parameters()))
-        out[analytic] = (e.detach(), grads)
-    assert torch.allclose(out[True][0], out[False][0], atol=1e-14)
-    for a, b in zip(out[True][1], out[False][1]):
-        assert torch.allclose(a, b, atol=1e-12)
+    for engine in ("numba", "torch", "autograd"):  # runtime/fused.py, runtime/exact_dp.py, autograd
+        m._dp_fused_cache = {} if engine == "numba" else None
+        m._dp_analytic_cache = engine != "autograd"
+        for readout in (True, False):
+            if readout:
+                e = m.expected_logits(x)
+            else:
+                logits, P = m._exact_dp(x)  # P_L, no readout
+                e = torch.cat([(P.unsqueeze(-1) * logits).sum(0), P.t()], -1)
+            c = torch.linspace(-1, 1, e.numel(), dtype=F64).view_as(e)
+            grads = torch.autograd.grad((c * e).sum(), [x] + list(m.parameters()))
+            out[engine, readout] = (e.detach(), grads)
+        if engine == "numba":
+            assert m._dp_fused_cache[True] is not None and m._dp_fused_cache[False] is not None
+    for engine in ("numba", "torch"):
+        for readout in (True, False):
+            assert torch.allclose(out[engine, readout][0], out["autograd", readout][0], atol=1e-14)
+            for a, b in zip(out[engine, readout][1], out["autograd", readout][1]):
+                assert torch.allclose(a, b, atol=1e-12)
 
 
 def test_exact_dp_of_a_nan_input_is_q0331():
