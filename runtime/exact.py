@@ -18,9 +18,9 @@ from qnnc.runtime.torch_angles import sign_pos
 # Exact enumeration: the largest [N, M', M] factor tensor for which the gradient is
 # written out (runtime/exact_dp.py) rather than taken by autograd.
 _DP_ANALYTIC_MAX = 1 << 16
-# The numba DP (runtime/fused.py) holds no factor tensors: it runs up to this many
-# (rows x patterns x neurons) products per layer.
-_DP_FUSED_MAX = 1 << 22
+# The numba DP (runtime/fused.py) runs while a layer has at most this many (rows x
+# patterns x neurons) factors; beyond, its scalar loops lose to torch's (bench_exact.py).
+_DP_FUSED_MAX = 1 << 17
 
 
 class ExactEnumeration:
@@ -133,6 +133,16 @@ class ExactEnumeration:
         self._check_ready()
         x = self._input(x)
         first, last = self._dp_layers()
+        route = self.__dict__.get("_dp_route")
+        if route is not None and first == 0 and readout and self.__dict__.get("_dp_fused_cache") is not None:
+            # The numba route with its readout, once checked for this batch size: no
+            # per-call planning (the limits below depend on the widths only).
+            fdp, wb = route.get((x.shape[0], self.max_branches), (None, None))
+            if fdp is not None:
+                try:
+                    return FusedDPFunction.apply(x, fdp, *wb), None
+                except DPNotFinite:
+                    pass  # the path below reports it
         for i in range(first + 1, last + 1):
             a, b = self.plans[i - 1].size, self.plans[i].size
             if 2 ** (a + b) > self.max_branches:
@@ -160,6 +170,8 @@ class ExactEnumeration:
             try:
                 out = FusedDPFunction.apply(acts, fdp, *wb)
                 if readout:
+                    if first == 0:  # remembered for this batch size (the parameters are the same objects)
+                        self.__dict__.setdefault("_dp_route", {})[x.shape[0], self.max_branches] = (fdp, wb)
                     return out, None
                 P, table, chain = out, pattern_table(chain[-1].size, self.dtype), []
             except DPNotFinite:

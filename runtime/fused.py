@@ -17,6 +17,7 @@ otherwise different model takes the general torch path.
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Optional
 
@@ -359,11 +360,11 @@ class FusedDP:
         parts, at = [self.head], self.head.size
         for i in range(0, len(wb), 2):
             l = i // 2
-            w = wb[i].detach().reshape(-1).to(torch.float64).numpy()
+            w = _f64(wb[i])
             meta[l, 2], at = at, at + w.size
             parts.append(w)
             if wb[i + 1] is not None:
-                b = wb[i + 1].detach().reshape(-1).to(torch.float64).numpy()
+                b = _f64(wb[i + 1])
                 meta[l, 3], at = at, at + b.size
                 parts.append(b)
             else:
@@ -371,19 +372,36 @@ class FusedDP:
         return np.concatenate(parts)
 
 
+def _f64(t: torch.Tensor) -> np.ndarray:
+    t = t.detach().reshape(-1)
+    return (t if t.dtype == torch.float64 else t.to(torch.float64)).numpy()
+
+
+_K = None
+
+
+def _kernels():
+    global _K
+    if _K is None:
+        from qnnc.runtime import fused_kernels
+        _K = fused_kernels
+    return _K
+
+
 class FusedDPFunction(torch.autograd.Function):
     """E [B, C] (with a readout) or P_L [B, 2^N_L] from x [B, F] and the layers' (W, b)."""
 
     @staticmethod
     def forward(ctx, x, fdp, *wb):
-        from qnnc.runtime import fused_kernels as K
         from qnnc.runtime.exact_dp import NotFinite
 
+        K = _kernels()
         B = x.shape[0]
         meta, size, scratch = fdp.layout(B)
         meta = meta.copy()
         params = fdp.pack(meta, wb)
-        x64 = x.detach().to(torch.float64).contiguous().numpy()
+        xd = x.detach()
+        x64 = (xd if xd.dtype == torch.float64 else xd.to(torch.float64)).contiguous().numpy()
         work = np.empty(size)
         C = fdp.readout.size if fdp.readout is not None else 0
         E = np.empty((B, C))
@@ -397,15 +415,15 @@ class FusedDPFunction(torch.autograd.Function):
             ML = 1 << fdp.chain[-1].size
             p0 = meta[fdp.L - 1, 8]
             out = work[p0:p0 + B * ML].reshape(B, ML).copy()
-        return torch.from_numpy(out).to(x.dtype)
+        out = torch.from_numpy(out)
+        return out if x.dtype == torch.float64 else out.to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad):
-        from qnnc.runtime import fused_kernels as K
-
+        K = _kernels()
         fdp = ctx.fdp
         x64, meta, params, work, scratch = ctx.saved
-        g = grad.detach().to(torch.float64).contiguous().numpy()
+        g = (grad if grad.dtype == torch.float64 else grad.to(torch.float64)).contiguous().numpy()
         B = x64.shape[0]
         if fdp.readout is not None:
             dE, dPL = g, np.zeros((B, 0))
@@ -422,8 +440,12 @@ class FusedDPFunction(torch.autograd.Function):
                 continue
             l, is_b = i // 2, i % 2
             o = meta[l, 3 if is_b else 2]
-            n = int(np.prod(shape))
-            out.append(torch.from_numpy(grads[o:o + n].reshape(tuple(shape))).to(fdp.dtype))
+            n = math.prod(shape)
+            gt = torch.from_numpy(grads[o:o + n].reshape(tuple(shape)))
+            out.append(gt if fdp.dtype == torch.float64 else gt.to(fdp.dtype))
         ctx.saved = None
-        dxt = torch.from_numpy(dx).to(grad.dtype) if need_dx else None
+        dxt = None
+        if need_dx:
+            dxt = torch.from_numpy(dx)
+            dxt = dxt if grad.dtype == torch.float64 else dxt.to(grad.dtype)
         return (dxt, None, *out)
