@@ -189,8 +189,11 @@ class FusedSampler:
             return None
         if max(p.size for p in plans) > MAX_WIDTH or max(p.fan_in for p in plans[1:] or plans) > MAX_WIDTH * 4:
             return None
+        # The kernel runs up to the last neuron layer; the classical layers after it (the
+        # logits) stay torch products, so the values handed out are torch's own.
+        tail = 1 + max(i for i, p in enumerate(plans) if p.kind == "neuron")
         progs = []
-        for p in plans:
+        for p in plans[:tail]:
             if p.kind == "neuron":
                 if not (p.kernel.fast_ry and bounded(p.kernel.ops[0][3])):
                     return None
@@ -202,7 +205,7 @@ class FusedSampler:
                 progs.append(None)
             else:
                 return None
-        return cls(plans, dtype, progs)
+        return cls(plans[:tail], dtype, progs)
 
     def _pack(self, weights, biases, tables: bool):
         """(meta, params): later layers' weights (transposed), biases and, with `tables`,
@@ -246,7 +249,8 @@ class FusedSampler:
         return buf[:rows * cols].reshape(rows, cols)
 
     def run(self, z1: torch.Tensor, shots: int, fields, weights, biases, key=None) -> Optional[torch.Tensor]:
-        """The last layer's values [B, shots, size] of one pass, from the first layer's
+        """The values [B * shots, size] of the last layer it runs (`len(self.plans)`: the
+        last neuron layer) in one pass, from the first layer's
         pre-activation z1 [B, N0]; None when z1 is not finite. `key`: the parameters'
         (version, address) list, to repack the weights only when they change."""
         from qnnc.runtime import fused_kernels as K
@@ -287,7 +291,7 @@ class FusedSampler:
                 self._lock.release()
         if not ok:
             return None
-        return torch.from_numpy(out).view(B, shots, -1)
+        return torch.from_numpy(out)
 
 
 class FusedDP:

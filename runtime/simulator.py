@@ -172,7 +172,7 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
         # The sampling generator: independent of the init stream, owned by the model.
         sample_seed = int(np.random.SeedSequence([int(seed), 0x51A]).generate_state(1, np.uint64)[0] >> 1)
         self.generator = torch.Generator().manual_seed(sample_seed)
-        self._first_layer = None  # (W, b) of the first layer, for the fused sampler
+        self._fused_layers = None  # [(W, b)] per layer, for the fused sampler
         # One naming of the weights: state_dict() and load_state_dict() use the checkpoint
         # names (`h1`, `h1.bias`), so `load_state_dict(safetensors.torch.load_file(ckpt))`
         # works (the file's training state, `optimizer/...` and `rng/...`, is skipped).
@@ -465,19 +465,33 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
 
     def _sample_fused(self, x: torch.Tensor, shots: int, fields: RandomFields, fs) -> Optional[torch.Tensor]:
         """One no-grad pass through the fused sampler: the first layer's z once per image
-        (torch), the rest in one numba call. Draws the same field values at the same
-        positions as the other paths. None when the input or the weights are not finite."""
+        (torch), the neuron layers in one numba call, the classical layers after the last
+        neuron layer (the logits) as torch products. Draws the same field values at the
+        same positions as the other paths. None when the input or the weights are not
+        finite."""
         if not self._finite_weights():
             return None
-        first = self._first_layer
-        if first is None:
-            p = self.plans[0]
-            first = self._first_layer = (self.weight[p.name], self.bias[p.name] if p.name in self.bias else None)
-        W, b = first
-        z = torch.mm(x.detach(), W.detach().t())
+        layers = self._fused_layers
+        if layers is None:  # (W, b) per layer: the parameters are the same objects for the model's life
+            layers = self._fused_layers = [(self.weight[p.name], self.bias[p.name] if p.name in self.bias else None)
+                                           for p in self.plans]
+        if torch.is_grad_enabled():
+            with torch.no_grad():
+                return self._sample_fused(x, shots, fields, fs)
+        W, b = layers[0]
+        z = torch.mm(x, W.t())
         if b is not None:
-            z.add_(b.detach())
-        return fs.run(z, shots, fields, self.weight, self.bias, self._finite_key)
+            z.add_(b)
+        src = fs.run(z, shots, fields, self.weight, self.bias, self._finite_key)
+        if src is None:
+            return None
+        for i in range(len(fs.plans), len(self.plans)):  # classical layers after the last neuron layer
+            W, b = layers[i]
+            z = torch.mm(src, W.t())
+            if b is not None:
+                z.add_(b)
+            src = self._classical(self.plans[i].kind, z, True, 1.0)
+        return src.view(x.shape[0], shots, -1)
 
     def _sample_chunked(self, x: torch.Tensor, shots: int, fields: RandomFields) -> torch.Tensor:
         B = x.shape[0]
