@@ -38,8 +38,10 @@ chain of uncarried neuron layers use a dynamic programme over layers instead (co
 
 Small no-grad passes of chains of R_y neurons take a lean path (`_sample_lean`): the
 whole batch at once, the angle compiled once into in-place steps, the same random
-fields at the same positions as the chunked path. torch runs on qnnc's default thread
-count (`qnnc.runtime.threads`).
+fields at the same positions as the chunked path. With numba, narrow chains whose first
+layer is a neuron layer go through the fused sampler instead (`runtime/fused.py`: the
+neuron layers in one numba call, the same fields at the same positions). torch runs on
+qnnc's default thread count (`qnnc.runtime.threads`).
 
 Diagnostics raised here (Q06xx, runtime limits):
   Q0620 too many branches for exact enumeration      Q0626 bad layer source / network
