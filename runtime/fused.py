@@ -317,9 +317,8 @@ class FusedDP:
             self.meta[L, 0], self.meta[L, 1] = readout.size, readout.fan_in
         self.prog = np.array(prog or [(0, 0)], dtype=np.int64).reshape(-1, 2)
         self.head = np.array([0.0] + consts, dtype=np.float64)  # params[0]: a zero of the dtype
-        self.stack = np.zeros(_STACK)
-        self.dstack = np.zeros(_STACK)
         self._layout: dict = {}
+        self._packed = None  # ((batch, parameter versions), meta, params, work size, scratch shape)
 
     @classmethod
     def build(cls, chain, readout, dtype) -> Optional["FusedDP"]:
@@ -397,19 +396,24 @@ class FusedDPFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, fdp, *wb):
-        from qnnc.runtime.exact_dp import NotFinite
-
         K = _kernels()
         B = x.shape[0]
-        meta, size, scratch = fdp.layout(B)
-        meta = meta.copy()
-        params = fdp.pack(meta, wb)
+        key = (B, [(t._version, t.data_ptr()) for t in wb if t is not None])
+        cached = fdp._packed
+        if cached is not None and cached[0] == key:
+            meta, params, size, scratch = cached[1:]
+        else:  # (the arrays are never written after packing: a saved pass keeps its own)
+            meta, size, scratch = fdp.layout(B)
+            meta = meta.copy()
+            params = fdp.pack(meta, wb)
+            fdp._packed = (key, meta, params, size, scratch)
         xd = x.detach()
         x64 = (xd if xd.dtype == torch.float64 else xd.to(torch.float64)).contiguous().numpy()
         work = np.empty(size)
         C = fdp.readout.size if fdp.readout is not None else 0
         E = np.empty((B, C))
-        if not K.dp_forward(x64, fdp.L, meta, params, fdp.prog, work, E, fdp.stack, fdp.dstack):
+        if not K.dp_forward(x64, fdp.L, meta, params, fdp.prog, work, E, np.empty(_STACK), np.empty(_STACK)):
+            from qnnc.runtime.exact_dp import NotFinite
             raise NotFinite
         ctx.fdp, ctx.saved = fdp, (x64, meta, params, work, scratch)
         ctx.shapes = [None if t is None else t.shape for t in wb]
@@ -433,19 +437,18 @@ class FusedDPFunction(torch.autograd.Function):
             dE, dPL = g, np.zeros((B, 0))
         else:
             dE, dPL = np.zeros((B, 0)), g
-        grads = np.zeros_like(params)
+        grads_t = torch.zeros(params.size, dtype=torch.float64)
+        grads = grads_t.numpy()
         need_dx = bool(ctx.needs_input_grad[0])
         dx = np.zeros_like(x64) if need_dx else np.zeros((1, 1))
         K.dp_backward(x64, fdp.L, meta, params, work, dE, dPL, grads, dx, need_dx, np.zeros(scratch))
         out = []
         for i, shape in enumerate(ctx.shapes):
-            if shape is None:
+            if shape is None or not ctx.needs_input_grad[2 + i]:
                 out.append(None)
                 continue
-            l, is_b = i // 2, i % 2
-            o = meta[l, 3 if is_b else 2]
-            n = math.prod(shape)
-            gt = torch.from_numpy(grads[o:o + n].reshape(tuple(shape)))
+            o = int(meta[i // 2, 3 if i % 2 else 2])
+            gt = grads_t[o:o + math.prod(shape)].view(shape)
             out.append(gt if fdp.dtype == torch.float64 else gt.to(fdp.dtype))
         ctx.saved = None
         dxt = None
