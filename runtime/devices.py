@@ -3,6 +3,7 @@ few places where a value must come back to the host.
 
     resolve_device("auto")      cuda if torch sees one, else mps, else cpu
     resolve_device("cuda:1")    that device, or Q0634 (not available here) with a hint
+    from_host(array, device)    host data (numpy) copied once to the device
     host_float(t), host_bool(t) one value read back from the device (a synchronisation)
 
 The CPU is the default everywhere and is what the tests run on; `meta` (tensors with
@@ -106,6 +107,15 @@ def check_dtype(device, dtype, what: str) -> None:
 
 def is_cpu(device) -> bool:
     return device is None or _torch().device(device).type == "cpu"
+
+
+def from_host(array, device=None, dtype=None):
+    """Host data (a numpy array: weights from the one weight source, a data set) as a
+    tensor of `dtype` on `device`: one copy (none on the CPU when the dtype matches).
+    The only place where host arrays enter torch on their way to a device."""
+    torch = _torch()
+    t = torch.from_numpy(array) if not isinstance(array, torch.Tensor) else array
+    return t.to(device=device, dtype=dtype)
 
 
 def host_float(t) -> float:

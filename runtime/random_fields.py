@@ -44,6 +44,13 @@ _SCRATCH = threading.local()
 _PARALLEL_MIN = 1 << 16
 
 
+def _entropy(generator: torch.Generator) -> list[int]:
+    """A pass's entropy: two 62-bit numbers from the caller's generator. Host data on
+    every device: the generator is a CPU one (its state is what a checkpoint saves)."""
+    draw = torch.randint(0, 2 ** 62, (2,), generator=generator, dtype=torch.int64)
+    return [int(v) for v in draw.tolist()]
+
+
 class RandomFields:
     """Uniform random numbers for one forward pass, drawn from counter-based streams.
 
@@ -57,12 +64,17 @@ class RandomFields:
     `uniform_12` returns values f = 1 + j·2^-m, j uniform, in [1, 2): random mantissa
     bits under the exponent of 1.0 (m = 23 for float32, 52 for float64), so making them
     costs two integer passes and no conversion, and every value is exact.
+
+    On another device than the CPU (`device`), the same values f are drawn there by
+    torch's generator of that device, one generator per (field, first position) seeded
+    from (entropy, key, start): a pass is reproducible on that device, but its samples
+    are not the CPU's, and they depend on where chunks start (docs/devices.md).
     """
 
-    def __init__(self, generator: torch.Generator, dtype: torch.dtype):
-        draw = torch.randint(0, 2 ** 62, (2,), generator=generator, dtype=torch.int64)
-        self.entropy = [int(v) for v in draw]
+    def __init__(self, generator: torch.Generator, dtype: torch.dtype, device=None):
+        self.entropy = _entropy(generator)
         self.dtype = dtype
+        self.device = None if device is None or torch.device(device).type == "cpu" else torch.device(device)
         self._states: dict[tuple, dict] = {}
 
     def _stream(self, key: tuple, offset_draws: int) -> np.random.PCG64DXSM:
@@ -83,6 +95,8 @@ class RandomFields:
         """Values start .. start + prod(shape) - 1 of field `key`, as a tensor of `shape`
         (written into `out`, a contiguous tensor of that many elements, when given)."""
         count, start = int(math.prod(shape)), int(start)
+        if self.device is not None:
+            return self._on_device(key, start, shape, out)
         if out is not None and out.is_contiguous() and out.numel() == count and out.dtype == self.dtype:
             result = out.view(*shape)
         else:
@@ -100,6 +114,8 @@ class RandomFields:
     def uniform_12_new(self, key: tuple, shape: Sequence[int]) -> torch.Tensor:
         """`uniform_12(key, 0, shape)` for a small field (one thread), into a new tensor
         made from the generator's own output buffer: no separate buffer, no copy."""
+        if self.device is not None:
+            return self._on_device(key, 0, shape, None)
         count = math.prod(shape)
         if self.dtype == torch.float32:
             raw = self._stream(key, 0).random_raw((count + 1) // 2).view(np.uint32)[:count]
@@ -110,6 +126,24 @@ class RandomFields:
         np.right_shift(raw, np.uint64(12), out=raw)
         np.bitwise_or(raw, np.uint64(0x3FF0000000000000), out=raw)
         return torch.from_numpy(raw).view(torch.float64).view(*shape)
+
+    def _on_device(self, key: tuple, start: int, shape: Sequence[int], out: Optional[torch.Tensor]) -> torch.Tensor:
+        """The field's values on `self.device`: random mantissa bits drawn there, under the
+        exponent of 1.0, as on the CPU (so the values lie on the same grid in [1, 2))."""
+        f32 = self.dtype == torch.float32
+        idt = torch.int32 if f32 else torch.int64
+        gen = None
+        if self.device.type != "meta":  # meta has no generator (and no values to draw)
+            seed = np.random.SeedSequence(self.entropy + [int(k) for k in key] + [start, 0xDE7])
+            gen = torch.Generator(device=self.device)
+            gen.manual_seed(int(seed.generate_state(1, np.uint64)[0] >> 1))
+        bits = torch.randint(0, 1 << (23 if f32 else 52), tuple(shape), dtype=idt, device=self.device,
+                             generator=gen)
+        bits.bitwise_or_(0x3F800000 if f32 else 0x3FF0000000000000)
+        f = bits.view(self.dtype)
+        if out is not None and out.is_contiguous() and out.numel() == f.numel() and out.dtype == self.dtype:
+            return out.view(*shape).copy_(f)
+        return f
 
     def _fill(self, key, start, bits, lo, hi):
         # Value i of the field is 32-bit word i (float32) or 64-bit draw i (float64).
@@ -138,9 +172,24 @@ def sample_pm1(t: Value, f: torch.Tensor) -> torch.Tensor:
     else:
         f.sub_(thr)
     # copysign(1, f - thr): +0.0 (-> +1) when they are equal, matching `f < thr` for -1.
-    return torch.copysign(ONE[f.dtype], f, out=f)
+    return torch.copysign(scalar(1.0, f), f, out=f)
 
 
+def scalar(value: float, like: torch.Tensor) -> torch.Tensor:
+    """A 0-dim tensor of `value` with `like`'s dtype on `like`'s device (cached): the
+    constants of the in-place ops (`out=` must not mix devices)."""
+    if like.device.type == "cpu":
+        table = ONE if value == 1.0 else THREE_HALVES if value == -1.5 else None
+        if table is not None and like.dtype in table:
+            return table[like.dtype]
+    key = (float(value), like.dtype, like.device)
+    t = _SCALARS.get(key)
+    if t is None:
+        t = _SCALARS[key] = torch.full((), value, dtype=like.dtype, device=like.device)
+    return t
+
+
+_SCALARS: dict = {}
 ONE = {torch.float32: torch.ones((), dtype=torch.float32), torch.float64: torch.ones((), dtype=torch.float64)}
 THREE_HALVES = {dt: torch.full((), -1.5, dtype=dt) for dt in (torch.float32, torch.float64)}
 

@@ -1,0 +1,256 @@
+"""`--device`: the device resolver, the shared flag, and the acceptance check that the
+simulator, one training step and the Monte Carlo create every tensor on the device they
+were given (the `meta` device: shapes, no values), recorded op by op."""
+
+from __future__ import annotations
+
+import collections
+import traceback
+
+import numpy as np
+import pytest
+import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+from qnnc.compiler import parse_program
+from qnnc.compiler.diagnostics import QnncError
+from qnnc.runtime.cli import main
+from qnnc.runtime.devices import auto_device, resolve_device
+from qnnc.runtime.simulator import QNNModel  # imported here: its import-time constants are host tensors
+
+META = torch.device("meta")
+
+
+# The host boundaries: the only qnnc functions allowed to make a tensor off the device,
+# because what they handle is host data by nature (docs/devices.md).
+HOST_BOUNDARIES = {
+    "from_host": "devices.py: numpy data (weights, data sets) wrapped before its one copy to the device",
+    "_entropy": "random_fields.py: a pass's two entropy numbers, from the model's CPU generator",
+}
+
+
+def _where() -> tuple[str, str]:
+    """(the innermost qnnc function, its file:line) that made the tensor."""
+    for f in reversed(traceback.extract_stack()):
+        if "/runtime/" in f.filename or "/compiler/" in f.filename:
+            return f.name, f"{f.filename.rsplit('/', 2)[-2]}/{f.filename.rsplit('/', 1)[-1]}:{f.lineno}"
+    return "?", "?"
+
+
+def _off_device(func, t) -> list[str]:
+    name, line = _where()
+    return [] if name in HOST_BOUNDARIES else [f"{func} -> {t.device} in {name} at {line}"]
+
+
+class DeviceRecorder(TorchDispatchMode):
+    """Every tensor an aten op produces (factories, views, in-place ops, copies): its
+    device and the op, for everything run inside the `with`."""
+
+    def __init__(self):
+        super().__init__()
+        self.devices: collections.Counter = collections.Counter()
+        self.off_device: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_leaves(out):
+            if isinstance(t, torch.Tensor):
+                self.devices[t.device.type] += 1
+                if t.device.type != "meta":
+                    self.off_device += _off_device(func, t)
+        return out
+
+
+class FunctionRecorder(TorchFunctionMode):
+    """The same at the level of torch's Python functions, which also sees tensors that
+    do not pass the dispatcher (torch.from_numpy)."""
+
+    def __init__(self):
+        super().__init__()
+        self.off_device: list[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in tree_leaves(out):
+            if isinstance(t, torch.Tensor) and t.device.type != "meta":
+                self.off_device += _off_device(getattr(func, "__name__", func), t)
+        return out
+
+
+class recording:
+    """Both recorders at once."""
+
+    def __enter__(self):
+        self.fn, self.disp = FunctionRecorder(), DeviceRecorder()
+        self.fn.__enter__()
+        self.disp.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.disp.__exit__(*exc)
+        self.fn.__exit__(*exc)
+
+    def check(self, least: int = 1):
+        assert self.disp.devices["meta"] >= least, self.disp.devices
+        assert self.disp.off_device == [], self.disp.off_device[:20]
+        assert self.fn.off_device == [], self.fn.off_device[:20]
+
+
+ROTATION = """
+import neurons from stdlib
+param a: real in [0, inf] = 0.5
+network net {
+    input x[12]
+    layer h1[6] = rotation(a) of dense(x, bias = on)
+    layer h2[5] = rotation(a) of dense(h1)
+    output y[3] = linear of dense(h2, bias = on)
+    readout argmax, vote over 3 shots
+}
+"""
+
+WEAK = """
+import neurons from stdlib
+param a: real in [0, inf] = 0.5
+network net {
+    input x[8]
+    layer h1[3] = weak(a, g = 0.7) of dense(x)
+    layer h2[3] = weak(a, g = 0.7) of dense(h1)
+    output y[2] = linear of dense(h2)
+    readout argmax, vote over 3 shots
+}
+"""
+
+CLASSICAL = """
+param a: real in [0, inf] = 0.5
+network net {
+    input x[8]
+    layer h1[6] = tanh of dense(x, bias = on)
+    layer h2[4] = sign of dense(h1)
+    output y[2] = linear of dense(h2)
+    readout argmax, vote over 3 shots
+}
+"""
+
+
+def _model(text: str, device, dtype=torch.float32, **kw):
+    return QNNModel(parse_program(text, "<test>"), seed=3, dtype=dtype, device=device, **kw)
+
+
+# --------------------------------------------------------------------------- the resolver
+
+
+def test_auto_and_cpu_resolve_here():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device(None) == torch.device("cpu")
+    assert resolve_device("auto") == torch.device(auto_device())
+    assert resolve_device("meta") == META
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_an_unavailable_device_is_q0634_with_a_hint():
+    with pytest.raises(QnncError) as e:
+        resolve_device("cuda")
+    d = e.value.diagnostics[0]
+    assert d.code == "Q0634" and e.value.exit_code == 2 and "cpu" in d.help
+    with pytest.raises(QnncError) as e:
+        resolve_device("tpu")
+    assert e.value.diagnostics[0].code == "Q0634"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.parametrize("command", [
+    ["train", "examples/hardware.qnn", "--epochs", "0"],
+    ["eval", "examples/hardware.qnn", "--limit", "5"],
+    ["tap", "examples/hardware.qnn"],
+    ["replicas", "examples/hardware.qnn", "--sweeps", "4"],
+    ["run", "examples/hardware.qnn", "--target", "ibm", "--shots", "1"],
+])
+def test_every_command_refuses_an_unavailable_device_before_working(command, tmp_path, capsys):
+    code = main(command + ["--device", "cuda"] + (["--out", str(tmp_path / "r")] if command[0] == "train" else []))
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "error[Q0634]" in err and "help:" in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_name_that_is_no_device_is_bad_usage(capsys):
+    assert main(["eval", "examples/hardware.qnn", "--device", "gpu"]) == 2
+    err = capsys.readouterr().err
+    assert "error[Q0407]" in err and "cpu, cuda, cuda:N, mps or auto" in err
+
+
+def test_the_flag_is_one_definition():
+    """The five commands take --device from runtime/cli/device_args.py, not their own copy."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "runtime" / "cli"
+    for name in ("train", "eval", "run", "tap", "replicas"):
+        text = (root / f"{name}.py").read_text(encoding="utf-8")
+        assert "add_device_argument(p)" in text, name
+        assert '"--device"' not in text, name
+
+
+# --------------------------------------------------------------------------- the simulator on meta
+
+
+@pytest.mark.parametrize("text", [ROTATION, WEAK, CLASSICAL], ids=["rotation", "weak", "classical"])
+def test_the_simulator_creates_every_tensor_on_its_device(text):
+    with recording() as rec:
+        m = _model(text, META)
+        x = torch.empty(7, m.features, device=META)
+        m(x, shots=4)  # no-grad-free forward: autograd path (parameters require grad)
+        with torch.no_grad():
+            m(x, shots=4)  # the chunked / lean no-grad path
+        m.chunk_elements = 64  # force several chunks and blocks
+        with torch.no_grad():
+            m(x, shots=4)
+        votes, per_shot = m.predict(x, shots=5)
+        m.trace(x, shots=2)
+        m.sample(x, shots=2)
+    rec.check(least=50)
+    assert votes.device == META and per_shot.shape == (5, 7)
+
+
+@pytest.mark.parametrize("text", [ROTATION, WEAK, CLASSICAL], ids=["rotation", "weak", "classical"])
+def test_exact_mode_creates_every_tensor_on_its_device(text):
+    with recording() as rec:
+        m = _model(text, META)
+        x = torch.empty(4, m.features, device=META)
+        y = torch.zeros(4, dtype=torch.long, device=META)
+        m.expected_logits(x)
+        loss = m.expected_loss(x, y)
+        loss.backward()
+        m.expected_output_distribution(x)
+        if text != CLASSICAL:
+            m.exact_branches(x)
+    rec.check(least=20)
+    assert loss.device == META
+
+
+def test_exact_outcome_distribution_on_meta():
+    with recording() as rec:
+        m = _model(WEAK, META)
+        table, probs = m.exact_outcome_distribution(torch.empty(m.features, device=META))
+    rec.check()
+    assert probs.shape == (2 ** 6,) and table.device == META
+
+
+def test_the_generic_kernel_path_on_meta():
+    """force_generic: the rotation neuron through the state-vector kernel."""
+    with recording() as rec:
+        m = _model(ROTATION, META, force_generic=True)
+        with torch.no_grad():
+            m(torch.empty(5, m.features, device=META), shots=3)
+    rec.check()
+
+
+def test_the_recorder_sees_a_cpu_tensor():
+    """The control: the same pass on the CPU is reported, so the checks above can fail."""
+    with recording() as rec:
+        m = _model(ROTATION, "cpu")
+        with torch.no_grad():
+            m(torch.zeros(3, m.features), shots=2)
+    assert len(rec.disp.off_device) > 10
+    assert any("simulator.py" in line for line in rec.disp.off_device)
