@@ -254,3 +254,67 @@ def test_the_recorder_sees_a_cpu_tensor():
             m(torch.zeros(3, m.features), shots=2)
     assert len(rec.disp.off_device) > 10
     assert any("simulator.py" in line for line in rec.disp.off_device)
+
+
+# --------------------------------------------------------------------------- one training step on meta
+
+
+@pytest.mark.parametrize("text, gradient", [(ROTATION, "straight_through"), (WEAK, "straight_through"),
+                                            (ROTATION, "exact"), (CLASSICAL, "straight_through")],
+                         ids=["rotation", "weak", "rotation-exact", "classical"])
+def test_a_training_step_creates_every_tensor_on_its_device(text, gradient):
+    """`train_step` (the loop's step: forward, loss, backward, SGD with momentum, as every
+    example recipe) twice, so that the momentum buffers exist and are used."""
+    from qnnc.runtime.train import train_step
+
+    with recording() as rec:
+        m = _model(text, META)
+        opt = torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
+        x = torch.empty(8, m.features, device=META)
+        y = torch.zeros(8, dtype=torch.long, device=META)
+        for _ in range(2):
+            loss, acc = train_step(m, opt, x, y, m.generator, gradient)
+    rec.check(least=50)
+    assert loss.device == META and acc.device == META
+    assert all(b.device == META for st in opt.state.values() for b in st.values())
+
+
+# --------------------------------------------------------------------------- the Monte Carlo on meta
+
+
+@pytest.mark.parametrize("layers", [[5, 4, 3], [4, 6]], ids=["three-layers", "two-layers"])
+def test_the_monte_carlo_creates_every_tensor_on_its_device(layers, monkeypatch):
+    """A few sweeps of parallel tempering with measurements; the report (`result`, the
+    one place the sums go to the host) is captured instead of run."""
+    from qnnc.runtime import replicas as R
+
+    rng = np.random.default_rng(0)
+    blocks = [rng.normal(size=(a, b)) for a, b in zip(layers, layers[1:])]
+    h = rng.normal(size=sum(layers))
+    captured = {}
+
+    def result(self, temps, reps, sweeps, burn_in, acceptance):
+        captured.update(acceptance=acceptance, sums=[self.e_blocks, self.q2, self.hist, self.v_sum])
+        return "report"
+
+    monkeypatch.setattr(R._Accumulator, "result", result)
+    with recording() as rec:
+        c = R.LayeredCouplings(blocks, layers, h, device=META)
+        out = R.run_replicas(c, [0.5, 1.0, 2.0], replicas=3, sweeps=6, burn_in=2, seed=1,
+                             directions=np.ones((1, sum(layers))))
+    rec.check(least=100)
+    assert out == "report"
+    assert all(t.device == META for t in [captured["acceptance"]] + captured["sums"])
+
+
+def test_the_dense_monte_carlo_on_meta(monkeypatch):
+    from qnnc.runtime import replicas as R
+
+    rng = np.random.default_rng(1)
+    J = rng.normal(size=(5, 5))
+    J = np.triu(J, 1) + np.triu(J, 1).T
+    monkeypatch.setattr(R._Accumulator, "result", lambda self, *a: "report")
+    with recording() as rec:
+        c = R.DenseCouplings(J, device=META)
+        R.run_replicas(c, [0.7, 1.4], replicas=2, sweeps=4, seed=2)
+    rec.check(least=50)
