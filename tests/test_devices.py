@@ -188,7 +188,7 @@ def test_the_flag_is_one_definition():
     root = Path(__file__).resolve().parents[1] / "runtime" / "cli"
     for name in ("train", "eval", "run", "tap", "replicas"):
         text = (root / f"{name}.py").read_text(encoding="utf-8")
-        assert "add_device_argument(p)" in text, name
+        assert "add_device_argument(p" in text, name
         assert '"--device"' not in text, name
 
 
@@ -318,3 +318,38 @@ def test_the_dense_monte_carlo_on_meta(monkeypatch):
         c = R.DenseCouplings(J, device=META)
         R.run_replicas(c, [0.7, 1.4], replicas=2, sweeps=4, seed=2)
     rec.check(least=50)
+
+
+# --------------------------------------------------------------------------- TAP's batched iteration
+
+
+def test_the_tap_iteration_with_torch_finds_the_numpy_solutions(monkeypatch):
+    """The torch form of solve_tap's batched step (used off the CPU), run here on torch's
+    CPU, against the numpy form: the same solutions, basins and iteration count (float32
+    products in another library: equal up to rounding)."""
+    from qnnc.runtime.tap import solutions, solve_tap
+
+    # A Hopfield model with three stored patterns: three TAP solutions (up to sign) at T = 0.8.
+    rng = np.random.default_rng(0)
+    xi = rng.choice([-1.0, 1.0], size=(3, 40))
+    model = 2.5 * (xi.T @ xi) / 40
+    np.fill_diagonal(model, 0.0)
+    ref = solve_tap(model, 0.8, starts=32, seed=3)
+    monkeypatch.setattr(solutions, "_use_torch", lambda device: True)
+    got = solve_tap(model, 0.8, starts=32, seed=3, device="cpu")
+    assert ref.n_solutions == 3
+    assert got.n_solutions == ref.n_solutions
+    assert sorted(got.basin_counts.tolist()) == sorted(ref.basin_counts.tolist())
+    np.testing.assert_allclose(got.free_energy, ref.free_energy, atol=1e-9)
+
+    def canonical(sols):  # up to the global sign, in a fixed order (equal free energies tie)
+        sols = sols * np.sign(sols[:, :1])
+        return sols[np.lexsort(np.round(sols, 6).T[::-1])]
+
+    np.testing.assert_allclose(canonical(got.solutions), canonical(ref.solutions), atol=1e-6)
+
+
+def test_run_refuses_a_gpu_for_a_cpu_only_simulator(capsys):
+    code = main(["run", "examples/hardware.qnn", "--target", "ionq", "--shots", "1", "--device", "cuda"])
+    err = capsys.readouterr().err
+    assert code == 2 and "error[Q0635]" in err and "help:" in err
