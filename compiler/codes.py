@@ -198,6 +198,8 @@ TABLE: tuple[Code, ...] = (
     Code("Q0631", "checkpoint weights not loaded", SIMULATOR),
     Code("Q0632", "input has the wrong shape", SIMULATOR),
     Code("Q0633", "bad shots / argument", SIMULATOR),
+    Code("Q0634", "the requested torch device is not available here", SIMULATOR),
+    Code("Q0635", "the device cannot run this computation", SIMULATOR),
     # training (qnnc.runtime.train)
     Code("Q0640", "the loss became non-finite during training", TRAINING),
 )

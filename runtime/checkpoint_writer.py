@@ -136,9 +136,10 @@ class CheckpointWriter:
         layout = []
         for (name, t), o in zip(items, offsets):
             t = torch.as_tensor(t).detach()
-            arr = np.frombuffer(self._arena, dtype=t.numpy().dtype if t.dim() else t.reshape(1).numpy().dtype,
+            # (the numpy dtype from an empty host tensor: `t` may live on another device)
+            arr = np.frombuffer(self._arena, dtype=torch.empty(0, dtype=t.dtype).numpy().dtype,
                                 count=t.numel(), offset=base + o)
-            torch.from_numpy(arr).copy_(t.reshape(-1))  # torch's copy releases the GIL
+            torch.from_numpy(arr).copy_(t.reshape(-1))  # torch's copy releases the GIL (and copies from a device)
             layout.append((name, arr.dtype.str, tuple(t.shape), base + o, name in tensors))
         return slot, layout
 

@@ -12,25 +12,28 @@ from qnnc.compiler import ir
 
 def evaluate(program: ir.Program, network: ir.Network, weights: Mapping[str, np.ndarray], *,
              shots: Optional[int] = None, data: str = "mnist.test", limit: Optional[int] = None,
-             seed: int = 0) -> dict:
+             seed: int = 0, device=None) -> dict:
     """Accuracy (with a Wilson 95% interval), single-pass accuracy, per-class accuracy
     and the confusion matrix (rows: true class, columns: predicted) of `weights` (names
     as in a checkpoint: `h1`, `h1.bias`) on `data`, voting over `shots` passes (default:
-    the network's readout)."""
+    the network's readout). The passes run on `device` (default cpu); the counting of
+    right answers on the host."""
     import torch
 
     from qnnc.runtime.data import load_dataset, preprocess
+    from qnnc.runtime.devices import from_host
     from qnnc.runtime.train import build_model, predict, wilson_interval
 
     shots = network.readout.shots if shots is None else int(shots)
-    model = build_model(program, network, seed)
+    model = build_model(program, network, seed, device=device)
     model.load_tensors({k: torch.from_numpy(np.array(v)) for k, v in weights.items()})
     ds = load_dataset(data)
     x = torch.from_numpy(preprocess(ds.images, network.input))
     y = torch.from_numpy(ds.labels.astype(np.int64))
     if limit:
         x, y = x[:limit], y[:limit]
-    pred, per_shot = predict(model, x, shots, seed)
+    pred, per_shot = predict(model, from_host(x, model.device), shots, seed)
+    pred, per_shot = pred.cpu(), per_shot.cpu()  # the votes, back on the host for the counts
     correct = (pred == y)
     k, n = int(correct.sum()), len(y)
     lo, hi = wilson_interval(k, n)

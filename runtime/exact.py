@@ -31,14 +31,15 @@ class ExactEnumeration:
         k = 1
         for p in self.plans:
             if p.kind == "neuron":
-                k *= self._local_branches(p) ** p.size
+                k *= self._local_branches(p, self.device) ** p.size
         return k
 
     @staticmethod
-    def _local_branches(p) -> int:
+    def _local_branches(p, device=None) -> int:
         if not p.kernel.carried:
             return 2
-        probe = torch.zeros(1, dtype=torch.float64)
+        mps = device is not None and torch.device(device).type == "mps"  # (no float64 there)
+        probe = torch.zeros(1, dtype=torch.float32 if mps else torch.float64, device=device)
         state = (probe + 1.0, probe) if p.chained else None
         return len(p.kernel.branch(probe, 1.0 if not p.chained else probe + 1.0, state).emit)
 
@@ -52,11 +53,12 @@ class ExactEnumeration:
             raise error("Q0620", f"exact enumeration of network `{self.network.name}` needs {total:.3g} "
                         f"branches per input; the limit is {self.max_branches}",
                         help="use gradient straight_through, a narrower network, or raise max_branches",
-                        notes=[f"layer `{p.name}`: {self._local_branches(p)}^{p.size} branches"
+                        notes=[f"layer `{p.name}`: {self._local_branches(p, self.device)}^{p.size} branches"
                                for p in self.plans if p.kind == "neuron"])
         B = x.shape[0]
         K = 1
-        P = torch.ones(1, B, dtype=self.dtype)
+        dev = x.device
+        P = torch.ones(1, B, dtype=self.dtype, device=dev)
         acts: dict[str, torch.Tensor] = {self.network.input.name: x.unsqueeze(0)}
         outcomes: list[torch.Tensor] = []
         carry = None
@@ -73,7 +75,8 @@ class ExactEnumeration:
             res = p.kernel.branch(z, last, state)  # probs [K, B, N, L]
             L, N = len(res.emit), p.size
             M = L ** N
-            digits = (torch.arange(M)[:, None] // (L ** torch.arange(N - 1, -1, -1))[None, :]) % L  # [M, N]
+            digits = (torch.arange(M, device=dev)[:, None]
+                      // (L ** torch.arange(N - 1, -1, -1, device=dev))[None, :]) % L  # [M, N]
             joint = res.probs[:, :, 0, :]
             for n in range(1, N):
                 joint = (joint.unsqueeze(-1) * res.probs[:, :, n, None, :]).reshape(K, B, -1)
@@ -83,10 +86,10 @@ class ExactEnumeration:
             # layers before any neuron): they broadcast and are never copied per branch.
             acts = {k: (v if v.shape[0] == 1 else grow(v)) for k, v in acts.items()}
             outcomes = [grow(o) for o in outcomes]
-            emit = torch.tensor(res.emit, dtype=self.dtype)[digits]  # [M, N]
+            emit = torch.tensor(res.emit, dtype=self.dtype, device=dev)[digits]  # [M, N]
             d = emit[None, :, None, :].expand(K, M, B, N).reshape(K * M, B, N)
             if p.kernel.carried:
-                n_idx = torch.arange(N)[None, :]
+                n_idx = torch.arange(N, device=dev)[None, :]
                 post = tuple(s[:, :, n_idx, digits].permute(0, 2, 1, 3).reshape(K * M, B, N) for s in res.post)
                 carry = (post, d)
             else:
@@ -96,7 +99,7 @@ class ExactEnumeration:
             outcomes.append(d)
         logits = acts[self.plans[-1].name].expand(K, B, self.n_out)  # (a classical-only net: K = 1)
         if _outcomes:
-            return logits, P, (torch.cat(outcomes, -1) if outcomes else torch.zeros(K, B, 0))
+            return logits, P, (torch.cat(outcomes, -1) if outcomes else torch.zeros(K, B, 0, device=dev))
         return logits, P
 
     def _dp_layers(self) -> Optional[list]:
@@ -180,7 +183,7 @@ class ExactEnumeration:
                 small = False
         if P is None and small and self._dp_analytic(chain):
             forms = [p.kernel.ops[0][3] for p in chain]
-            tables = [pattern_table(p.size, self.dtype) for p in chain]
+            tables = [pattern_table(p.size, self.dtype, x.device) for p in chain]
             wb = []
             for p in chain:
                 wb += [self.weight[p.name], self.bias[p.name] if p.name in self.bias else None]
@@ -204,10 +207,11 @@ class ExactEnumeration:
             else:
                 z = self._layer_z(p, table, inplace=False)  # [M_prev, N]: the same for every image
             res = p.kernel.branch(z)
-            emit = torch.tensor(res.emit, dtype=self.dtype)
+            emit = torch.tensor(res.emit, dtype=self.dtype, device=x.device)
             L = emit.numel()
             M = L ** N
-            digits = (torch.arange(M)[:, None] // (L ** torch.arange(N - 1, -1, -1))[None, :]) % L  # [M, N]
+            digits = (torch.arange(M, device=x.device)[:, None]
+                      // (L ** torch.arange(N - 1, -1, -1, device=x.device))[None, :]) % L  # [M, N]
             # probs[..., n, digits[m, n]] multiplied over n: [..., M]
             pr = res.probs  # [..., N, L]
             # Outer products neuron by neuron (first neuron most significant): N cheap
@@ -228,7 +232,7 @@ class ExactEnumeration:
         """The numba DP of the chain plans[first..last] (+ the linear readout), or None
         (numba disabled, or an angle the kernels do not evaluate); cached per readout."""
         cache = self.__dict__.setdefault("_dp_fused_cache", {})
-        if cache is None:  # switched off (tests compare the torch DP)
+        if cache is None or self.device.type != "cpu":  # switched off (tests compare the torch DP); numba is host-only
             return None
         if readout not in cache:
             cache[readout] = FusedDP.build(self.plans[first:last + 1], self.plans[last + 1] if readout else None,
@@ -241,7 +245,7 @@ class ExactEnumeration:
         ok = getattr(self, "_dp_analytic_cache", None)
         if ok is None:
             ok = self._dp_analytic_cache = all(p.kernel.fast_ry for p in chain) and dp_supported(
-                [p.kernel.ops[0][3] for p in chain], self.dtype)
+                [p.kernel.ops[0][3] for p in chain], self.dtype, self.device)
         return ok
 
     def _expected_branches(self, x):
@@ -267,7 +271,7 @@ class ExactEnumeration:
         """The batch mean of Σ_branches p · cross_entropy(logits, y) (exact, differentiable)."""
         logits, P = self._expected_branches(x)
         K, B, C = logits.shape
-        ce = F.cross_entropy(logits.reshape(K * B, C), torch.as_tensor(y).long().repeat(K),
+        ce = F.cross_entropy(logits.reshape(K * B, C), torch.as_tensor(y, device=logits.device).long().repeat(K),
                              reduction="none").view(K, B)
         return (P * ce).sum(0).mean()
 
@@ -282,8 +286,9 @@ class ExactEnumeration:
             raise error("Q0620", f"the outcome distribution of network `{self.network.name}` has 2^{H} "
                         f"rows; the limit is {self.max_branches}")
         _, P, outs = self.exact_branches(x, _outcomes=True)
-        weights = (2 ** torch.arange(H - 1, -1, -1))
+        dev = P.device
+        weights = (2 ** torch.arange(H - 1, -1, -1, device=dev))
         idx = ((outs[:, 0, :] < 0).long() * weights).sum(-1)
-        probs = torch.zeros(2 ** H, dtype=P.dtype).index_add(0, idx, P[:, 0])
-        table = 1 - 2 * ((torch.arange(2 ** H)[:, None] // weights[None, :]) % 2)
+        probs = torch.zeros(2 ** H, dtype=P.dtype, device=dev).index_add(0, idx, P[:, 0])
+        table = 1 - 2 * ((torch.arange(2 ** H, device=dev)[:, None] // weights[None, :]) % 2)
         return table, probs

@@ -21,6 +21,8 @@ from typing import Optional
 
 import torch
 
+from qnnc.runtime.devices import host_float
+
 
 def dual(form, z: torch.Tensor):
     """(θ(z), dθ/dz) of a closed form, element-wise; None when the form has a part
@@ -81,7 +83,7 @@ def dual(form, z: torch.Tensor):
             inside = ((v >= -1.0) & (v <= 1.0)).to(v.dtype)
             return torch.clamp(v, -1.0, 1.0), inside * dv
         if name == "sign":
-            return torch.copysign(torch.ones((), dtype=v.dtype), v + 0.0), 0.0 * v
+            return torch.copysign(torch.ones((), dtype=v.dtype, device=v.device), v + 0.0), 0.0 * v
         return None
     return None
 
@@ -111,7 +113,7 @@ def _exclusive_products(R: torch.Tensor) -> torch.Tensor:
     (few ops); large ones: two sweeps of in-place products (few passes over memory)."""
     N = R.shape[0]
     if R[0].numel() <= 4096:
-        one = torch.ones((1,) + R.shape[1:], dtype=R.dtype)
+        one = torch.ones((1,) + R.shape[1:], dtype=R.dtype, device=R.device)
         pre = torch.cat([one, torch.cumprod(R[:-1], 0)], 0)
         suf = torch.cat([torch.cumprod(R[1:].flip(0), 0).flip(0), one], 0)
         return pre.mul_(suf)
@@ -131,9 +133,9 @@ class NotFinite(Exception):
     pass
 
 
-def supported(forms, dtype) -> bool:
+def supported(forms, dtype, device=None) -> bool:
     """Whether every form has a derivative here (probed once on a small tensor)."""
-    probe = torch.linspace(-2.0, 2.0, 5, dtype=dtype)
+    probe = torch.linspace(-2.0, 2.0, 5, dtype=dtype, device=device)
     return all(form is not None and dual(form, probe) is not None for form in forms)
 
 
@@ -176,7 +178,7 @@ class LayerChainDP(torch.autograd.Function):
             P = P @ out
         # A non-finite angle (or input) anywhere makes the result non-finite (NaN
         # propagates through every product): one check at the end, not one per layer.
-        if not math.isfinite(float(P.sum())):
+        if not math.isfinite(host_float(P.sum())):
             raise NotFinite  # the caller's general path reports it (Q0331)
         return P
 
@@ -212,12 +214,13 @@ class LayerChainDP(torch.autograd.Function):
 _TABLES: dict = {}
 
 
-def pattern_table(N: int, dtype) -> torch.Tensor:
+def pattern_table(N: int, dtype, device=None) -> torch.Tensor:
     """[2^N, N] emitted values (+1 for digit 0, -1 for digit 1), first neuron most significant."""
-    key = (N, dtype)
+    device = torch.device("cpu") if device is None else torch.device(device)
+    key = (N, dtype) if device.type == "cpu" else (N, dtype, device)
     if key in _TABLES:
         return _TABLES[key]
     M = 1 << N
-    digits = (torch.arange(M)[:, None] >> torch.arange(N - 1, -1, -1)[None, :]) & 1
+    digits = (torch.arange(M, device=device)[:, None] >> torch.arange(N - 1, -1, -1, device=device)[None, :]) & 1
     table = _TABLES[key] = (1 - 2 * digits).to(dtype)
     return table

@@ -31,7 +31,8 @@ import torch
 from qnnc.compiler import angles, ir
 from qnnc.compiler.diagnostics import error
 from qnnc.compiler.gates import GATES
-from qnnc.runtime.random_fields import ONE, THREE_HALVES, RandomFields, sample_pm1
+from qnnc.runtime.devices import host_bool
+from qnnc.runtime.random_fields import RandomFields, sample_pm1, scalar
 from qnnc.runtime.torch_angles import Number, Value, _Evaluator, compile_inplace
 
 # --------------------------------------------------------------------------- the kernel
@@ -95,7 +96,7 @@ class NeuronKernel:
         """The angle of op i; an angle that is not finite is the one semantics' Q0331."""
         theta = ev(self.ops[i][3])
         if isinstance(theta, torch.Tensor):
-            if not bool(torch.isfinite(theta).all()):
+            if not host_bool(torch.isfinite(theta).all()):
                 raise error(angles.NOT_FINITE, f"an angle of neuron `{self.neuron.name}` is not finite for "
                             "some inputs", self.gate_spans[i], help="check the angle's domain (log, sqrt, "
                             "asin, acos, division)")
@@ -163,7 +164,7 @@ class NeuronKernel:
                 thr = threshold if threshold is not None else self._fast_threshold(ev, z.dtype)
                 f = fields.uniform_12(key + (1,), start, shape, out=out)
                 f.add_(thr)
-                return torch.copysign(ONE[f.dtype], f, out=f), None
+                return torch.copysign(scalar(1.0, f), f, out=f), None
             amps = self._fresh_amps(state)
             basis = [True] * self.k  # register known to be in a basis state
             d = None
@@ -174,7 +175,8 @@ class NeuronKernel:
                     r = op[1]
                     reset = op[0] == "reset"
                     live = self._state_live_after[i] or reset
-                    outcome = self._measure_sample(amps, r, fields, key + (i,), start, shape, live, z.dtype)
+                    outcome = self._measure_sample(amps, r, fields, key + (i,), start, shape, live, z.dtype,
+                                                   z.device)
                     if reset:
                         self._move_to_zero(amps, r)
                     basis[r] = True
@@ -185,8 +187,8 @@ class NeuronKernel:
                 for r in range(1, self.k):  # trace out ancillas: measure and forget
                     if not basis[r]:
                         self._measure_sample(amps, r, fields, key + (len(self.ops) + r,), start, shape,
-                                             True, z.dtype)
-                post = self._qubit_state(amps, shape, z.dtype)
+                                             True, z.dtype, z.device)
+                post = self._qubit_state(amps, shape, z.dtype, z.device)
             return d, post
 
     def fast_threshold(self, z: torch.Tensor, *, inplace: bool = False, check: bool = True) -> torch.Tensor:
@@ -208,35 +210,35 @@ class NeuronKernel:
         if run is None:
             return self.fast_threshold(z, inplace=True, check=False)
         c = run(z).cos_()
-        return torch.add(THREE_HALVES[c.dtype], c, alpha=0.5, out=c)
+        return torch.add(scalar(-1.5, c), c, alpha=0.5, out=c)
 
     def _fast_threshold(self, ev: _Evaluator, dtype, check: bool = True) -> torch.Tensor:
         theta, own = ev.ev(self.ops[0][3])
         if not isinstance(theta, torch.Tensor):
-            theta = torch.full((), float(theta), dtype=dtype)
+            theta = torch.full((), float(theta), dtype=dtype, device=ev.device)
         c = theta.cos_() if own else torch.cos(theta)
         # As sample_pm1 with t = p1 - p0 = -cos θ: -1 exactly when f < (3 - cos θ)/2, i.e.
         # when f + (cos θ / 2 - 3/2) < 0; that threshold is exact on f's grid.
-        thr = torch.add(THREE_HALVES[c.dtype], c, alpha=0.5, out=c)  # c is ours either way
-        if check and not bool(torch.isfinite(thr).all()):  # cos of an infinite or NaN angle
+        thr = torch.add(scalar(-1.5, c), c, alpha=0.5, out=c)  # c is ours either way
+        if check and not host_bool(torch.isfinite(thr).all()):  # cos of an infinite or NaN angle
             raise error(angles.NOT_FINITE, f"an angle of neuron `{self.neuron.name}` is not finite for "
                         "some inputs", self.gate_spans[0], help="check the angle's domain (log, sqrt, "
                         "asin, acos, division)")
         return thr
 
-    def _measure_sample(self, amps, r, fields, key, start, shape, live, dtype):
+    def _measure_sample(self, amps, r, fields, key, start, shape, live, dtype, device=None):
         m = 1 << (self.k - 1 - r)
         ones = [i for i in range(len(amps)) if i & m and amps[i] is not None]
         zeros = [i for i in range(len(amps)) if not i & m and amps[i] is not None]
         if not ones or not zeros:  # outcome fixed by construction: nothing to draw
-            return torch.full(tuple(shape), 1.0 if not ones else -1.0, dtype=dtype)
+            return torch.full(tuple(shape), 1.0 if not ones else -1.0, dtype=dtype, device=device)
         p1 = _sum(_abs2(amps[i]) for i in ones)
         p0 = _sum(_abs2(amps[i]) for i in zeros)
         d = sample_pm1(p1 - p0, fields.uniform_12(key, start, shape))
         if live:
             tiny = torch.finfo(dtype).tiny
-            s1 = (1.0 - d) * 0.5 * torch.rsqrt(torch.clamp(torch.as_tensor(p1, dtype=dtype), min=tiny))
-            s0 = (1.0 + d) * 0.5 * torch.rsqrt(torch.clamp(torch.as_tensor(p0, dtype=dtype), min=tiny))
+            s1 = (1.0 - d) * 0.5 * torch.rsqrt(torch.clamp(torch.as_tensor(p1, dtype=dtype, device=device), min=tiny))
+            s0 = (1.0 + d) * 0.5 * torch.rsqrt(torch.clamp(torch.as_tensor(p0, dtype=dtype, device=device), min=tiny))
             for i in ones:
                 amps[i] = amps[i] * s1
             for i in zeros:
@@ -250,12 +252,12 @@ class NeuronKernel:
                 amps[i ^ m] = _add(amps[i ^ m], amps[i])
                 amps[i] = None
 
-    def _qubit_state(self, amps, shape, dtype):
+    def _qubit_state(self, amps, shape, dtype, device=None):
         m = 1 << (self.k - 1)
         q0 = _sum(amps[i] for i in range(len(amps)) if not i & m and amps[i] is not None)
         q1 = _sum(amps[i] for i in range(len(amps)) if i & m and amps[i] is not None)
-        full = lambda a: (torch.zeros(tuple(shape), dtype=dtype) if a is None else
-                          (a if isinstance(a, torch.Tensor) else torch.full((), a, dtype=dtype))
+        full = lambda a: (torch.zeros(tuple(shape), dtype=dtype, device=device) if a is None else
+                          (a if isinstance(a, torch.Tensor) else torch.full((), a, dtype=dtype, device=device))
                           .expand(tuple(shape)))
         return full(q0), full(q1)
 
@@ -273,7 +275,7 @@ class NeuronKernel:
             # (the generic path below builds and squares the amplitudes).
             theta = self._angle(0, _Evaluator(z, last, inplace=False, z_owned=False))
             if not isinstance(theta, torch.Tensor):
-                theta = torch.full(z.shape, float(theta), dtype=dtype)
+                theta = torch.full(z.shape, float(theta), dtype=dtype, device=z.device)
             half_c = torch.cos(theta).mul(0.5).unsqueeze(-1)
             probs = torch.cat([0.5 + half_c, 0.5 - half_c], dim=-1)
             return BranchResult(probs, (1, -1), None)
@@ -288,7 +290,7 @@ class NeuronKernel:
                 continue
             r = op[1]
             is_emit = op[0] == "measure" and op[2]
-            if self._measure_branch(amps, r, dtype):
+            if self._measure_branch(amps, r, dtype, z.device):
                 n = len(emit_bits)
                 emit_bits = ([0] * n + [1] * n) if is_emit else emit_bits + emit_bits
             elif is_emit:  # certain outcome: no new branches
@@ -298,13 +300,13 @@ class NeuronKernel:
             basis[r] = True
         if self.carried:  # trace out the ancillas: branch on them and forget the outcome
             for r in range(1, self.k):
-                if not basis[r] and self._measure_branch(amps, r, dtype):
+                if not basis[r] and self._measure_branch(amps, r, dtype, z.device):
                     emit_bits = emit_bits + emit_bits
         L = len(emit_bits)
         emit = tuple(1 - 2 * b for b in emit_bits)
-        shapes = [torch.as_tensor(x).shape for x in (z, last) + tuple(state or ())]
+        shapes = [x.shape if isinstance(x, torch.Tensor) else torch.Size() for x in (z, last) + tuple(state or ())]
         shape = torch.broadcast_shapes(*shapes) + (L,)
-        zero = torch.zeros(shape, dtype=dtype)
+        zero = torch.zeros(shape, dtype=dtype, device=z.device)
         probs = _sum(_abs2(a) for a in amps if a is not None) + zero
         if not self.carried:
             plus = _sum(probs[..., l] for l in range(L) if emit[l] == 1)
@@ -326,7 +328,7 @@ class NeuronKernel:
         m = 1 << (self.k - 1 - r)
         return 1 if any(amps[i] is not None for i in range(len(amps)) if i & m) else 0
 
-    def _measure_branch(self, amps, r, dtype):
+    def _measure_branch(self, amps, r, dtype, device=None):
         """Split every amplitude into (outcome 0 | outcome 1) halves along the last dim."""
         m = 1 << (self.k - 1 - r)
         ones = [i for i in range(len(amps)) if i & m and amps[i] is not None]
@@ -338,7 +340,7 @@ class NeuronKernel:
             if a is None:
                 continue
             if not isinstance(a, torch.Tensor):  # a constant amplitude (no angle touched it yet)
-                a = torch.full((1,), a, dtype=_dtype_of(a, dtype))
+                a = torch.full((1,), a, dtype=_dtype_of(a, dtype), device=device)
             zero = torch.zeros_like(a)
             amps[i] = torch.cat([zero, a] if i & m else [a, zero], dim=-1)
         return True

@@ -42,6 +42,13 @@ def _pool() -> ThreadPoolExecutor:
 _PARALLEL_MIN = 1 << 16
 
 
+def _entropy(generator: torch.Generator) -> list[int]:
+    """A pass's entropy: two 62-bit numbers from the caller's generator. Host data on
+    every device: the generator is a CPU one (its state is what a checkpoint saves)."""
+    draw = torch.randint(0, 2 ** 62, (2,), generator=generator, dtype=torch.int64)
+    return [int(v) for v in draw.tolist()]
+
+
 class RandomFields:
     """Uniform random numbers for one forward pass, drawn from counter-based streams.
 
@@ -55,12 +62,18 @@ class RandomFields:
     `uniform_12` returns values f = 1 + j·2^-m, j uniform, in [1, 2): random mantissa
     bits under the exponent of 1.0 (m = 23 for float32, 52 for float64), so making them
     costs no conversion, and every value is exact.
+
+    On another device than the CPU (`device`), the same values f are drawn there by
+    torch's generator of that device, one generator per (field, first position) seeded
+    from the field's stream seed and the start: a pass is reproducible on that device,
+    but its samples are not the CPU's, and they depend on where chunks start
+    (docs/devices.md).
     """
 
-    def __init__(self, generator: torch.Generator, dtype: torch.dtype):
-        draw = torch.randint(0, 2 ** 62, (2,), generator=generator, dtype=torch.int64)
-        self.entropy = [int(v) for v in draw]
+    def __init__(self, generator: torch.Generator, dtype: torch.dtype, device=None):
+        self.entropy = _entropy(generator)
         self.dtype = dtype
+        self.device = None if device is None or torch.device(device).type == "cpu" else torch.device(device)
         self._seeds: dict[tuple, int] = {}
 
     def seed(self, key: tuple) -> int:
@@ -74,6 +87,8 @@ class RandomFields:
                    out: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Values start .. start + prod(shape) - 1 of field `key`, as a tensor of `shape`
         (written into `out`, a contiguous tensor of that many elements, when given)."""
+        if self.device is not None:
+            return self._on_device(key, start, shape, out)
         count, start = int(math.prod(shape)), int(start)
         if out is not None and out.is_contiguous() and out.numel() == count and out.dtype == self.dtype:
             result = out.view(*shape)
@@ -94,6 +109,24 @@ class RandomFields:
         """`uniform_12(key, 0, shape)` into a new tensor."""
         return self.uniform_12(key, 0, shape)
 
+    def _on_device(self, key: tuple, start: int, shape: Sequence[int], out: Optional[torch.Tensor]) -> torch.Tensor:
+        """The field's values on `self.device`: random mantissa bits drawn there, under the
+        exponent of 1.0, as on the CPU (so the values lie on the same grid in [1, 2))."""
+        f32 = self.dtype == torch.float32
+        idt = torch.int32 if f32 else torch.int64
+        gen = None
+        if self.device.type != "meta":  # meta has no generator (and no values to draw)
+            seed = counter_rng.mix64_int(self.seed(key) ^ counter_rng.mix64_int(int(start) + counter_rng.GOLDEN))
+            gen = torch.Generator(device=self.device)
+            gen.manual_seed(seed >> 1)
+        bits = torch.randint(0, 1 << (23 if f32 else 52), tuple(shape), dtype=idt, device=self.device,
+                             generator=gen)
+        bits.bitwise_or_(0x3F800000 if f32 else 0x3FF0000000000000)
+        f = bits.view(self.dtype)
+        if out is not None and out.is_contiguous() and out.numel() == f.numel() and out.dtype == self.dtype:
+            return out.view(*shape).copy_(f)
+        return f
+
 
 def sample_pm1(t: Value, f: torch.Tensor) -> torch.Tensor:
     """The emitted value of a Z measurement, -1 with probability (1 + t)/2 where
@@ -106,9 +139,24 @@ def sample_pm1(t: Value, f: torch.Tensor) -> torch.Tensor:
     else:
         f.sub_(thr)
     # copysign(1, f - thr): +0.0 (-> +1) when they are equal, matching `f < thr` for -1.
-    return torch.copysign(ONE[f.dtype], f, out=f)
+    return torch.copysign(scalar(1.0, f), f, out=f)
 
 
+def scalar(value: float, like: torch.Tensor) -> torch.Tensor:
+    """A 0-dim tensor of `value` with `like`'s dtype on `like`'s device (cached): the
+    constants of the in-place ops (`out=` must not mix devices)."""
+    if like.device.type == "cpu":
+        table = ONE if value == 1.0 else THREE_HALVES if value == -1.5 else None
+        if table is not None and like.dtype in table:
+            return table[like.dtype]
+    key = (float(value), like.dtype, like.device)
+    t = _SCALARS.get(key)
+    if t is None:
+        t = _SCALARS[key] = torch.full((), value, dtype=like.dtype, device=like.device)
+    return t
+
+
+_SCALARS: dict = {}
 ONE = {torch.float32: torch.ones((), dtype=torch.float32), torch.float64: torch.ones((), dtype=torch.float64)}
 THREE_HALVES = {dt: torch.full((), -1.5, dtype=dt) for dt in (torch.float32, torch.float64)}
 

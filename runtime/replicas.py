@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from qnnc.compiler.diagnostics import error
+from qnnc.runtime.devices import from_host
 
 BAD_SETTING = "Q0611"  # a solver or scan setting is out of range (the spin analysis' code)
 
@@ -64,11 +65,11 @@ class LayeredCouplings(Couplings):
         self.sizes = [int(s) for s in sizes]
         self.n = sum(self.sizes)
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(int)
-        self.blocks = [torch.as_tensor(np.asarray(b), dtype=dtype, device=device) for b in blocks]
-        self.h = None if h is None else torch.as_tensor(np.asarray(h), dtype=dtype, device=device)
+        self.blocks = [from_host(np.asarray(b), device, dtype) for b in blocks]
+        self.h = None if h is None else from_host(np.asarray(h), device, dtype)
         self.layers_of = [list(range(0, len(self.sizes), 2)), list(range(1, len(self.sizes), 2))]
         self.groups = [torch.cat([torch.arange(self.offsets[k], self.offsets[k + 1], device=device)
-                                  for k in layers]) if layers else torch.zeros(0, dtype=torch.long)
+                                  for k in layers]) if layers else torch.zeros(0, dtype=torch.long, device=device)
                        for layers in self.layers_of]
 
     @staticmethod
@@ -123,8 +124,8 @@ class DenseCouplings(Couplings):
         if J.ndim != 2 or J.shape[0] != J.shape[1] or not np.allclose(J, J.T) or np.any(np.diag(J) != 0):
             raise error("Q0607", "the bond matrix must be square, symmetric and zero on the diagonal")
         self.n = J.shape[0]
-        self.J = torch.as_tensor(J, dtype=dtype, device=device)
-        self.h = None if h is None else torch.as_tensor(np.asarray(h), dtype=dtype, device=device)
+        self.J = from_host(J, device, dtype)
+        self.h = None if h is None else from_host(np.asarray(h), device, dtype)
         self.groups = [torch.tensor([i], device=device) for i in range(self.n)]
 
     def fields(self, sigma: torch.Tensor, g: int, with_h: bool = True) -> torch.Tensor:
@@ -233,12 +234,13 @@ def run_replicas(couplings: Couplings, temperatures: Sequence[float], *, replica
     temps = _validate(temperatures, int(replicas), int(sweeps), burn_in)
     device = couplings.groups[0].device
     dtype = couplings.blocks[0].dtype if isinstance(couplings, LayeredCouplings) else couplings.J.dtype
-    gen = torch.Generator(device=device).manual_seed(int(seed))
+    # (the meta device, for tests, has shapes and no values: no generator either)
+    gen = torch.Generator(device=device).manual_seed(int(seed)) if device.type != "meta" else None
     T, R, N = temps.size, int(replicas), couplings.n
-    beta = torch.as_tensor(1.0 / temps, dtype=dtype, device=device)
+    beta = from_host(1.0 / temps, device, dtype)
     sigma = torch.where(torch.rand((T, R, N), generator=gen, device=device, dtype=dtype) < 0.5, 1.0, -1.0).to(dtype)
     energy = couplings.energy(sigma)
-    dirs = None if directions is None else torch.as_tensor(np.atleast_2d(directions), dtype=dtype, device=device)
+    dirs = None if directions is None else from_host(np.atleast_2d(directions), device, dtype)
     if dirs is not None:
         dirs = dirs / torch.linalg.vector_norm(dirs, dim=-1, keepdim=True)
     acc_sum = torch.zeros(max(T - 1, 0), dtype=dtype, device=device)
@@ -266,8 +268,7 @@ def run_replicas(couplings: Couplings, temperatures: Sequence[float], *, replica
             stats.add(s - burn_in, energy / N, sigma.mean(-1).abs(), q, v)
         if progress is not None:
             progress(s)
-    acc = (acc_sum / torch.clamp(acc_n, min=1)).double().cpu().numpy().tolist()
-    return stats.result(temps, R, int(sweeps), burn_in, acc)
+    return stats.result(temps, R, int(sweeps), burn_in, acc_sum / torch.clamp(acc_n, min=1))
 
 
 class _Accumulator:
@@ -312,6 +313,8 @@ class _Accumulator:
             self.v_sum += v.double().mean(1)
 
     def result(self, temps, R, sweeps, burn_in, acceptance) -> "ReplicaResult":
+        """The report, on the host: the one place the run's sums leave the device."""
+        acceptance = acceptance.double().cpu().numpy().tolist()
         S, N, T = self.S, self.N, temps.size
         cnt = self.count.cpu().numpy()
         e_blocks = self.e_blocks.cpu().numpy()

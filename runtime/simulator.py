@@ -66,7 +66,8 @@ from qnnc.runtime.weights import initial_weights
 from qnnc.runtime.exact import ExactEnumeration
 from qnnc.runtime.fused import FusedSampler
 from qnnc.runtime.neuron_kernel import NeuronKernel
-from qnnc.runtime.random_fields import _PARALLEL_MIN, ONE, RandomFields
+from qnnc.runtime.devices import check_dtype, from_host, host_bool, host_float, resolve_device
+from qnnc.runtime.random_fields import _PARALLEL_MIN, RandomFields, scalar
 from qnnc.runtime.threads import apply_default as apply_default_threads
 from qnnc.runtime.torch_angles import bounded, sign_pos
 
@@ -90,11 +91,11 @@ _DET_BLOCK_ELEMENTS = 1 << 22
 _FUSED_MAX_ELEMENTS = 1 << 21
 
 
-def _buffer(ws: dict, key, rows: int, cols: int, dtype) -> torch.Tensor:
+def _buffer(ws: dict, key, rows: int, cols: int, dtype, device=None) -> torch.Tensor:
     """A [rows, cols] contiguous view of a workspace buffer (grown when needed)."""
     buf = ws.get(key)
     if buf is None or buf.numel() < rows * cols or buf.dtype != dtype:
-        buf = ws[key] = torch.empty(rows * cols, dtype=dtype)
+        buf = ws[key] = torch.empty(rows * cols, dtype=dtype, device=device)
     return buf[:rows * cols].view(rows, cols)
 
 
@@ -136,11 +137,15 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
     def __init__(self, program: ir.Program, network: Union[str, ir.Network, None] = None, seed: int = 0,
                  dtype: torch.dtype = torch.float32, *, gradient: Optional[ir.Gradient] = None,
                  max_branches: int = DEFAULT_MAX_BRANCHES, chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
-                 force_generic: bool = False):
+                 force_generic: bool = False, device=None):
         super().__init__()
         apply_default_threads()
         if dtype not in (torch.float32, torch.float64):
             raise error("Q0633", f"dtype must be float32 or float64, got {dtype}")
+        # Where its tensors live (docs/devices.md); the sampling generator stays on the
+        # host: it only supplies each pass's entropy, and is what checkpoints save.
+        self.device = resolve_device(device, flag="device")
+        check_dtype(self.device, dtype, "a float64 model")
         if isinstance(network, ir.Network):
             net = network
         else:
@@ -168,9 +173,9 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
         self.pending: dict[str, ir.CheckpointInit] = {
             p.name: p.layer.dense.init for p in self.plans if isinstance(p.layer.dense.init, ir.CheckpointInit)}
         for p in self.plans:
-            self.weight[p.name] = torch.nn.Parameter(torch.from_numpy(initial[p.name]).to(dtype))
+            self.weight[p.name] = torch.nn.Parameter(from_host(initial[p.name], self.device, dtype))
             if p.layer.dense.bias:
-                self.bias[p.name] = torch.nn.Parameter(torch.zeros(p.size, dtype=dtype))
+                self.bias[p.name] = torch.nn.Parameter(torch.zeros(p.size, dtype=dtype, device=self.device))
         # The sampling generator: independent of the init stream, owned by the model.
         sample_seed = int(np.random.SeedSequence([int(seed), 0x51A]).generate_state(1, np.uint64)[0] >> 1)
         self.generator = torch.Generator().manual_seed(sample_seed)
@@ -251,7 +256,7 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
                     continue
                 layer, _, suffix = n.partition(".")
                 target = self.bias[layer] if suffix == "bias" else self.weight[layer]
-                target.copy_(torch.as_tensor(t).to(self.dtype))
+                target.copy_(torch.as_tensor(t).to(device=self.device, dtype=self.dtype))
                 if not suffix:
                     self.pending.pop(layer, None)
 
@@ -285,7 +290,7 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
             raise error("Q0632", f"network `{self.network.name}` expects inputs of shape [batch, "
                         f"{self.features}], got {list(x.shape)}",
                         help="flatten and preprocess the raw input first")
-        return x.to(self.dtype)
+        return x.to(device=self.device, dtype=self.dtype)
 
     def neuron_kernel(self, layer: str) -> Optional[NeuronKernel]:
         return next((p.kernel for p in self.plans if p.name == layer), None)
@@ -305,7 +310,7 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
         if ws is not None and src.is_contiguous():
             # Into a buffer reused from chunk to chunk: no allocation, no page faults.
             rows = math.prod(src.shape[:-1])
-            buf = _buffer(ws, (p.index, "z"), rows, p.size, self.dtype)
+            buf = _buffer(ws, (p.index, "z"), rows, p.size, self.dtype, self.device)
             z = torch.mm(src.view(rows, src.shape[-1]), W.t(), out=buf).view(*src.shape[:-1], p.size)
         else:
             z = torch.matmul(src, W.t())
@@ -337,7 +342,7 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
             if p.kind == "neuron":
                 state, last = carry if p.chained else (None, 1.0)
                 shape = (b, shots, p.size)
-                out = _buffer(ws, (p.index, "d"), b * shots, p.size, self.dtype) if ws is not None else None
+                out = _buffer(ws, (p.index, "d"), b * shots, p.size, self.dtype, self.device) if ws is not None else None
                 thr = pre.get((p.name, "threshold")) if pre is not None else None
                 d, post = p.kernel.sample(z.detach() if z is not None else None, last, state, fields, (p.index,),
                                           first * shots * p.size, shape, inplace=inplace and record is None,
@@ -381,7 +386,7 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
         self._check_ready()
         x = self._input(x)
         shots = self._shots(shots)
-        fields = RandomFields(generator if generator is not None else self.generator, self.dtype)
+        fields = RandomFields(generator if generator is not None else self.generator, self.dtype, self.device)
         if torch.is_grad_enabled() and any(t.requires_grad for t in self._params()):
             out = self._sample(x, shots, fields, 0, inplace=False)
         else:
@@ -418,7 +423,7 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
         params = self._params()
         key = [(t._version, t.data_ptr()) for t in params]  # in-place updates bump _version
         if getattr(self, "_finite_key", None) != key:
-            if not all(bool(torch.isfinite(t).all()) for t in params):
+            if not all(host_bool(torch.isfinite(t).all()) for t in params):
                 return False
             self._finite_key = key
         return True
@@ -439,7 +444,7 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
                 z = torch.mm(src, W.t())
                 if p.name in self.bias:
                     z.add_(self.bias[p.name])
-                if i == 0 and not math.isfinite(float(z.sum())):
+                if i == 0 and not math.isfinite(host_float(z.sum())):
                     # A NaN or infinite input makes the first z so (an overflowing sum
                     # only sends a finite batch to the general path): one reduction
                     # instead of a check of every input value.
@@ -452,7 +457,7 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
                 f = (fields.uniform_12_new((p.index, 1), shape) if f_small else
                      fields.uniform_12((p.index, 1), 0, shape))
                 f.add_(thr.view(B, shots, p.size) if per_shot else thr.view(B, 1, p.size))
-                src = torch.copysign(ONE[f.dtype], f, out=f).view(B * shots, p.size)
+                src = torch.copysign(scalar(1.0, f), f, out=f).view(B * shots, p.size)
                 per_shot = True
         out = src.view(B, shots if per_shot else 1, -1)
         return out.expand(B, shots, out.shape[-1])
@@ -461,8 +466,9 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
         """The fused numba sampler of this model (`runtime/fused.py`), or None."""
         fs = getattr(self, "_fused_cache", False)
         if fs is False:
+            # numba runs on host memory: other devices keep the torch path.
             fs = self._fused_cache = (FusedSampler.build(self.plans, self.dtype)
-                                      if self._lean_plan() is not None else None)
+                                      if self._lean_plan() is not None and self.device.type == "cpu" else None)
         return fs
 
     def _sample_fused(self, x: torch.Tensor, shots: int, fields: RandomFields, fs) -> Optional[torch.Tensor]:
@@ -506,7 +512,7 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
             out = self._sample_lean(x, shots, fields)
             if out is not None:
                 return out
-        out = torch.empty(B, shots, self.n_out, dtype=self.dtype)
+        out = torch.empty(B, shots, self.n_out, dtype=self.dtype, device=self.device)
         per_image = max(self.features, shots * max(p.size for p in self.plans))  # values per image
         chunk = max(1, self.chunk_elements // per_image)
         block = max(chunk, (_DET_BLOCK_ELEMENTS // self.max_width) // chunk * chunk)
@@ -548,7 +554,7 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
         independent passes and their majority vote (ties go to the lowest class)."""
         logits = self.forward(x, self._shots(shots), generator)
         per_shot = logits.argmax(-1)
-        counts = torch.zeros(per_shot.shape[1], self.n_out, dtype=torch.int64)
+        counts = torch.zeros(per_shot.shape[1], self.n_out, dtype=torch.int64, device=per_shot.device)
         counts.scatter_add_(1, per_shot.t(), torch.ones_like(per_shot.t()))
         return counts.argmax(-1), per_shot
 
@@ -559,7 +565,7 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
         self._check_ready()
         x = self._input(x)
         shots = self._shots(shots)
-        fields = RandomFields(generator if generator is not None else self.generator, self.dtype)
+        fields = RandomFields(generator if generator is not None else self.generator, self.dtype, self.device)
         rec: dict = {}
         self._sample(x, shots, fields, 0, inplace=False, record=rec)
         return rec

@@ -25,7 +25,7 @@ Value = Union[Number, torch.Tensor]
 def sign_pos(x: Value) -> Value:
     """sign with sign(0) = +1 (also for -0.0, hence the `+ 0.0`, which maps -0.0 to +0.0)."""
     if isinstance(x, torch.Tensor):
-        return torch.copysign(torch.ones((), dtype=x.dtype), x + 0.0)
+        return torch.copysign(torch.ones((), dtype=x.dtype, device=x.device), x + 0.0)
     return angles.sign_pos(x)
 
 
@@ -50,6 +50,8 @@ class _Evaluator:
 
     def __init__(self, z: Value, last: Value, inplace: bool, z_owned: bool):
         self.z, self.last = z, last
+        ref = z if isinstance(z, torch.Tensor) else last
+        self.device = ref.device if isinstance(ref, torch.Tensor) else None
         self.inplace = inplace
         self.z_owned = inplace and z_owned
 
@@ -88,15 +90,15 @@ class _Evaluator:
             y, _ = self.ev(den)
             restv = [self.ev(r)[0] for r in rest]
             ref = next(a for a in (x, y) if isinstance(a, torch.Tensor))
-            y = torch.as_tensor(y, dtype=ref.dtype)
+            y = torch.as_tensor(y, dtype=ref.dtype, device=ref.device)
             zero = y == 0
-            safe = torch.where(zero, torch.ones((), dtype=y.dtype), y)  # no 0/0, even in backward
+            safe = torch.where(zero, torch.ones((), dtype=y.dtype, device=y.device), y)  # no 0/0, even in backward
             val = _apply_fn(fname, [x / safe] + restv)
             if fname == "clip":  # clip(x/0, lo, hi): hi for x >= 0, lo otherwise
-                lo, hi = (torch.as_tensor(r, dtype=ref.dtype) for r in restv)
-                limv = torch.where(torch.as_tensor(x) >= 0, hi, lo)
+                lo, hi = (torch.as_tensor(r, dtype=ref.dtype, device=ref.device) for r in restv)
+                limv = torch.where(torch.as_tensor(x, device=ref.device) >= 0, hi, lo)
             else:
-                limv = sign_pos(torch.as_tensor(x, dtype=ref.dtype))
+                limv = sign_pos(torch.as_tensor(x, dtype=ref.dtype, device=ref.device))
             return torch.where(zero, limv, val), True
         raise AssertionError(kind)
 
@@ -107,7 +109,7 @@ class _Evaluator:
         if not ta and not tb:
             return angles.binop_const(op, a, b), False
         if op == "^":
-            return torch.pow(a, b) if ta else torch.pow(torch.as_tensor(a, dtype=b.dtype), b), True
+            return torch.pow(a, b) if ta else torch.pow(torch.as_tensor(a, dtype=b.dtype, device=b.device), b), True
         # In place into an owned operand whose shape is already the result's shape.
         if oa and ta and (not tb or b.shape == a.shape or broadcasts_into(b, a)):
             if op == "+":
@@ -123,7 +125,7 @@ class _Evaluator:
             if op == "*":
                 return b.mul_(a), True
             # number - b, number / b: into b as well (a fresh tensor would cost page faults)
-            a0 = a if ta else torch.full((), a, dtype=b.dtype)
+            a0 = a if ta else torch.full((), a, dtype=b.dtype, device=b.device)
             return (torch.sub(a0, b, out=b) if op == "-" else torch.div(a0, b, out=b)), True
         if op == "+":
             return a + b, True
@@ -216,9 +218,9 @@ def compile_inplace(form):
                 elif op == "*":
                     steps.append(lambda t: t.mul_(c))
                 elif op == "-":  # c - t in one op, rounded as the evaluator rounds it
-                    steps.append(lambda t: torch.sub(torch.full((), c, dtype=t.dtype), t, out=t))
+                    steps.append(lambda t: torch.sub(torch.full((), c, dtype=t.dtype, device=t.device), t, out=t))
                 else:  # c / t, rounded as the evaluator rounds it
-                    steps.append(lambda t: torch.div(torch.full((), c, dtype=t.dtype), t, out=t))
+                    steps.append(lambda t: torch.div(torch.full((), c, dtype=t.dtype, device=t.device), t, out=t))
                 return True
             return False
         if kind == "fn" and len(n[2]) == 1:
@@ -230,7 +232,7 @@ def compile_inplace(form):
             if name == "clip1":
                 steps.append(lambda t: t.clamp_(-1.0, 1.0))
             elif name == "sign":
-                steps.append(lambda t: torch.copysign(torch.ones((), dtype=t.dtype), t.add_(0.0), out=t))
+                steps.append(lambda t: torch.copysign(torch.ones((), dtype=t.dtype, device=t.device), t.add_(0.0), out=t))
             else:
                 meth = _INPLACE_UNARY[name]
                 steps.append(lambda t: getattr(t, meth)())
@@ -287,7 +289,7 @@ def _apply_fn(name: str, args: list) -> Value:
     if name == "clip1":
         return torch.clamp(x, -1.0, 1.0)
     ref = next(a for a in args if isinstance(a, torch.Tensor))
-    t = [a if isinstance(a, torch.Tensor) else torch.as_tensor(a, dtype=ref.dtype) for a in args]
+    t = [a if isinstance(a, torch.Tensor) else torch.as_tensor(a, dtype=ref.dtype, device=ref.device) for a in args]
     if name == "clip":
         return torch.minimum(torch.maximum(t[0], t[1]), t[2])
     if name == "min":

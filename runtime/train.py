@@ -134,7 +134,9 @@ def _restore_optimizer(opt, model, extra: dict, path=None) -> None:
         t = torch.from_numpy(np.array(arr))
         if skey == "step":
             t = t.reshape(())
-        opt.state[p][skey] = t.to(p.dtype if t.is_floating_point() else t.dtype)
+        # Buffers live with their parameter; Adam's step count stays on the host, as torch keeps it.
+        opt.state[p][skey] = t.to(device=None if skey == "step" else p.device,
+                                  dtype=p.dtype if t.is_floating_point() else t.dtype)
 
 
 def _restore_generator(generator, extra: dict, path=None) -> None:
@@ -154,14 +156,14 @@ def _restore_generator(generator, extra: dict, path=None) -> None:
                     help="this checkpoint cannot be resumed exactly; resume from another step") from None
 
 
-def build_model(program: ir.Program, network: ir.Network, seed: int, dtype=None):
-    """The torch model of `network`, with layers declared `init = checkpoint(...)` filled
-    from their runs (paths relative to the program's folder)."""
+def build_model(program: ir.Program, network: ir.Network, seed: int, dtype=None, device=None):
+    """The torch model of `network` on `device` (default cpu), with layers declared
+    `init = checkpoint(...)` filled from their runs (paths relative to the program's folder)."""
     import torch
 
     from qnnc.runtime.simulator import QNNModel
 
-    model = QNNModel(program, network.name, seed=seed, dtype=dtype or torch.float32)
+    model = QNNModel(program, network.name, seed=seed, dtype=dtype or torch.float32, device=device)
     if model.pending:
         base = Path(program.source).parent if not program.source.startswith("<") else Path(".")
         loaded = ckpt.checkpoint_init_tensors(network, base)
@@ -169,31 +171,58 @@ def build_model(program: ir.Program, network: ir.Network, seed: int, dtype=None)
     return model
 
 
+def train_step(model, opt, xb, yb, generator, gradient: str = "straight_through",
+               check: Optional[Callable] = None):
+    """One optimisation step on the batch (xb, yb), on the model's device: (loss, batch
+    accuracy), both 0-dim tensors there, nothing read back. `check(loss)` runs before
+    the update (the training loop's host-side refusal of a non-finite loss)."""
+    import torch
+
+    model.train()
+    opt.zero_grad(set_to_none=True)
+    if gradient == "exact":
+        loss = model.expected_loss(xb, yb)
+        with torch.no_grad():
+            acc = (model.expected_logits(xb).argmax(-1) == yb).float().mean()
+    else:
+        logits = model(xb, shots=1, generator=generator)[0]
+        loss = torch.nn.functional.cross_entropy(logits, yb)
+        acc = (logits.argmax(-1) == yb).float().mean()
+    if check is not None:
+        check(loss.detach())
+    loss.backward()
+    opt.step()
+    return loss.detach(), acc
+
+
 def train(program: ir.Program, network: ir.Network, recipe: ir.TrainRecipe, out_dir: os.PathLike | str, *,
           resume: bool = False, flags: Optional[dict] = None, progress: bool = True,
-          log: Callable[[str], None] = lambda s: None) -> TrainResult:
+          log: Callable[[str], None] = lambda s: None, device=None) -> TrainResult:
     import torch
 
     from qnnc.compiler.serialize import to_json_obj
     from qnnc.runtime.data import load_dataset, preprocess
+    from qnnc.runtime.devices import from_host, host_float, resolve_device
     out_dir = Path(out_dir)
     seed = recipe.seed
     torch.manual_seed(seed)
+    device = resolve_device(device)
 
     train_set = load_dataset(recipe.data)
-    x_train = torch.from_numpy(preprocess(train_set.images, network.input))
-    y_train = torch.from_numpy(train_set.labels.astype(np.int64))
+    # The data set goes to the device once; batches are gathered there.
+    x_train = from_host(preprocess(train_set.images, network.input), device)
+    y_train = from_host(train_set.labels.astype(np.int64), device)
     n_out = network.layers[-1].size
-    if int(y_train.max()) >= n_out:
-        raise error("Q0207", f"the data set has labels up to {int(y_train.max())} but the output layer "
+    if int(train_set.labels.max()) >= n_out:
+        raise error("Q0207", f"the data set has labels up to {int(train_set.labels.max())} but the output layer "
                     f"`{network.layers[-1].name}` has {n_out} units", network.layers[-1].span,
                     help="give the output layer one unit per class")
     val = None
     if recipe.validate is not None:
         vs = load_dataset(recipe.validate)
-        val = (torch.from_numpy(preprocess(vs.images, network.input)), torch.from_numpy(vs.labels.astype(np.int64)))
+        val = (from_host(preprocess(vs.images, network.input), device), from_host(vs.labels.astype(np.int64), device))
 
-    model = build_model(program, network, seed)
+    model = build_model(program, network, seed, device=device)
     opt = _optimizer(model, recipe)
     generator = torch.Generator().manual_seed(seed + 1)
 
@@ -278,36 +307,34 @@ def train(program: ir.Program, network: ir.Network, recipe: ir.TrainRecipe, out_
         t_start = time.perf_counter()
         while step < total_steps:
             epoch = step // steps_per_epoch
-            perm = torch.from_numpy(epoch_permutation(n, seed, epoch))
+            perm = from_host(epoch_permutation(n, seed, epoch), device)
             first_batch = step - epoch * steps_per_epoch
             for b in range(first_batch, steps_per_epoch):
                 idx = perm[b * recipe.batch:(b + 1) * recipe.batch]
                 xb, yb = x_train[idx], y_train[idx]
-                model.train()
-                opt.zero_grad(set_to_none=True)
-                if recipe.gradient.kind == "exact":
-                    loss = model.expected_loss(xb, yb)
-                    with torch.no_grad():
-                        acc = float((model.expected_logits(xb).argmax(-1) == yb).float().mean())
-                else:
-                    logits = model(xb, shots=1, generator=generator)[0]
-                    loss = torch.nn.functional.cross_entropy(logits, yb)
-                    acc = float((logits.argmax(-1) == yb).float().mean())
-                if not torch.isfinite(loss.detach()):
-                    raise error("Q0640", f"the loss became {float(loss.detach())} at step {step + 1}",
-                                help="lower the learning rate (--lr)")
-                loss.backward()
-                opt.step()
+                # The step runs on the device; its loss and accuracy are read back here
+                # (host values for the log), the loss once before the update.
+                loss_now: list[float] = []
+
+                def finite(loss, step=step):
+                    loss_now.append(host_float(loss))
+                    if not math.isfinite(loss_now[0]):
+                        raise error("Q0640", f"the loss became {loss_now[0]} at step {step + 1}",
+                                    help="lower the learning rate (--lr)")
+
+                _, acc_t = train_step(model, opt, xb, yb, generator, recipe.gradient.kind, check=finite)
+                acc = host_float(acc_t)
+                loss_v = loss_now[0]
                 step += 1
-                epoch_loss += float(loss.detach()) * len(idx)
+                epoch_loss += loss_v * len(idx)
                 epoch_count += len(idx)
-                rec = {"kind": "step", "step": step, "epoch": epoch, "loss": float(loss.detach()),
+                rec = {"kind": "step", "step": step, "epoch": epoch, "loss": loss_v,
                        "batch_accuracy": acc, "images": len(idx)}
                 write_metrics(rec)
                 last_metrics = rec
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
+                    bar.set_postfix(loss=f"{loss_v:.3f}")
                 end_of_epoch = b == steps_per_epoch - 1
                 if end_of_epoch:
                     rec = {"kind": "epoch", "step": step, "epoch": epoch + 1,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from qnnc.compiler import limits
 from qnnc.runtime.cli import output
+from qnnc.runtime.cli.device_args import add_device_argument, device_from_args
 from qnnc.runtime.cli.flag_types import PATH, SEED, count
 from qnnc.runtime.cli.json_output import emit
 from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args
@@ -21,12 +22,14 @@ def add_arguments(p) -> None:
                    help="seed of the measurement outcomes (and of the initialisation without weights)")
     p.add_argument("--plot", type=PATH, metavar="PNG", help="write the confusion matrix as a PNG")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_device_argument(p)
 
 
 def run(args) -> int:
     from qnnc.compiler.diagnostics import error
     from qnnc.runtime.evaluate import evaluate
 
+    device = device_from_args(args)  # before any work: an unavailable device is Q0634
     program = load_from_args(args)
     network = network_from_args(args, program)
     if network is None:
@@ -38,7 +41,7 @@ def run(args) -> int:
         output.check_writable(args.plot)
     w = load_weights(args, program, network)
     r = evaluate(program, network, w.tensors, shots=shots, data=args.data, limit=args.limit,
-                 seed=args.seed)
+                 seed=args.seed, device=device)
     r = {**r, "checkpoint": str(w.path) if w.path else None, "step": w.step, "weights": w.source,
          "weights_sha256": w.digest}
     if args.plot:

@@ -7,6 +7,7 @@ bad usage (Q0407, exit 2) naming the flag, before any work starts.
     positive()         a finite number > 0 (learning rate, temperature, a window end)
     non_negative()     a finite number >= 0 (momentum)
     PATH               a non-empty path without NUL characters
+    DEVICE             cpu, cuda, cuda:N, mps or auto (`device_args` adds the flag)
 """
 
 from __future__ import annotations
@@ -110,3 +111,17 @@ def DIRECTORY(text: str) -> Path:
 
 
 DIRECTORY.__name__ = "path"
+
+
+def DEVICE(text: str) -> str:
+    """A torch device name: cpu, cuda, cuda:N, mps or auto (whether it is available here
+    is checked when the command runs: `qnnc.runtime.devices.resolve_device`, Q0634)."""
+    t = text.strip().lower()
+    kind, sep, index = t.partition(":")
+    if kind not in ("cpu", "cuda", "mps", "auto") or (sep and (kind != "cuda" or not index.isascii()
+                                                               or not index.isdigit() or len(index) > 4)):
+        raise argparse.ArgumentTypeError(f"{_quote(text)} is not a device: give cpu, cuda, cuda:N, mps or auto")
+    return t
+
+
+DEVICE.__name__ = "device"

@@ -9,6 +9,7 @@ import sys
 
 from qnnc.compiler import limits
 from qnnc.runtime.cli import output
+from qnnc.runtime.cli.device_args import add_device_argument, device_from_args
 from qnnc.runtime.cli.flag_types import DIRECTORY, PATH, SEED, count, positive
 from qnnc.runtime.cli.json_output import emit, envelope_text
 from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args
@@ -26,7 +27,7 @@ def add_arguments(p) -> None:
     p.add_argument("--replicas", type=count(1, 4096), default=4, help="independent replicas per temperature (default 4)")
     p.add_argument("--sweeps", type=count(1, limits.MAX_COUNT_FLAG), default=2000, help="Monte Carlo sweeps (default 2000)")
     p.add_argument("--burn-in", type=count(0, limits.MAX_COUNT_FLAG), help="sweeps before measuring (default: half)")
-    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda, mps (default cpu)")
+    add_device_argument(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON (the command envelope)")
     p.add_argument("-o", "--output", type=PATH, metavar="OUT", help="write the JSON result to OUT")
     p.add_argument("--plot", type=DIRECTORY, metavar="DIR", help="write P(q), Binder and hidden-order plots into DIR")
@@ -37,18 +38,16 @@ def run(args) -> int:
     import torch
 
     from qnnc.compiler.diagnostics import error
+    from qnnc.runtime.devices import check_dtype
     from qnnc.runtime.replicas import LayeredCouplings, run_replicas, temperature_ladder
     from qnnc.runtime.spin import ising_model, network_weights
 
+    device = device_from_args(args)  # before any work: an unavailable device is Q0634
+    check_dtype(device, torch.float64, "the Monte Carlo")
     program = load_from_args(args)
     network = network_from_args(args, program)
     if network is None:
         raise error("Q0232", f"{args.file} defines no network")
-    try:
-        device = torch.device(args.device)
-        torch.empty(0, device=device)
-    except (RuntimeError, ValueError) as exc:
-        raise error("Q0407", f"--device {args.device}: not available here ({exc})", exit_code=2) from None
     if args.burn_in is not None and args.burn_in >= args.sweeps:
         raise error("Q0407", f"--burn-in {args.burn_in} must be below --sweeps {args.sweeps}", exit_code=2)
     nw = network_weights(network, load_weights(args, program, network))

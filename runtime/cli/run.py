@@ -9,6 +9,7 @@ from qnnc.compiler import limits
 from qnnc.runtime.cli.flag_types import PATH, count
 from qnnc.runtime.cli import output
 from qnnc.runtime.cli.circuit_args import add_compile_arguments, compile_from_args, write_output
+from qnnc.runtime.cli.device_args import add_device_argument, circuit_device
 from qnnc.runtime.cli.json_output import emit
 from qnnc.runtime.cli.outcomes import outcome_report, render_outcomes
 
@@ -19,6 +20,8 @@ def add_arguments(p) -> None:
     p.add_argument("--simulator", default="ideal",
                    help="ideal | noisy (all targets); braket_sv | braket_dm (ionq)")
     p.add_argument("--plot", type=PATH, metavar="PNG", help="write a histogram of the predictions (or outcomes)")
+    add_device_argument(p, help="where the local simulator runs: cpu (default); cuda or auto: Aer on a GPU "
+                        "(target ibm, with qiskit-aer-gpu)")
 
 
 def run(args) -> int:
@@ -29,6 +32,7 @@ def run(args) -> int:
 
     if args.shots < 1:
         raise refuse("Q0308", f"--shots must be at least 1, not {args.shots}")
+    device = circuit_device(args.target, args.device)  # before any work: Q0634 / Q0635
     if args.plot:
         output.check_writable(args.plot)
     compiled = compile_from_args(args, vendor(args.target).local_qubit_limit(args.simulator))
@@ -40,7 +44,7 @@ def run(args) -> int:
              f"seeds only the host's draws, so runs are not reproducible")
     t0 = time.perf_counter()
     out = run_compiled(compiled, args.shots, args.simulator, args.seed,
-                       progress=None if args.json else _progress)
+                       progress=None if args.json else _progress, device=device)
     dt = time.perf_counter() - t0
     result = {"summary": compiled.summary, "simulator": args.simulator, "shots": args.shots,
               "seed": args.seed, "seconds": dt, "label": compiled.summary["image"]["label"],

@@ -14,6 +14,7 @@ import sys
 from qnnc.compiler import limits
 from qnnc.runtime.cli.flag_types import PATH, count, positive
 from qnnc.runtime.cli import output
+from qnnc.runtime.cli.device_args import add_device_argument, device_from_args
 from qnnc.runtime.cli.json_output import emit, envelope_text
 from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args
 from qnnc.runtime.cli.weight_args import add_run_argument, run_dir_from_args
@@ -30,6 +31,8 @@ def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true", help="print the series and fit as JSON")
     p.add_argument("-o", "--output", type=PATH, metavar="OUT", help="write the JSON to OUT (atomically)")
     p.add_argument("--no-progress", action="store_true")
+    add_device_argument(p, help="where the TAP solver's batched iteration (--temperature) runs: cpu "
+                        "(default), cuda, cuda:N, mps or auto; T_c and the spectrum are computed on the host")
 
 
 def run(args) -> int:
@@ -39,6 +42,7 @@ def run(args) -> int:
         raise error("Q0407", f"--temperature {args.temperature}: must be positive", exit_code=2)
     if args.starts < 1:
         raise error("Q0407", "--starts must be at least 1", exit_code=2)
+    device = device_from_args(args)  # before any work: an unavailable device is Q0634
     if args.window is not None and not args.window[0] < args.window[1]:
         raise error("Q0407", f"--window {args.window[0]:g} {args.window[1]:g}: the first step must be "
                     "smaller than the second", help="e.g. `--window 10 1000`", exit_code=2)
@@ -49,7 +53,7 @@ def run(args) -> int:
     from qnnc.runtime.tap import analyse_run  # imported here: the tap package loads scipy
 
     r = analyse_run(program, network, run_dir_from_args(args, network), args.temperature, args.starts,
-                    args.window, progress=not args.no_progress and sys.stderr.isatty())
+                    args.window, progress=not args.no_progress and sys.stderr.isatty(), device=device)
     written = plot(r, args.plot) if args.plot else []
     if args.output:
         output.write_text(args.output, envelope_text("tap", r))

@@ -16,10 +16,12 @@ from qnnc.runtime.tap.spectrum import spectral_outliers
 from qnnc.runtime.tap.tc import analytic_tc, hessian_tc
 
 
-def analyse_run(program, network, run_dir, temperature=None, starts=128, window=None, progress=True) -> dict:
+def analyse_run(program, network, run_dir, temperature=None, starts=128, window=None, progress=True,
+                device=None) -> dict:
     """The `qnnc-tap-series` record of `network`'s run in `run_dir` (what `qnnc tap`
     prints, plots and writes). A failed fit is reported in `power_law_error`; the
-    series is kept."""
+    series is kept. `device`: where the TAP solver's batched iteration runs (`solve_tap`);
+    T_c and the spectrum are sparse eigen-solves on the host."""
     # Imported on call: importing the tap package stays numpy/scipy only, and spin
     # itself imports this package inside its functions.
     from qnnc.runtime import checkpoint as ckpt
@@ -50,7 +52,7 @@ def analyse_run(program, network, run_dir, temperature=None, starts=128, window=
                "n_outliers": len(spec.outliers),
                "outlier_tc": [o.tc if not math.isnan(o.tc) else None for o in spec.outliers]}
         if temperature is not None:
-            sol = solve_tap(model, temperature, starts=starts, seed=step)
+            sol = solve_tap(model, temperature, starts=starts, seed=step, device=device)
             row["tap"] = {"T": temperature, "n_solutions": sol.n_solutions,
                           "basin_counts": [int(x) for x in sol.basin_counts],
                           "q_layers": sol.q_layers.tolist(), "top_overlap": sol.top_overlap.tolist(),

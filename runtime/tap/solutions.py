@@ -228,12 +228,75 @@ def _cluster(vectors: np.ndarray, order: np.ndarray, threshold: float, signed: b
     return clusters
 
 
+class _HostColumns:
+    """Step 1's iterates on the host (numpy, float32): m ← (1−γ) m + γ tanh(h^TAP) for
+    the active columns; returns their max |step|."""
+
+    def __init__(self, M, J32, J2_32, bh, b32, bb32, g32, device=None):
+        self.M, self.M_prev = M, M.copy()
+        self.J32, self.J2_32, self.bh, self.b32, self.bb32, self.g32 = J32, J2_32, bh, b32, bb32, g32
+
+    def step(self, active: np.ndarray) -> np.ndarray:
+        M, M_prev = self.M, self.M_prev
+        Ma, Mp = M[:, active], M_prev[:, active]
+        field_ = self.b32 * (self.J32 @ Ma) - self.bb32 * Mp * (self.J2_32 @ (1.0 - Ma * Ma))
+        if self.bh is not None:
+            field_ += self.bh
+        step = np.tanh(field_) - Ma
+        M_prev[:, active] = Ma
+        M[:, active] = Ma + self.g32 * step
+        return np.abs(step).max(axis=0)
+
+    def columns(self, idx: np.ndarray) -> np.ndarray:
+        return self.M[:, idx].astype(np.float64)
+
+
+class _TorchColumns(_HostColumns):
+    """The same on a torch device: the iterates and both operators live there; each step
+    sends the active columns' indices and reads back their max |step| (S numbers)."""
+
+    def __init__(self, M, J32, J2_32, bh, b32, bb32, g32, device=None):
+        import torch
+
+        from qnnc.runtime.devices import from_host
+
+        dev = torch.device(device) if device is not None else torch.device("cpu")
+        dense = lambda A: A.toarray() if sp.issparse(A) else np.asarray(A)
+        self.torch, self.device = torch, dev
+        self.M = from_host(M, dev)
+        self.M_prev = self.M.clone()
+        self.J32, self.J2_32 = from_host(dense(J32), dev), from_host(dense(J2_32), dev)
+        self.bh = None if bh is None else from_host(bh, dev)
+        self.b32, self.bb32, self.g32 = float(b32), float(bb32), float(g32)
+
+    def step(self, active: np.ndarray) -> np.ndarray:
+        torch = self.torch
+        a = torch.from_numpy(np.ascontiguousarray(active)).to(self.device)
+        Ma, Mp = self.M[:, a], self.M_prev[:, a]
+        field_ = self.b32 * (self.J32 @ Ma) - self.bb32 * Mp * (self.J2_32 @ (1.0 - Ma * Ma))
+        if self.bh is not None:
+            field_ += self.bh
+        step = torch.tanh(field_) - Ma
+        self.M_prev[:, a] = Ma
+        self.M[:, a] = Ma + self.g32 * step
+        return step.abs().amax(0).cpu().numpy()  # host: the bookkeeping decides on these
+
+    def columns(self, idx: np.ndarray) -> np.ndarray:
+        i = self.torch.from_numpy(np.ascontiguousarray(idx)).to(self.device)
+        return self.M[:, i].cpu().numpy().astype(np.float64)
+
+
+def _use_torch(device) -> bool:
+    """Step 1 with torch: on any device but the CPU (where numpy's path is the tested one)."""
+    return device is not None and str(device) != "cpu"
+
+
 def solve_tap(J: Couplings, T: float, starts: int = 256, fields: Union[None, bool, np.ndarray] = None,
               damping: float = 0.5, tol: float = 1e-8, max_iter: int = 400, seed: int = 0, *,
               layer_sizes: Optional[Sequence[int]] = None, overlap_threshold: float = 0.99,
               edge_units: float = EDGE_UNITS, reject_plefka: bool = True, polish_iter: int = 50,
               newton_steps: int = 8, top_vector: Optional[np.ndarray] = None,
-              merge_every: int = 10, merge_threshold: float = 0.999) -> TapResult:
+              merge_every: int = 10, merge_threshold: float = 0.999, device=None) -> TapResult:
     """Solve m_i = tanh(β Σ_j J_ij m_j − β² m_i Σ_j J_ij² (1 − m_j²) + β h_i) from `starts`
     random points m ~ U(−1, 1)^N.
 
@@ -247,7 +310,9 @@ def solve_tap(J: Couplings, T: float, starts: int = 256, fields: Union[None, boo
        ≤ 1 + psd_tol; skip with reject_plefka=False) and its TAP Hessian has
        λ_min ≥ −psd_tol (psd_tol = κ N^(−2/3), the same band as `hessian_tc`).
     `fields`: None = the model's own fields (if it was built with fields), False = none,
-    or an array h."""
+    or an array h. `device` (a torch device; default cpu): where step 1's products run
+    (on the CPU with numpy; elsewhere with torch, each step's column maxima read back to
+    the host for the bookkeeping); steps 2-4 run on the host."""
     t_start = time.perf_counter()
     try:
         T = float(T)
@@ -287,11 +352,11 @@ def solve_tap(J: Couplings, T: float, starts: int = 256, fields: Union[None, boo
     # ---- 1. batched iteration in float32 (BLAS sgemm is twice dgemm's speed).
     rng = np.random.default_rng(seed)
     M = rng.uniform(-1.0, 1.0, size=(n, S)).astype(np.float32)
-    M_prev = M.copy()
     J32 = c.op.astype(np.float32)
     J2_32 = c.squared.astype(np.float32)
     bh = None if h is None else (beta * h).astype(np.float32)[:, None]
     b32, bb32, g32 = np.float32(beta), np.float32(beta * beta), np.float32(damping)
+    arrays = (_TorchColumns if _use_torch(device) else _HostColumns)(M, J32, J2_32, bh, b32, bb32, g32, device)
     coarse_tol = max(tol, 1e-5)
     near_tol = 1e-3  # "close to a fixed point": Newton's basin, and directions are meaningful
     step_size = np.full(S, np.inf)
@@ -302,14 +367,7 @@ def solve_tap(J: Couplings, T: float, starts: int = 256, fields: Union[None, boo
     previous_max = np.full(S, np.inf)
     iterations = 0
     for iterations in range(1, int(max_iter) + 1):
-        Ma, Mp = M[:, active], M_prev[:, active]
-        field_ = b32 * (J32 @ Ma) - bb32 * Mp * (J2_32 @ (1.0 - Ma * Ma))
-        if bh is not None:
-            field_ += bh
-        step = np.tanh(field_) - Ma
-        M_prev[:, active] = Ma
-        M[:, active] = Ma + g32 * step
-        step_size[active] = np.abs(step).max(axis=0)
+        step_size[active] = arrays.step(active)
         active = active[step_size[active] >= coarse_tol]
         window_max[active] = np.maximum(window_max[active], step_size[active])
         if iterations % PREDICT_WINDOW == 0:
@@ -332,7 +390,7 @@ def solve_tap(J: Couplings, T: float, starts: int = 256, fields: Union[None, boo
             # near zero) will end in it: keep iterating one of them only.
             idx = np.flatnonzero(alive & (step_size < near_tol))
             if idx.size > 1:
-                Mi = M[:, idx].astype(np.float64)
+                Mi = arrays.columns(idx)
                 zero_i = (np.sqrt((Mi * Mi).mean(axis=0)) < near_tol) if h is None else np.zeros(idx.size, dtype=bool)
                 order = np.argsort(step_size[idx], kind="stable")
                 for g in _cluster(Mi, order, merge_threshold, h is not None, zero_i):
@@ -347,7 +405,7 @@ def solve_tap(J: Couplings, T: float, starts: int = 256, fields: Union[None, boo
     # ---- 2. group the near-fixed points, polish one per group in float64.
     near = np.flatnonzero(alive & (step_size < near_tol))
     n_not_converged = int(weight[alive & (step_size >= near_tol)].sum())
-    cand = M[:, near].astype(np.float64)
+    cand = arrays.columns(near)
     # Near-zero columns have meaningless directions: group them as the paramagnet
     # (without fields only: with fields m = 0 is no solution).
     zero = np.sqrt((cand * cand).mean(axis=0)) < near_tol if h is None else np.zeros(near.size, dtype=bool)

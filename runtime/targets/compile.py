@@ -191,13 +191,15 @@ def render_summary(summary: dict) -> str:
 
 
 def run_compiled(compiled: CompiledProgram, shots: int, simulator: str = "ideal",
-                 seed: Optional[int] = None, progress=None) -> np.ndarray:
+                 seed: Optional[int] = None, progress=None, device: str = "CPU") -> np.ndarray:
     """Sample `shots` forward passes on a local simulator: rows of ±1 hidden outcomes
     (one column per hidden neuron, layers in order). `progress(message)` is told what
-    runs, layer by layer."""
+    runs, layer by layer. `device`: "GPU" runs Aer on a GPU (ibm only, see
+    `qnnc.runtime.cli.device_args.circuit_device`)."""
     if shots < 1:
         raise refuse("Q0308", f"shots must be at least 1, not {shots}")
-    ex = vendor(compiled.target).local_executor(compiled.native, compiled.lowered, simulator, seed)
+    on = {"device": device} if device != "CPU" else {}
+    ex = vendor(compiled.target).local_executor(compiled.native, compiled.lowered, simulator, seed, **on)
     return host.run(compiled.lowered, compiled.spec, ex, shots, seed, progress)
 
 

@@ -305,7 +305,7 @@ def stats(circ) -> dict:
 
 class IbmExecutor:
     def __init__(self, prog: IbmProgram, names: list[list[str]], simulator: str = "ideal",
-                 seed: Optional[int] = None):
+                 seed: Optional[int] = None, device: str = "CPU"):
         _qiskit()
         from qiskit_aer import AerSimulator
 
@@ -316,6 +316,7 @@ class IbmExecutor:
         self.names = names  # the neutral circuits' parameter order
         self.sim = noisy_simulator(prog.backend_name) if simulator == "noisy" else AerSimulator()
         self.seeds = np.random.SeedSequence(seed)
+        self.device = device  # Aer's: "CPU", or "GPU" (statevector circuits; MPS stays on the CPU)
 
     def _seed(self) -> int:
         # A fresh seed per call: a fixed seed would repeat the same draws every run.
@@ -333,6 +334,8 @@ class IbmExecutor:
             by_shots.setdefault(int(s), []).append(j)
         for s, jobs in by_shots.items():
             kw = dict(shots=s, memory=True, seed_simulator=self._seed(), method=method)
+            if self.device != "CPU" and method == "automatic":
+                kw["device"] = self.device
             if params:
                 # qiskit sorts circuit.parameters by name; look each up by name
                 order = {name: k for k, name in enumerate(self.names[index])}
@@ -392,8 +395,8 @@ class IBMTarget(Target):
         return [stats(c) for c in native.isa]
 
     def local_executor(self, native: IbmProgram, lowered: Lowered, simulator: str = "ideal",
-                       seed: Optional[int] = None) -> IbmExecutor:
-        return IbmExecutor(native, [list(c.params) for c in lowered.circuits], simulator, seed)
+                       seed: Optional[int] = None, device: str = "CPU") -> IbmExecutor:
+        return IbmExecutor(native, [list(c.params) for c in lowered.circuits], simulator, seed, device)
 
     # local_qubit_limit: none fixed; Aer switches to matrix product states for wide circuits
 
