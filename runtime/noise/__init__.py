@@ -58,7 +58,12 @@ def parse(spec: str, program=None, network=None) -> NoiseModel:
         raise error("Q0701", f"unknown noise model `{spec}`", help=_HELP)
     if not Path(spec).exists() and not spec.endswith(".json"):
         raise error("Q0701", f"unknown noise model `{spec}`", help=_HELP)
-    return load(spec)
+    model = load(spec)
+    if program is not None and model.layout is None and model.name.startswith("ibm:"):
+        from qnnc.runtime.noise.ibm import bind_network
+
+        model = bind_network(model, program, network)
+    return model
 
 
 def _trivial_layout(plans) -> list[list[tuple[int, ...]]]:

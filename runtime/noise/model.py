@@ -181,6 +181,8 @@ def from_json(d: Any, where: str = "noise model") -> NoiseModel:
     from qnnc.compiler.gates import GATES
     from qnnc.runtime.noise.channels import NATIVE_FIXED
 
+    if isinstance(d, dict) and d.get("command") == "noise" and "result" in d:  # `noise show --json`
+        d = d["result"]
     d = _obj(d, where, ("format", "name", "qubits", "gates", "natives"))
     if d["format"] != FORMAT:
         raise _bad(where, f"format {json.dumps(d['format'])} is not {FORMAT!r}")
