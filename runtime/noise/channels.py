@@ -31,6 +31,7 @@ _R = 1 / math.sqrt(2)
 NATIVE_FIXED = {
     "ecr": np.array([[0, 0, _R, 1j * _R], [0, 0, 1j * _R, _R], [_R, -1j * _R, 0, 0],
                      [-1j * _R, _R, 0, 0]], dtype=complex),
+    "id": np.eye(2, dtype=complex),
 }
 
 
