@@ -85,6 +85,9 @@ class NoiseModel:
     idle: float = 0.0
     layout_source: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # Noise probes (the hardware paper's): K pairs (√X, √X†) after every neuron rotation,
+    # each √X† run as rz(π) √X rz(π), as the compiled probes are (docs/targets.md).
+    probe_pairs: int = 0
 
     # ------------------------------------------------------------------ look-ups
 
@@ -123,7 +126,7 @@ class NoiseModel:
     def to_json(self) -> dict:
         d = {"format": FORMAT, "name": self.name, "source": self.source,
              "illustrative": self.illustrative, "idle": self.idle,
-             "layout_source": self.layout_source, "notes": list(self.notes),
+             "layout_source": self.layout_source, "notes": list(self.notes), "probe_pairs": self.probe_pairs,
              "qubits": [asdict(q) for q in self.qubits],
              "gates": [{**asdict(g), "qubits": list(g.qubits)} for g in self.gates],
              "natives": [{"gate": n.gate, "oriented": n.oriented,
@@ -240,9 +243,12 @@ def from_json(d: Any, where: str = "noise model") -> NoiseModel:
         raise _bad(where + ": illustrative", "expected true or false")
     if not isinstance(d["name"], str) or not d["name"]:
         raise _bad(where + ": name", "expected a non-empty string")
+    pairs = d.get("probe_pairs", 0)
+    if isinstance(pairs, bool) or not isinstance(pairs, int) or not 0 <= pairs <= 10000:
+        raise _bad(where + ": probe_pairs", f"expected an integer in [0, 10000], got {json.dumps(pairs)}")
     return NoiseModel(d["name"], d.get("source", ""), d.get("illustrative", False), tuple(qubits), tuple(gates),
                       tuple(natives), layout, _num(d.get("idle", 0.0), where + ".idle", 0, 1),
-                      d.get("layout_source", ""), tuple(notes))
+                      d.get("layout_source", ""), tuple(notes), pairs)
 
 
 def load(path: str | Path) -> NoiseModel:

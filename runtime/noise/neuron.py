@@ -26,7 +26,7 @@ import torch
 from qnnc.compiler.diagnostics import error
 from qnnc.compiler.gates import GATES
 from qnnc.runtime.noise import channels as ch
-from qnnc.runtime.noise.model import Decomposition, NoiseModel
+from qnnc.runtime.noise.model import Decomposition, NativeStep, NoiseModel
 from qnnc.runtime.random_fields import sample_pm1
 
 
@@ -80,11 +80,15 @@ class LayerNoise:
         """(K0, Kc, Ks) on the neuron's k registers for one gate op on registers `regs`."""
         targets = tuple(phys[r] for r in regs)
         dec = self._decomposition(gate, targets, layer)
+        steps = list(dec.steps)
+        if has_angle and self.model.probe_pairs and len(regs) == 1:
+            pair = [NativeStep("sx", (0,)), NativeStep("rz", (0,), 0.0, math.pi)] * 2
+            steps += pair * self.model.probe_pairs
         arity = len(regs)
         D = 4 ** arity
         parts = [np.eye(D), None, None]
         varied = False
-        for step in dec.steps:
+        for step in steps:
             a, c, s = _step_unitary_parts(step, arity)
             if c is not None and step.scale != 0:
                 if not has_angle or varied or abs(abs(step.scale) - 1) > 1e-12:
