@@ -228,3 +228,24 @@ def test_fast_noisy_simulator_matches_aer(brisbane, kind, strategy):
     assert tv_distance(out, noisy) <= tv_bound(shots, 2 ** H)
     se = np.sqrt(np.maximum(1 - out.mean(0) ** 2, 1e-3) / shots)
     assert np.all(np.abs(out.mean(0) - means_of(noisy, H)) < 4 * se)
+
+
+@pytest.mark.slow
+def test_noise_probes_match_aer(brisbane):
+    """K = 30 pairs (√X, √X†) after each rotation, compiled and run on Aer with FakeBrisbane's
+    noise, against the fast simulator's model with `probe_pairs = 30`; the model without
+    the pairs is rejected."""
+    from qnnc.runtime.noise.ibm import layout_from_compiled
+    from qnnc.runtime.targets import compile_network, run_compiled
+
+    k, shots = 30, 3000
+    net = chain_network(3, [3], "rotation", {"a": 0.0}, None, name="probe")
+    w = random_weights(net, 1)
+    c = compile_network(net, NEURONS, w, X, target="ibm", strategy="dynamic", noise_pairs=k, noise_kind="sx")
+    model = with_layout(brisbane, layout_from_compiled(c), "dynamic")
+    probed = exact_codes(torch_model(net, w, replace(model, probe_pairs=k)), X)
+    plain = exact_codes(torch_model(net, w, model), X)
+    out = run_compiled(c, shots, "noisy", seed=2)
+    se = np.sqrt(np.maximum(1 - out.mean(0) ** 2, 1e-3) / shots)
+    assert np.all(np.abs(out.mean(0) - means_of(probed, 3)) < 4 * se)
+    assert np.any(np.abs(out.mean(0) - means_of(plain, 3)) > 4 * se)
