@@ -214,15 +214,18 @@ def test_fast_noisy_simulator_matches_aer_quick(brisbane):
     assert np.all(np.abs(out.mean(0) - means_of(noisy, H)) < 4 * se)
 
 
+_OTHER_GATES = pytest.mark.xfail(
+    strict=False, reason="the strategy realises the angles with other gates (deferred: controlled rotations on "
+    "the previous layer's qubits; layered model B: the carried qubit re-prepared from the host's record), whose "
+    "noise the per-neuron channels do not model (docs/hardware-in-the-loop.md, 'Noise models')")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["rotation", "weak"])
-@pytest.mark.parametrize("strategy", ["dynamic", "layered", "deferred"])
+@pytest.mark.parametrize("kind,strategy", [
+    ("rotation", "dynamic"), ("rotation", "layered"), ("weak", "dynamic"),
+    pytest.param("rotation", "deferred", marks=_OTHER_GATES), pytest.param("weak", "layered", marks=_OTHER_GATES),
+    pytest.param("weak", "deferred", marks=_OTHER_GATES)])
 def test_fast_noisy_simulator_matches_aer(brisbane, kind, strategy):
-    if strategy == "deferred" or (kind == "weak" and strategy == "layered"):
-        pytest.xfail(f"`{strategy}` realises the angles with other gates (deferred: controlled rotations on "
-                     "the previous layer's qubits; layered model B: the carried qubit re-prepared from the "
-                     "host's record), whose noise the per-neuron channels do not model "
-                     "(docs/hardware-in-the-loop.md, 'Noise models')")
     shots = 8000
     out, noisy, ideal, H = _against_aer(brisbane, kind, strategy, [3, 3], shots)
     assert tv_distance(out, noisy) <= tv_bound(shots, 2 ** H)
@@ -249,3 +252,31 @@ def test_noise_probes_match_aer(brisbane):
     se = np.sqrt(np.maximum(1 - out.mean(0) ** 2, 1e-3) / shots)
     assert np.all(np.abs(out.mean(0) - means_of(probed, 3)) < 4 * se)
     assert np.any(np.abs(out.mean(0) - means_of(plain, 3)) > 4 * se)
+
+
+@pytest.mark.slow
+def test_hardware_network_layer_means_match_aer(brisbane):
+    """examples/hardware.qnn (declared initialisation, MNIST test image 0), `layered` with
+    one copy on FakeBrisbane: each hidden layer's mean outcome on Aer agrees with the fast
+    noisy simulator's within 4 standard errors (Aer: 60 shots, its cost)."""
+    from ir_builders_targets import example
+    from qnnc.runtime.noise.ibm import layout_from_compiled
+    from qnnc.runtime.simulator import QNNModel
+    from qnnc.runtime.targets import compile_network, run_compiled
+
+    prog, w, _ = example("hardware")
+    from qnnc.runtime.data import load_dataset, preprocess
+
+    net = prog.network()
+    x = preprocess(load_dataset("mnist.test").images[:1], net.input)[0].astype(np.float64)
+    c = compile_network(prog, None, w, x, target="ibm", strategy="layered", copies=1)
+    model = with_layout(brisbane, layout_from_compiled(c), "layered")
+    m = QNNModel(prog, net.name, seed=0, dtype=torch.float64, noise=model)
+    m.load_tensors({k: torch.as_tensor(v) for k, v in w.items()})
+    rec = m.sample(torch.as_tensor(x).reshape(1, -1), 20000, generator=torch.Generator().manual_seed(1))
+    fast = torch.cat([rec[n][:, 0] for n in ("h1", "h2", "h3")], -1).numpy()
+    aer = run_compiled(c, 60, "noisy", seed=4)
+    for li in range(3):
+        a, f = aer[:, 16 * li:16 * li + 16].mean(1), fast[:, 16 * li:16 * li + 16].mean(1)
+        se = math.sqrt(a.var() / a.size + f.var() / f.size)
+        assert abs(a.mean() - f.mean()) < 4 * se, (li, a.mean(), f.mean(), se)
