@@ -280,3 +280,48 @@ def test_hardware_network_layer_means_match_aer(brisbane):
         a, f = aer[:, 16 * li:16 * li + 16].mean(1), fast[:, 16 * li:16 * li + 16].mean(1)
         se = math.sqrt(a.var() / a.size + f.var() / f.size)
         assert abs(a.mean() - f.mean()) < 4 * se, (li, a.mean(), f.mean(), se)
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def test_noise_show_cli(tmp_path):
+    from cli_harness import run_cli
+
+    rc, out, err = run_cli(["noise", "show", "--target", "quantinuum"])
+    assert rc == 0 and "noise model quantinuum:h1  [ILLUSTRATIVE]" in out and "natives" in out
+    rc, out, _ = run_cli(["noise", "show", "--target", "ionq", "--json"])
+    env = json.loads(out)
+    assert rc == 0 and env["command"] == "noise" and env["result"]["format"] == "qnnc-noise/1"
+    path = tmp_path / "aria.json"
+    path.write_text(out)
+    rc, out2, _ = run_cli(["noise", "show", "--model", str(path), "--json"])
+    assert rc == 0 and json.loads(out2)["result"] == env["result"]
+
+
+@pytest.mark.parametrize("argv,code,rc", [
+    (["noise", "show", "--model", "nowhere:x"], "Q0701", 1),
+    (["run", "examples/hardware.qnn", "--target", "ionq", "--noise", "ionq:aria", "--shots", "2"], "Q0709", 2),
+    (["eval", "examples/hardware.qnn", "--noise", "ibm:", "--limit", "2"], "Q0701", 1),
+])
+def test_noise_flags_refuse_bad_input(argv, code, rc, monkeypatch):
+    from pathlib import Path
+
+    from cli_harness import assert_clean, run_cli
+
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    got, out, err = run_cli(argv)
+    assert_clean(got, err, argv)
+    assert got == rc and f"error[{code}]" in err
+
+
+def test_eval_under_published_noise(monkeypatch):
+    from pathlib import Path
+
+    from cli_harness import run_cli
+
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    rc, out, err = run_cli(["eval", "examples/hardware.qnn", "--noise", "ionq:aria", "--limit", "20",
+                            "--shots", "2", "--json"])
+    r = json.loads(out)["result"]
+    assert rc == 0 and r["noise"] == "ionq:aria" and r["images"] == 20
