@@ -26,6 +26,7 @@ CHECKPOINT = "checkpoint"
 SPIN_ANALYSIS = "spin analysis"
 SIMULATOR = "simulator"
 TRAINING = "training"
+NOISE = "noise"
 
 AREAS: dict[str, tuple[str, str]] = {  # area -> (first, last) code, inclusive
     INTERNAL: ("Q0000", "Q0000"),
@@ -40,6 +41,7 @@ AREAS: dict[str, tuple[str, str]] = {  # area -> (first, last) code, inclusive
     SPIN_ANALYSIS: ("Q0601", "Q0619"),
     SIMULATOR: ("Q0620", "Q0639"),
     TRAINING: ("Q0640", "Q0699"),
+    NOISE: ("Q0701", "Q0719"),
 }
 
 
@@ -202,6 +204,16 @@ TABLE: tuple[Code, ...] = (
     Code("Q0635", "the device cannot run this computation", SIMULATOR),
     # training (qnnc.runtime.train)
     Code("Q0640", "the loss became non-finite during training", TRAINING),
+    # device noise (qnnc.runtime.noise)
+    Code("Q0701", "unknown noise model", NOISE),
+    Code("Q0702", "noise model file missing or unreadable", NOISE),
+    Code("Q0703", "invalid noise model file", NOISE),
+    Code("Q0704", "the noise model does not say how the device runs a neuron gate", NOISE),
+    Code("Q0705", "a native decomposition the noisy neuron cannot run", NOISE),
+    Code("Q0706", "a qubit the noise model does not describe", NOISE),
+    Code("Q0707", "a neuron's qubits are not coupled on the device", NOISE),
+    Code("Q0708", "the noise model's layout does not fit the network", NOISE),
+    Code("Q0709", "noise requested where it does not apply", NOISE),
 )
 
 BY_CODE: dict[str, Code] = {c.code: c for c in TABLE}

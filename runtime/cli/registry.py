@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("qnnc.runtime.cli.run", "run compiled circuits on a local simulator (Aer, Braket, pytket)"),
     "submit": ("qnnc.runtime.cli.submit", "run compiled circuits through a vendor's cloud client (dry run unless --yes)"),
     "data": ("qnnc.runtime.cli.data", "inspect, verify or download data sets"),
+    "noise": ("qnnc.runtime.cli.noise", "show a device's noise model (the torch simulator's --noise)"),
 }
 
 

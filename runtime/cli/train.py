@@ -10,6 +10,7 @@ from qnnc.runtime.cli.flag_types import PATH, SEED, count, non_negative, positiv
 from qnnc.runtime.cli import output
 from qnnc.runtime.cli.device_args import add_device_argument, device_from_args
 from qnnc.runtime.cli.json_output import emit
+from qnnc.runtime.cli.noise_args import add_noise_argument, noise_from_args
 from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args, set_pairs
 
 
@@ -26,6 +27,7 @@ def add_arguments(p) -> None:
     p.add_argument("--plot", metavar="PNG", help="write the training curves (loss, accuracy against step)")
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
     add_device_argument(p)
+    add_noise_argument(p)
 
 
 def run(args) -> int:
@@ -55,10 +57,13 @@ def run(args) -> int:
     flags = {"set": set_pairs(args.set), **overrides}
     if device.type != "cpu":  # (a CPU run's files stay as they were)
         flags["device"] = str(device)
+    noise = noise_from_args(args, program, network)
+    if noise is not None:
+        flags["noise"] = args.noise
     with output.writing_into(out):  # the run folder: checkpoints, metrics, run.json
         result = train(program, network, recipe, out, resume=args.resume, flags=flags,
                        progress=not args.no_progress and sys.stderr.isatty(),
-                       log=lambda s: print(s, file=sys.stderr), device=device)
+                       log=lambda s: print(s, file=sys.stderr), device=device, noise=noise)
     if args.plot:
         from qnnc.runtime.plots import training_curves
         from qnnc.runtime.train import read_metrics
