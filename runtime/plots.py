@@ -12,7 +12,7 @@ writes them through its one writer and says `wrote FILE`.
 from __future__ import annotations
 
 import io
-from typing import Sequence
+from typing import Optional, Sequence
 
 
 def _pyplot():
@@ -254,4 +254,40 @@ def replica_hidden_order(r: dict) -> bytes:
     ax.set_xlabel("temperature T")
     ax.set_ylabel("⟨|σ·v₁|⟩ / √N")
     ax.set_title("overlap with the top eigenvector of J (hidden order)")
+    return _bytes(fig)
+
+
+def finetune_curves(runs: dict, title: str = "", reference: Optional[dict] = None) -> bytes:
+    """Accuracy (vote) against fine-tuning step, one line per executor: `runs` maps a
+    label to a `finetune` history (dicts with step, accuracy). `reference`: label ->
+    a horizontal line (e.g. the noiseless accuracy)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for label, hist in runs.items():
+        ax.plot([h["step"] for h in hist], [h["accuracy"] for h in hist], marker="o", label=label)
+    for label, y in (reference or {}).items():
+        ax.axhline(y, ls="--", color="grey", lw=1)
+        ax.text(0, y, f" {label}", va="bottom", fontsize=8, color="grey")
+    ax.set_xlabel("fine-tuning step (measured gradients)")
+    ax.set_ylabel("test accuracy (vote)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _bytes(fig)
+
+
+def estimator_variance(rows: Sequence[dict], title: str = "") -> bytes:
+    """Mean standard error of the hidden-layer gradient against shots, per estimator
+    (rows: estimator, shots, stderr), on log-log axes."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for est in sorted({r["estimator"] for r in rows}):
+        rs = sorted((r for r in rows if r["estimator"] == est), key=lambda r: r["shots"])
+        ax.loglog([r["shots"] for r in rs], [r["stderr"] for r in rs], marker="o", label=est)
+    ax.set_xlabel("shots per image and variant")
+    ax.set_ylabel("mean standard error (hidden weights)")
+    _plain_log_ticks(ax.xaxis)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
     return _bytes(fig)
