@@ -27,6 +27,7 @@ SPIN_ANALYSIS = "spin analysis"
 SIMULATOR = "simulator"
 TRAINING = "training"
 GRADIENTS = "gradients"
+NOISE = "noise"
 
 AREAS: dict[str, tuple[str, str]] = {  # area -> (first, last) code, inclusive
     INTERNAL: ("Q0000", "Q0000"),
@@ -42,6 +43,7 @@ AREAS: dict[str, tuple[str, str]] = {  # area -> (first, last) code, inclusive
     SIMULATOR: ("Q0620", "Q0639"),
     TRAINING: ("Q0640", "Q0699"),
     GRADIENTS: ("Q0720", "Q0739"),
+    NOISE: ("Q0701", "Q0719"),
 }
 
 
@@ -208,6 +210,16 @@ TABLE: tuple[Code, ...] = (
     Code("Q0722", "bad gradient or fine-tuning setting", GRADIENTS),
     Code("Q0723", "unknown executor", GRADIENTS),
     Code("Q0724", "labels do not match the images", GRADIENTS),
+    # device noise (qnnc.runtime.noise)
+    Code("Q0701", "unknown noise model", NOISE),
+    Code("Q0702", "noise model file missing or unreadable", NOISE),
+    Code("Q0703", "invalid noise model file", NOISE),
+    Code("Q0704", "the noise model does not say how the device runs a neuron gate", NOISE),
+    Code("Q0705", "a native decomposition the noisy neuron cannot run", NOISE),
+    Code("Q0706", "a qubit the noise model does not describe", NOISE),
+    Code("Q0707", "a neuron's qubits are not coupled on the device", NOISE),
+    Code("Q0708", "the noise model's layout does not fit the network", NOISE),
+    Code("Q0709", "noise requested where it does not apply", NOISE),
 )
 
 BY_CODE: dict[str, Code] = {c.code: c for c in TABLE}

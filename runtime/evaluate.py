@@ -12,18 +12,19 @@ from qnnc.compiler import ir
 
 def evaluate(program: ir.Program, network: ir.Network, weights: Mapping[str, np.ndarray], *,
              shots: Optional[int] = None, data: str = "mnist.test", limit: Optional[int] = None,
-             seed: int = 0) -> dict:
+             seed: int = 0, noise=None) -> dict:
     """Accuracy (with a Wilson 95% interval), single-pass accuracy, per-class accuracy
     and the confusion matrix (rows: true class, columns: predicted) of `weights` (names
     as in a checkpoint: `h1`, `h1.bias`) on `data`, voting over `shots` passes (default:
-    the network's readout)."""
+    the network's readout). `noise`: a `qnnc.runtime.noise.NoiseModel` bound to the
+    network, for the accuracy under that device's noise."""
     import torch
 
     from qnnc.runtime.data import load_dataset, preprocess
     from qnnc.runtime.train import build_model, predict, wilson_interval
 
     shots = network.readout.shots if shots is None else int(shots)
-    model = build_model(program, network, seed)
+    model = build_model(program, network, seed, noise=noise)
     model.load_tensors({k: torch.from_numpy(np.array(v)) for k, v in weights.items()})
     ds = load_dataset(data)
     x = torch.from_numpy(preprocess(ds.images, network.input))
@@ -49,4 +50,5 @@ def evaluate(program: ir.Program, network: ir.Network, weights: Mapping[str, np.
             "shots": shots, "seed": seed, "accuracy": k / n, "ci95": [lo, hi],
             "single_shot_accuracy": single, "per_class": per_class,
             "confusion": confusion.tolist(),
-            "params": {p.name: p.value for p in program.params}}
+            "params": {p.name: p.value for p in program.params},
+            **({"noise": noise.name} if noise is not None else {})}

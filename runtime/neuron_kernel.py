@@ -85,6 +85,8 @@ class NeuronKernel:
         self._state_live_after = [self.carried or i < n - 1 for i in range(n)]
         # Fast path, recognised by structure: one fresh qubit, R_y(θ), emit-measure.
         # P(+1) = cos²(θ/2): one cosine and one comparison per sample (see sample()).
+        # Device noise (`qnnc.runtime.noise.neuron.LayerNoise`), bound by the simulator; None: ideal.
+        self.noise = None
         self.fast_ry = (not force_generic and len(self.registers) == 1 and not self.carried
                         and n == 2 and self.ops[0][:2] == ("gate", "ry") and self.ops[1][0] == "measure"
                         and self.ops[1][2])
@@ -171,6 +173,10 @@ class NeuronKernel:
                 f = fields.uniform_12(key + (1,), start, shape, out=out)
                 f.add_(thr)
                 return torch.copysign(ONE[f.dtype], f, out=f), None
+            if self.noise is not None:
+                u = lambda a: a.unsqueeze(-1) if isinstance(a, torch.Tensor) else a
+                return self.noise.sample(self, _Evaluator(u(z), u(last), False, z_owned=False), state, fields,
+                                         key, start, shape, z.dtype, shift)
             amps = self._fresh_amps(state)
             basis = [True] * self.k  # register known to be in a basis state
             d = None
@@ -214,6 +220,8 @@ class NeuronKernel:
             run = self._compiled_angle = compile_inplace(self.ops[0][3]) if self.uses_z == 1 else None
         if run is None:
             return self.fast_threshold(z, inplace=True, check=False)
+        if self.noise is not None:
+            return self.noise.threshold(run(z), True)
         c = run(z).cos_()
         return torch.add(THREE_HALVES[c.dtype], c, alpha=0.5, out=c)
 
@@ -223,6 +231,12 @@ class NeuronKernel:
             theta = torch.full((), float(theta), dtype=dtype)
         if shift is not None:
             theta, own = theta + shift, True
+        if self.noise is not None:  # P(+1) = α + β cos θ + γ sin θ per neuron; thr = P(+1) - 2
+            thr = self.noise.threshold(theta, own)
+            if check and not bool(torch.isfinite(thr).all()):
+                raise error(angles.NOT_FINITE, f"an angle of neuron `{self.neuron.name}` is not finite for "
+                            "some inputs", self.gate_spans[0])
+            return thr
         c = theta.cos_() if own else torch.cos(theta)
         # As sample_pm1 with t = p1 - p0 = -cos θ: -1 exactly when f < (3 - cos θ)/2, i.e.
         # when f + (cos θ / 2 - 3/2) < 0; that threshold is exact on f's grid.
@@ -283,11 +297,16 @@ class NeuronKernel:
             theta = self._angle(0, _Evaluator(z, last, inplace=False, z_owned=False))
             if not isinstance(theta, torch.Tensor):
                 theta = torch.full(z.shape, float(theta), dtype=dtype)
+            if self.noise is not None:
+                plus = self.noise.plus_probability(theta).unsqueeze(-1)
+                return BranchResult(torch.cat([plus, 1 - plus], dim=-1), (1, -1), None)
             half_c = torch.cos(theta).mul(0.5).unsqueeze(-1)
             probs = torch.cat([0.5 + half_c, 0.5 - half_c], dim=-1)
             return BranchResult(probs, (1, -1), None)
         u = lambda a: a.unsqueeze(-1) if isinstance(a, torch.Tensor) else a
         ev = _Evaluator(u(z), u(last), inplace=False, z_owned=False)
+        if self.noise is not None:
+            return self._noisy_branch(z, last, state, ev)
         amps = self._fresh_amps(None if state is None else (u(state[0]), u(state[1])))
         basis = [True] * self.k
         emit_bits: list[int] = [0]  # per local branch: the emitted bit
@@ -330,6 +349,18 @@ class NeuronKernel:
         inv = torch.where(pos, torch.rsqrt(torch.where(pos, probs, torch.ones_like(probs))), zero)
         post = tuple((zero if q is None else q * inv + zero) for q in (q0, q1))
         return BranchResult(probs, emit, post)
+
+    def _noisy_branch(self, z, last, state, ev) -> BranchResult:
+        """`branch` under device noise: the density matrix's branches (true and recorded
+        outcome of the emitted measurement); post is the carried qubit's Bloch vector."""
+        shapes = [torch.as_tensor(x).shape for x in (z, last) + tuple(state or ())]
+        shape = torch.broadcast_shapes(*shapes)
+        probs, emit, post = self.noise.branch(self, ev, state, shape, z.dtype)
+        if self.carried:
+            return BranchResult(probs, emit, post)
+        plus = sum(probs[..., l] for l in range(len(emit)) if emit[l] == 1)
+        minus = sum(probs[..., l] for l in range(len(emit)) if emit[l] == -1)
+        return BranchResult(torch.stack([plus, minus], -1), (1, -1), None)
 
     def _certain_bit(self, amps, r) -> int:
         m = 1 << (self.k - 1 - r)

@@ -290,4 +290,44 @@ def estimator_variance(rows: Sequence[dict], title: str = "") -> bytes:
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
+def noise_accuracy_vs_a(rows: Sequence[dict], backend: str = "fake_brisbane") -> bytes:
+    """Test accuracy against a, without and with device noise (examples/study_noise_sim.py):
+    rows {"a", "trained": "ideal"|"noisy", "ideal", "noisy", "ideal_ci95", "noisy_ci95"}."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    styles = {("ideal", "ideal"): ("trained ideal, evaluated ideal", "C0", "o-"),
+              ("ideal", "noisy"): (f"trained ideal, evaluated with {backend} noise", "C3", "o--"),
+              ("noisy", "noisy"): (f"trained with {backend} noise, evaluated with it", "C2", "s-")}
+    for (trained, ev), (label, color, fmt) in styles.items():
+        pts = sorted((r["a"], r[ev], r[ev + "_ci95"]) for r in rows if r["trained"] == trained)
+        if not pts:
+            continue
+        xs = [max(a, 0.02) for a, _, _ in pts]
+        ys = [y for _, y, _ in pts]
+        err = [[y - ci[0] for _, y, ci in pts], [ci[1] - y for _, y, ci in pts]]
+        ax.errorbar(xs, ys, yerr=err, fmt=fmt, color=color, label=label, capsize=3)
+    ax.set_xscale("log")
+    _plain_log_ticks(ax.xaxis)
+    ax.set_xlabel("a (a = 0 plotted at 0.02)")
+    ax.set_ylabel("test accuracy (vote over 10 shots)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _bytes(fig)
+
+
+def noise_probes(rows: Sequence[dict], backend: str = "fake_brisbane") -> bytes:
+    """Accuracy against the number K of identity pairs per rotation, one line per a:
+    rows {"a", "pairs", "accuracy", "ci95"}."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    for i, a in enumerate(sorted({r["a"] for r in rows})):
+        pts = sorted((r["pairs"], r["accuracy"], r["ci95"]) for r in rows if r["a"] == a)
+        ax.errorbar([k for k, _, _ in pts], [y for _, y, _ in pts],
+                    yerr=[[y - c[0] for _, y, c in pts], [c[1] - y for _, y, c in pts]],
+                    fmt="o-", color=f"C{i}", label=f"a = {a:g}", capsize=3)
+    ax.set_xlabel("K identity pairs (√X, √X†) per rotation")
+    ax.set_ylabel("test accuracy (vote over 10 shots)")
+    ax.set_title(f"noise probes on the fast simulator ({backend} noise)", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
     return _bytes(fig)

@@ -129,7 +129,7 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
     def __init__(self, program: ir.Program, network: Union[str, ir.Network, None] = None, seed: int = 0,
                  dtype: torch.dtype = torch.float32, *, gradient: Optional[ir.Gradient] = None,
                  max_branches: int = DEFAULT_MAX_BRANCHES, chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
-                 force_generic: bool = False):
+                 force_generic: bool = False, noise=None):
         super().__init__()
         apply_default_threads()
         if dtype not in (torch.float32, torch.float64):
@@ -152,6 +152,13 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
         self.n_out = net.layers[-1].size
         self.plans: list[_Plan] = self._plan(program, net, force_generic)
         self.max_width = max([self.features] + [p.size for p in self.plans])
+        # Device noise (`qnnc.runtime.noise.NoiseModel`): every neuron layer's kernel evolves
+        # its registers' density matrix through the device's gates and channels.
+        self.noise = noise
+        if noise is not None:
+            from qnnc.runtime.noise import attach
+
+            attach(noise, self.plans)
 
         # Weights: from the one weight source (float64, numpy), then cast, so a seed gives
         # the same network in float32 and float64 and in every command.

@@ -154,14 +154,14 @@ def _restore_generator(generator, extra: dict, path=None) -> None:
                     help="this checkpoint cannot be resumed exactly; resume from another step") from None
 
 
-def build_model(program: ir.Program, network: ir.Network, seed: int, dtype=None):
+def build_model(program: ir.Program, network: ir.Network, seed: int, dtype=None, noise=None):
     """The torch model of `network`, with layers declared `init = checkpoint(...)` filled
     from their runs (paths relative to the program's folder)."""
     import torch
 
     from qnnc.runtime.simulator import QNNModel
 
-    model = QNNModel(program, network.name, seed=seed, dtype=dtype or torch.float32)
+    model = QNNModel(program, network.name, seed=seed, dtype=dtype or torch.float32, noise=noise)
     if model.pending:
         base = Path(program.source).parent if not program.source.startswith("<") else Path(".")
         loaded = ckpt.checkpoint_init_tensors(network, base)
@@ -171,7 +171,7 @@ def build_model(program: ir.Program, network: ir.Network, seed: int, dtype=None)
 
 def train(program: ir.Program, network: ir.Network, recipe: ir.TrainRecipe, out_dir: os.PathLike | str, *,
           resume: bool = False, flags: Optional[dict] = None, progress: bool = True,
-          log: Callable[[str], None] = lambda s: None) -> TrainResult:
+          log: Callable[[str], None] = lambda s: None, noise=None) -> TrainResult:
     import torch
 
     from qnnc.compiler.serialize import to_json_obj
@@ -193,7 +193,7 @@ def train(program: ir.Program, network: ir.Network, recipe: ir.TrainRecipe, out_
         vs = load_dataset(recipe.validate)
         val = (torch.from_numpy(preprocess(vs.images, network.input)), torch.from_numpy(vs.labels.astype(np.int64)))
 
-    model = build_model(program, network, seed)
+    model = build_model(program, network, seed, noise=noise)
     opt = _optimizer(model, recipe)
     generator = torch.Generator().manual_seed(seed + 1)
 
@@ -216,7 +216,8 @@ def train(program: ir.Program, network: ir.Network, recipe: ir.TrainRecipe, out_
             raise error(ckpt.MISSING, f"--resume: {out_dir} has no checkpoint to resume from",
                         help="run without --resume to start")
         old = ckpt.read_run_file(out_dir)
-        if old.get("program_hash") != run_meta["program_hash"] or old.get("seed") != seed:
+        if old.get("program_hash") != run_meta["program_hash"] or old.get("seed") != seed \
+                or (old.get("flags") or {}).get("noise") != (flags or {}).get("noise"):
             raise error(ckpt.WRONG_NETWORK, f"--resume: {out_dir} was made by another program, seed or settings",
                         help="resume with the same file, --set values and flags as the original run")
         c = ckpt.load_checkpoint(ckpt.checkpoint_path(out_dir, existing[-1]), network)

@@ -7,6 +7,7 @@ from qnnc.compiler import limits
 from qnnc.runtime.cli import output
 from qnnc.runtime.cli.flag_types import PATH, SEED, count
 from qnnc.runtime.cli.json_output import emit
+from qnnc.runtime.cli.noise_args import add_noise_argument, noise_from_args
 from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args
 from qnnc.runtime.cli.weight_args import add_weight_arguments, load_weights
 
@@ -21,6 +22,7 @@ def add_arguments(p) -> None:
                    help="seed of the measurement outcomes (and of the initialisation without weights)")
     p.add_argument("--plot", type=PATH, metavar="PNG", help="write the confusion matrix as a PNG")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_noise_argument(p)
 
 
 def run(args) -> int:
@@ -37,8 +39,9 @@ def run(args) -> int:
     if args.plot:
         output.check_writable(args.plot)
     w = load_weights(args, program, network)
+    noise = noise_from_args(args, program, network)
     r = evaluate(program, network, w.tensors, shots=shots, data=args.data, limit=args.limit,
-                 seed=args.seed)
+                 seed=args.seed, noise=noise)
     r = {**r, "checkpoint": str(w.path) if w.path else None, "step": w.step, "weights": w.source,
          "weights_sha256": w.digest}
     if args.plot:
@@ -50,7 +53,8 @@ def run(args) -> int:
         return 0
     lo, hi = r["ci95"]
     at = f"step {r['step']}" if r["step"] is not None else "untrained"
-    print(f"{r['network']} {at} on {r['data']} ({r['images']} images, vote over {shots} shots):")
+    under = f", noise {noise.name}" if noise is not None else ""
+    print(f"{r['network']} {at} on {r['data']} ({r['images']} images, vote over {shots} shots{under}):")
     print(f"  accuracy {r['accuracy']:.4f}  (95% CI {lo:.4f}-{hi:.4f}); single pass {r['single_shot_accuracy']:.4f}")
     print("  per class: " + "  ".join(f"{c}:{v['accuracy']:.3f}" for c, v in r["per_class"].items()))
     if args.plot:

@@ -10,6 +10,7 @@ from qnnc.runtime.cli.flag_types import PATH, count
 from qnnc.runtime.cli import output
 from qnnc.runtime.cli.circuit_args import add_compile_arguments, compile_from_args, write_output
 from qnnc.runtime.cli.json_output import emit
+from qnnc.runtime.cli.noise_args import add_noise_argument
 from qnnc.runtime.cli.outcomes import outcome_report, render_outcomes
 
 
@@ -17,7 +18,9 @@ def add_arguments(p) -> None:
     add_compile_arguments(p)
     p.add_argument("--shots", type=count(1, limits.MAX_SHOTS), default=96, metavar="S", help="forward passes (default: 96)")
     p.add_argument("--simulator", default="ideal",
-                   help="ideal | noisy (all targets); braket_sv | braket_dm (ionq)")
+                   help="ideal | noisy (all targets); braket_sv | braket_dm (ionq); qnnc (the torch "
+                        "simulator on the same network and image, with --noise MODEL for device noise)")
+    add_noise_argument(p)
     p.add_argument("--plot", type=PATH, metavar="PNG", help="write a histogram of the predictions (or outcomes)")
 
 
@@ -31,16 +34,25 @@ def run(args) -> int:
         raise refuse("Q0308", f"--shots must be at least 1, not {args.shots}")
     if args.plot:
         output.check_writable(args.plot)
-    compiled = compile_from_args(args, vendor(args.target).local_qubit_limit(args.simulator))
+    fast = args.simulator == "qnnc"
+    if args.noise is not None and not fast:
+        from qnnc.compiler.diagnostics import error
+
+        raise error("Q0709", f"--noise applies to the torch simulator (--simulator qnnc), not to `{args.simulator}`",
+                    help="`--simulator noisy` runs the circuits with the backend's own noise model", exit_code=2)
+    compiled = compile_from_args(args, None if fast else vendor(args.target).local_qubit_limit(args.simulator))
     written = write_output(compiled, args.output) if args.output else []
-    if not vendor(args.target).local_seeded:
+    if not fast and not vendor(args.target).local_seeded:
         from qnnc.runtime.cli.json_output import note
 
         note(f"target `{args.target}`: its local simulators cannot be seeded; --seed {args.seed} "
              f"seeds only the host's draws, so runs are not reproducible")
     t0 = time.perf_counter()
-    out = run_compiled(compiled, args.shots, args.simulator, args.seed,
-                       progress=None if args.json else _progress)
+    if fast:
+        out = _run_torch(args, compiled)
+    else:
+        out = run_compiled(compiled, args.shots, args.simulator, args.seed,
+                           progress=None if args.json else _progress)
     dt = time.perf_counter() - t0
     result = {"summary": compiled.summary, "simulator": args.simulator, "shots": args.shots,
               "seed": args.seed, "seconds": dt, "label": compiled.summary["image"]["label"],
@@ -64,10 +76,50 @@ def run(args) -> int:
     return 0
 
 
-def _progress(message: str) -> None:
-    import sys
+def _run_torch(args, compiled):
+    """The compiled network (its weights, after any quantisation, and its input) sampled
+    by the torch simulator: rows of ±1 hidden outcomes like `run_compiled`'s. With
+    `--noise`, an IBM model takes the neurons' qubits from these compiled circuits."""
+    import numpy as np
+    import torch
 
-    print(f"  {message}", file=sys.stderr, flush=True)
+    from qnnc.runtime.cli.program_args import load_from_args, network_from_args
+    from qnnc.runtime.simulator import QNNModel
+
+    program = load_from_args(args)
+    network = network_from_args(args, program)
+    noise = None
+    if args.noise is not None:
+        from qnnc.runtime.noise import parse, with_layout
+
+        noise = parse(args.noise)
+        if noise.name.startswith("ibm:") and compiled.target == "ibm" and noise.layout is None:
+            from qnnc.runtime.noise.ibm import layout_from_compiled
+
+            noise = with_layout(noise, layout_from_compiled(compiled),
+                                f"qubits of these `{compiled.strategy}` circuits (copy 0)")
+        elif noise.layout is None and noise.name.startswith("ibm:"):
+            from qnnc.runtime.noise.ibm import bind_network
+
+            noise = bind_network(noise, program, network)
+    spec = compiled.spec
+    model = QNNModel(program, network, seed=args.seed, dtype=torch.float64, noise=noise)
+    tensors = {}
+    for h in spec.hidden:
+        tensors[h.name] = torch.from_numpy(np.asarray(h.weight, dtype=np.float64))
+        if h.name in model.bias:
+            tensors[h.name + ".bias"] = torch.from_numpy(np.asarray(h.bias, dtype=np.float64))
+    if spec.output is not None:
+        name, w, b = spec.output
+        tensors[name] = torch.from_numpy(np.asarray(w, dtype=np.float64))
+        if name in model.bias:
+            tensors[name + ".bias"] = torch.from_numpy(np.asarray(b, dtype=np.float64))
+    model.load_tensors(tensors, strict=False)
+    x = torch.from_numpy(np.asarray(spec.x, dtype=np.float64)).reshape(1, -1)
+    gen = torch.Generator().manual_seed(args.seed)
+    rec = model.sample(x, args.shots, generator=gen)
+    cols = [rec[p.name][:, 0, :] for p in model.plans if p.kind == "neuron"]
+    return torch.cat(cols, dim=-1).numpy().astype(np.int8)
 
 
 def _progress(message: str) -> None:

@@ -9,6 +9,7 @@ from qnnc.compiler import limits
 from qnnc.runtime.cli.flag_types import PATH, SEED, count, non_negative, positive
 from qnnc.runtime.cli import output
 from qnnc.runtime.cli.json_output import emit
+from qnnc.runtime.cli.noise_args import add_noise_argument, noise_from_args
 from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args, set_pairs
 
 
@@ -24,6 +25,7 @@ def add_arguments(p) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--plot", metavar="PNG", help="write the training curves (loss, accuracy against step)")
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
+    add_noise_argument(p)
 
 
 def run(args) -> int:
@@ -50,10 +52,13 @@ def run(args) -> int:
                     help=f"add `train {network.name} {{ data mnist.train5k }}`")
     out = Path(args.out) if args.out is not None else Path("runs") / network.name
     flags = {"set": set_pairs(args.set), **overrides}
+    noise = noise_from_args(args, program, network)
+    if noise is not None:
+        flags["noise"] = args.noise
     with output.writing_into(out):  # the run folder: checkpoints, metrics, run.json
         result = train(program, network, recipe, out, resume=args.resume, flags=flags,
                        progress=not args.no_progress and sys.stderr.isatty(),
-                       log=lambda s: print(s, file=sys.stderr))
+                       log=lambda s: print(s, file=sys.stderr), noise=noise)
     if args.plot:
         from qnnc.runtime.plots import training_curves
         from qnnc.runtime.train import read_metrics

@@ -33,14 +33,15 @@ __all__ = ["ESTIMATORS", "EXECUTORS", "Estimate", "Shift", "CircuitExecutor", "S
 _VIEW_MODELS: dict = {}
 
 
-def view_model(program: ir.Program, network: ir.Network):
-    """A float64 `QNNModel` of the network, for its kernels (cached per network)."""
+def view_model(program: ir.Program, network: ir.Network, noise=None):
+    """A float64 `QNNModel` of the network (under `noise`, a bound noise model), for its
+    kernels and exact expectations (cached per program, network and noise model)."""
     from qnnc.runtime.simulator import QNNModel
 
-    key = (id(program), network.name)
+    key = (id(program), network.name, id(noise))
     if key not in _VIEW_MODELS:
-        _VIEW_MODELS[key] = QNNModel(program, network, dtype=torch.float64)
-    return _VIEW_MODELS[key]
+        _VIEW_MODELS[key] = (QNNModel(program, network, dtype=torch.float64, noise=noise), program, noise)
+    return _VIEW_MODELS[key][0]
 
 
 def estimate(executor, program: ir.Program, network: ir.Network, tensors: dict, x, y, *, shots: int,
@@ -51,7 +52,8 @@ def estimate(executor, program: ir.Program, network: ir.Network, tensors: dict, 
         raise error("Q0722", f"unknown estimator `{estimator}`", help="estimators: shift, score")
     if int(shots) < 2:
         raise error("Q0722", f"shots must be at least 2 (for a standard error), not {shots}")
-    view = net_view(view_model(program, network), tensors)
+    # The score function's likelihoods: the executor's own model (its noise), else ideal.
+    view = net_view(view_model(program, network, getattr(executor, "noise", None)), tensors)
     x = torch.as_tensor(np.asarray(x), dtype=torch.float64)
     if x.dim() == 1:
         x = x.unsqueeze(0)

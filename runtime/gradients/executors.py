@@ -41,10 +41,11 @@ class SimulatorExecutor:
 
     name = "sim"
 
-    def __init__(self, program: ir.Program, network: ir.Network, tensors: dict, seed: int = 0):
+    def __init__(self, program: ir.Program, network: ir.Network, tensors: dict, seed: int = 0, noise=None):
         from qnnc.runtime.simulator import QNNModel
 
-        self.model = QNNModel(program, network, seed=seed, dtype=torch.float64)
+        self.noise = noise  # a bound `qnnc.runtime.noise.NoiseModel`, or None (ideal)
+        self.model = QNNModel(program, network, seed=seed, dtype=torch.float64, noise=noise)
         self.set_weights(tensors)
         self.generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, 0x6AD]).generate_state(1)[0]))
         self.circuits = 0
@@ -81,6 +82,7 @@ class CircuitExecutor:
     """Compiled circuits of a target on its local simulator."""
 
     name = "circuits"
+    noise = None  # the circuits' own simulator brings its noise
 
     def __init__(self, program: ir.Program, network: ir.Network, tensors: dict, *, target: str = "ibm",
                  strategy: Optional[str] = None, backend: Optional[str] = None, simulator: str = "noisy",
@@ -149,11 +151,12 @@ EXECUTORS = ("sim", "aer")
 
 def make_executor(kind: str, program: ir.Program, network: ir.Network, tensors: dict, *, seed: int = 0,
                   target: str = "ibm", strategy: Optional[str] = None, backend: Optional[str] = None,
-                  noisy: bool = True):
-    """`sim`: the torch simulator in shot mode; `aer`: the compiled circuits of `target`
-    on its local simulator, with the backend's noise when `noisy` (Q0723 otherwise)."""
+                  noisy: bool = True, noise=None):
+    """`sim`: the torch simulator in shot mode (with `noise`, a bound noise model, under
+    that device noise); `aer`: the compiled circuits of `target` on its local simulator,
+    with the backend's noise when `noisy` (Q0723 for another kind)."""
     if kind == "sim":
-        return SimulatorExecutor(program, network, tensors, seed)
+        return SimulatorExecutor(program, network, tensors, seed, noise=noise)
     if kind == "aer":
         return CircuitExecutor(program, network, tensors, target=target, strategy=strategy, backend=backend,
                                simulator="noisy" if noisy else "ideal", seed=seed)

@@ -1,0 +1,230 @@
+"""Device noise in the torch simulator (runtime/noise): the channels against Aer's own,
+the density-matrix neuron against the state-vector one at zero noise, sampling against
+exact enumeration under noise, noise models as validated data, and the fast noisy
+simulator against Aer running the compiled circuits with FakeBrisbane's noise model
+(`AerSimulator.from_backend`). The wide differential runs are marked slow."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from ir_builders_targets import NEURONS, chain_network, random_weights  # noqa: E402
+from noise_helpers import exact_codes, means_of, torch_model  # noqa: E402
+from qnnc.compiler.diagnostics import QnncError  # noqa: E402
+from qnnc.runtime.noise import channels as ch  # noqa: E402
+from qnnc.runtime.noise import from_json, parse, with_layout  # noqa: E402
+from qnnc.runtime.noise.published import published  # noqa: E402
+from qnnc.runtime.noise.model import GateNoise, NoiseModel, QubitNoise  # noqa: E402
+from qnnc.runtime.targets.network import tv_bound, tv_distance  # noqa: E402
+
+X = np.array([0.3, -0.2, 0.9])
+
+
+@pytest.fixture(scope="module")
+def brisbane():
+    pytest.importorskip("qiskit_aer")
+    from qnnc.runtime.noise.ibm import from_fake_backend
+
+    return from_fake_backend("fake_brisbane")
+
+
+def _zero_noise(model: NoiseModel) -> NoiseModel:
+    return replace(model, qubits=tuple(QubitNoise(q.qubit, None, None, 0.0, 0.0) for q in model.qubits),
+                   gates=tuple(GateNoise(g.gate, g.qubits, 0.0, 0.0) for g in model.gates))
+
+
+# --------------------------------------------------------------------------- channels
+
+
+def _aer_ptm(error, n):
+    """A QuantumError as a PTM in our order (first listed qubit most significant)."""
+    from qiskit.quantum_info import SuperOp
+
+    sup = SuperOp(error)
+    r = ch.ptm_of(lambda m: _apply_superop(sup.data, m), n)
+    if n == 2:  # qiskit: qubit 0 least significant -> swap to our order
+        r = ch.embed(r, (1, 0), 2)
+    return r
+
+
+def _apply_superop(s, m):
+    d = m.shape[0]
+    vec = m.reshape(-1, order="F")
+    return (s @ vec).reshape(d, d, order="F")
+
+
+def test_gate_channels_equal_aers(brisbane):
+    from qnnc.runtime.targets.ibm import noisy_simulator
+
+    aer = noisy_simulator("fake_brisbane").options.noise_model  # the one `run --simulator noisy` uses
+    for gate, qubits in [("sx", (0,)), ("x", (5,)), ("ecr", (1, 0)), ("ecr", (2, 1))]:
+        g = brisbane.gate(gate, qubits)
+        mine = ch.gate_error_channel(g.error, g.duration,
+                                     [(brisbane.qubit(q).t1, brisbane.qubit(q).t2) for q in qubits])
+        theirs = _aer_ptm(aer._local_quantum_errors[gate][qubits], len(qubits))
+        assert np.allclose(mine, theirs, atol=1e-12), gate
+
+
+def test_ecr_matrix_is_qiskits():
+    from qiskit.circuit.library import ECRGate
+    from qiskit.quantum_info import Operator
+
+    theirs = Operator(ECRGate()).data  # qiskit: qubit 0 least significant
+    perm = [0, 2, 1, 3]
+    assert np.allclose(ch.NATIVE_FIXED["ecr"], theirs[np.ix_(perm, perm)])
+
+
+@pytest.mark.parametrize("gate", ["rx", "ry", "rz"])
+def test_rotation_ptm_parts(gate):
+    from qnnc.compiler.gates import unitary
+
+    a, c, s = ch.rotation_parts(gate)
+    for theta in (0.0, 0.7, -2.1, math.pi):
+        assert np.allclose(a + math.cos(theta) * c + math.sin(theta) * s, ch.unitary_ptm(unitary(gate, theta)))
+
+
+# --------------------------------------------------------------------------- the neuron
+
+
+@pytest.mark.parametrize("kind,args", [("rotation", {"a": 0.7}), ("weak", {"a": 0.5, "g": 1.0})])
+def test_zero_noise_is_the_ideal_simulator(brisbane, kind, args):
+    """Through the device's native gates with every error zero, the density-matrix neuron
+    gives the state-vector neuron's exact distribution."""
+    net = chain_network(3, [3, 3], kind, args, None, name="z")
+    w = random_weights(net, 4)
+    model = with_layout(_zero_noise(brisbane), [[(0, 1), (2, 3), (4, 5)]] * 2 if kind == "weak"
+                        else [[(0,), (1,), (2,)]] * 2, "test")
+    if kind == "weak":  # coupled pairs of FakeBrisbane (ecr on (1, 0), ...)
+        pairs = [tuple(g.qubits) for g in brisbane.gates if g.gate == "ecr"][:3]
+        model = with_layout(model, [[p for p in pairs]] * 2, "test")
+    ideal = exact_codes(torch_model(net, w), X)
+    noisy = exact_codes(torch_model(net, w, model), X)
+    assert max(abs(ideal.get(k, 0) - noisy.get(k, 0)) for k in set(ideal) | set(noisy)) < 1e-12
+
+
+@pytest.mark.parametrize("kind,args", [("rotation", {"a": 0.4}), ("weak", {"a": 0.5, "g": 0.9})])
+def test_noisy_sampling_matches_noisy_enumeration(kind, args):
+    """The sampler's trajectories (true outcome, then the readout's flip) follow the
+    density matrix's exact branches; a readout error of 5% keeps it far from ideal."""
+    net = chain_network(3, [2, 2], kind, args, None, name="s")
+    w = random_weights(net, 2)
+    model = published("ionq:aria")
+    model = replace(model, qubits=(QubitNoise(-1, None, None, 0.05, 0.08),))
+    m = torch_model(net, w, model)
+    exact = exact_codes(m, X)
+    shots = 20000
+    rec = m.sample(torch.as_tensor(X).reshape(1, -1), shots, generator=torch.Generator().manual_seed(3))
+    out = torch.cat([rec["h1"][:, 0], rec["h2"][:, 0]], -1).numpy()
+    assert tv_distance(out, exact) <= tv_bound(shots, 16)
+    se = np.sqrt(np.maximum(1 - out.mean(0) ** 2, 1e-3) / shots)
+    assert np.all(np.abs(out.mean(0) - means_of(exact, 4)) < 4 * se)
+    ideal = exact_codes(torch_model(net, w), X)
+    assert np.max(np.abs(means_of(ideal, 4) - means_of(exact, 4))) > 0.05
+
+
+def test_noisy_exact_expectation_is_differentiable():
+    net = chain_network(3, [2, 2], "rotation", {"a": 0.6}, 3, name="g")
+    w = random_weights(net, 5)
+    m = torch_model(net, w, published("quantinuum:h1"))
+    loss = m.expected_loss(torch.as_tensor(X).reshape(1, -1), torch.tensor([1]))
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0 for p in m.parameters())
+
+
+# --------------------------------------------------------------------------- as data
+
+
+def test_json_round_trip(brisbane, tmp_path):
+    p = tmp_path / "m.json"
+    p.write_text(json.dumps({"command": "noise", "result": brisbane.to_json()}))
+    again = parse(str(p))
+    assert again.to_json() == brisbane.to_json()
+
+
+@pytest.mark.parametrize("mutate,needle", [
+    (lambda d: d.update(format="x"), "format"),
+    (lambda d: d["qubits"][0].update(readout_p01=0.7), "readout_p01"),
+    (lambda d: d["qubits"][0].update(t1=-1), "t1"),
+    (lambda d: d["gates"][0].update(gate="nope"), "unknown native gate"),
+    (lambda d: d["natives"][0]["steps"][0].update(wires=[0, 1]), "wires"),
+    (lambda d: d.pop("gates"), "missing `gates`"),
+])
+def test_bad_model_files_are_refused(mutate, needle):
+    d = published("ionq:aria").to_json()
+    mutate(d)
+    with pytest.raises(QnncError) as exc:
+        from_json(d, "m.json")
+    assert exc.value.diagnostics[0].code == "Q0703"
+    assert needle in exc.value.diagnostics[0].message
+
+
+@pytest.mark.parametrize("spec,code", [("bogus", "Q0701"), ("ionq:forte9", "Q0701"), ("ibm:", "Q0701"),
+                                       ("missing.json", "Q0702")])
+def test_bad_model_names_are_refused(spec, code):
+    with pytest.raises(QnncError) as exc:
+        parse(spec)
+    assert exc.value.diagnostics[0].code == code
+
+
+def test_a_layout_of_another_network_is_refused():
+    net = chain_network(3, [2, 2], "rotation", {"a": 0.4}, None, name="s")
+    model = with_layout(published("ionq:aria"), [[(0,), (1,)]], "test")
+    with pytest.raises(QnncError) as exc:
+        torch_model(net, random_weights(net, 1), model)
+    assert exc.value.diagnostics[0].code == "Q0708"
+
+
+# --------------------------------------------------------------------------- against Aer
+
+
+def _against_aer(brisbane, kind, strategy, widths, shots, seed=5):
+    from qnnc.runtime.noise.ibm import layout_from_compiled
+    from qnnc.runtime.targets import compile_network, run_compiled
+
+    args = {"a": 0.0} if kind == "rotation" else {"a": 0.5, "g": 1.0}
+    net = chain_network(3, widths, kind, args, None, name="aer")
+    w = random_weights(net, 1)
+    c = compile_network(net, NEURONS, w, X, target="ibm", strategy=strategy,
+                        copies=1 if strategy == "layered" else None)
+    model = with_layout(brisbane, layout_from_compiled(c), strategy)
+    noisy = exact_codes(torch_model(net, w, model), X)
+    ideal = exact_codes(torch_model(net, w), X)
+    out = run_compiled(c, shots, "noisy", seed=seed)
+    H = out.shape[1]
+    return out, noisy, ideal, H
+
+
+def test_fast_noisy_simulator_matches_aer_quick(brisbane):
+    """One layer of four deterministic (a = 0) neurons, `dynamic` on FakeBrisbane: Aer's
+    samples fit the fast simulator's noisy distribution within the TV bound and every
+    neuron's mean within 4 standard errors; the ideal distribution is rejected."""
+    shots = 4000
+    out, noisy, ideal, H = _against_aer(brisbane, "rotation", "dynamic", [4], shots)
+    bound = tv_bound(shots, 2 ** H)
+    assert tv_distance(out, noisy) <= bound
+    assert tv_distance(out, ideal) > bound  # the test can tell noise from none
+    se = np.sqrt(np.maximum(1 - out.mean(0) ** 2, 1e-3) / shots)
+    assert np.all(np.abs(out.mean(0) - means_of(noisy, H)) < 4 * se)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["rotation", "weak"])
+@pytest.mark.parametrize("strategy", ["dynamic", "layered", "deferred"])
+def test_fast_noisy_simulator_matches_aer(brisbane, kind, strategy):
+    if strategy == "deferred" or (kind == "weak" and strategy == "layered"):
+        pytest.xfail(f"`{strategy}` realises the angles with other gates (deferred: controlled rotations on "
+                     "the previous layer's qubits; layered model B: the carried qubit re-prepared from the "
+                     "host's record), whose noise the per-neuron channels do not model "
+                     "(docs/hardware-in-the-loop.md, 'Noise models')")
+    shots = 8000
+    out, noisy, ideal, H = _against_aer(brisbane, kind, strategy, [3, 3], shots)
+    assert tv_distance(out, noisy) <= tv_bound(shots, 2 ** H)
+    se = np.sqrt(np.maximum(1 - out.mean(0) ** 2, 1e-3) / shots)
+    assert np.all(np.abs(out.mean(0) - means_of(noisy, H)) < 4 * se)
