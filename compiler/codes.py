@@ -210,6 +210,7 @@ TABLE: tuple[Code, ...] = (
     Code("Q0722", "bad gradient or fine-tuning setting", GRADIENTS),
     Code("Q0723", "unknown executor", GRADIENTS),
     Code("Q0724", "labels do not match the images", GRADIENTS),
+    Code("Q0725", "simulator noise asked of an executor that brings its own", GRADIENTS),
     # device noise (qnnc.runtime.noise)
     Code("Q0701", "unknown noise model", NOISE),
     Code("Q0702", "noise model file missing or unreadable", NOISE),

@@ -10,6 +10,7 @@ from __future__ import annotations
 from qnnc.compiler import limits
 from qnnc.runtime.cli.flag_types import PATH, SEED, count, non_negative, positive
 from qnnc.runtime.cli.json_output import emit
+from qnnc.runtime.cli.noise_args import add_noise_argument, noise_from_args
 from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args
 from qnnc.runtime.cli.weight_args import add_weight_arguments, load_weights
 from qnnc.runtime.targets.capabilities import STRATEGIES, TARGETS
@@ -21,6 +22,7 @@ def add_arguments(p) -> None:
     p.add_argument("--executor", choices=("sim", "aer"), default="sim",
                    help="sim: the torch simulator in shot mode (default); aer: the compiled circuits on "
                         "the target's local simulator with the backend's noise")
+    add_noise_argument(p)
     p.add_argument("--target", choices=TARGETS, default="ibm", help="--executor aer: vendor (default: ibm)")
     p.add_argument("--backend", metavar="NAME", help="--executor aer: device (default: fake_brisbane)")
     p.add_argument("--strategy", choices=STRATEGIES, help="--executor aer: lowering (default: the best that fits)")
@@ -64,15 +66,19 @@ def run(args) -> int:
     if args.plot:
         output.check_writable(args.plot)
     w = load_weights(args, program, network)
+    noise = noise_from_args(args, program, network)
+    if noise is not None and args.executor != "sim":
+        raise error("Q0725", f"--noise {args.noise} applies to --executor sim; Aer brings the backend's noise",
+                    exit_code=2)
     ex = make_executor(args.executor, program, network, w.tensors, seed=args.seed, target=args.target,
-                       strategy=args.strategy, backend=args.backend, noisy=not args.ideal)
+                       strategy=args.strategy, backend=args.backend, noisy=not args.ideal, noise=noise)
     progress = None if args.json else (lambda m: print(f"  {m}", file=sys.stderr, flush=True))
     r = finetune(program, network, w.tensors, ex, steps=args.steps, batch=args.batch, shots=args.shots,
                  lr=args.lr, momentum=args.momentum, estimator=args.estimator, data=args.data,
                  eval_data=args.eval_data, eval_images=args.eval_images, eval_shots=args.eval_shots,
                  eval_every=args.eval_every, seed=args.seed, out_dir=args.out, progress=progress)
-    where = "simulator (shot mode)" if args.executor == "sim" else \
-        f"{args.target} circuits on Aer{' (ideal)' if args.ideal else ' with the backend noise'}"
+    where = (f"simulator (shot mode{', noise ' + args.noise if noise is not None else ''})" if args.executor == "sim" else
+             f"{args.target} circuits on Aer{' (ideal)' if args.ideal else ' with the backend noise'}")
     if args.plot:
         from qnnc.runtime.plots import finetune_curves
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from qnnc.compiler import limits
 from qnnc.runtime.cli.flag_types import SEED, count
 from qnnc.runtime.cli.json_output import emit
+from qnnc.runtime.cli.noise_args import add_noise_argument, noise_from_args
 from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args
 from qnnc.runtime.cli.weight_args import add_weight_arguments, load_weights
 from qnnc.runtime.targets.capabilities import STRATEGIES, TARGETS
@@ -22,6 +23,7 @@ def add_arguments(p) -> None:
     p.add_argument("--target", choices=("sim",) + tuple(TARGETS), default="sim",
                    help="sim: the torch simulator in shot mode (default); a vendor: its compiled circuits "
                         "on its local simulator")
+    add_noise_argument(p)
     p.add_argument("--simulator", choices=("ideal", "noisy"), default="noisy",
                    help="circuits only: the local simulator with the backend's noise (default) or without")
     p.add_argument("--backend", metavar="NAME", help="circuits only: device (default: the target's)")
@@ -59,10 +61,14 @@ def run(args) -> int:
     sl = slice(args.image, args.image + args.images)
     x = preprocess(ds.images[sl], network.input).astype(np.float64)
     y = ds.labels[sl].astype(np.int64)
+    noise = noise_from_args(args, program, network)
     if args.target == "sim":
-        ex = make_executor("sim", program, network, w.tensors, seed=args.seed)
-        where = "simulator (shot mode)"
+        ex = make_executor("sim", program, network, w.tensors, seed=args.seed, noise=noise)
+        where = "simulator (shot mode" + (f", noise {args.noise})" if noise is not None else ")")
     else:
+        if noise is not None:
+            raise error("Q0725", f"--noise {args.noise} applies to the simulator (--target sim); the circuits' "
+                        "own simulator brings its noise (--simulator noisy)", exit_code=2)
         from qnnc.runtime.gradients import CircuitExecutor
 
         ex = CircuitExecutor(program, network, w.tensors, target=args.target, strategy=args.strategy,
@@ -71,11 +77,12 @@ def run(args) -> int:
     est = estimate(ex, program, network, w.tensors, x, y, shots=args.shots, estimator=args.estimator)
     exact = None
     if args.exact:
-        m = view_model(program, network)
+        m = view_model(program, network, noise)
         m.load_tensors({k: torch.as_tensor(v) for k, v in w.tensors.items()})
         exact = {k: v.numpy() for k, v in exact_gradient(m, torch.as_tensor(x), torch.as_tensor(y)).items()}
     layers = {}
-    for name in est.grads:
+    order = [l.name + sfx for l in network.layers for sfx in ("", ".bias")]
+    for name in sorted(est.grads, key=order.index):
         g, s = est.grads[name].numpy(), est.stderr[name].numpy()
         row = {"shape": list(g.shape), "norm": float(np.linalg.norm(g)), "mean_stderr": float(s.mean()),
                "max_abs": float(np.abs(g).max())}
