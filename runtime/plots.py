@@ -286,10 +286,17 @@ def estimator_variance(rows: Sequence[dict], title: str = "") -> bytes:
         ax.loglog([r["shots"] for r in rs], [r["stderr"] for r in rs], marker="o", label=est)
     ax.set_xlabel("shots per image and variant")
     ax.set_ylabel("mean standard error (hidden weights)")
-    _plain_log_ticks(ax.xaxis)
+    from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
+
+    ax.xaxis.set_major_locator(FixedLocator(sorted({r["shots"] for r in rows})))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
+    return _bytes(fig)
+
+
 def noise_accuracy_vs_a(rows: Sequence[dict], backend: str = "fake_brisbane") -> bytes:
     """Test accuracy against a, without and with device noise (examples/study_noise_sim.py):
     rows {"a", "trained": "ideal"|"noisy", "ideal", "noisy", "ideal_ci95", "noisy_ci95"}."""
