@@ -9,6 +9,7 @@ per a, as the paper does), then:
   "clear"), 96 samples each: how many samples give the right label.
 
     .venv/bin/python examples/study_hardware.py --out runs/study-hardware
+    .venv/bin/python examples/study_hardware.py --noise ibm:fake_brisbane --out runs/study-hardware-noisy
 
 Writes results.json, a markdown table (summary.md) and plots (PNG and PDF).
 """
@@ -32,6 +33,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="training seed")
     ap.add_argument("--image-seed", type=int, default=2025, help="seed of the 55-image draw")
     ap.add_argument("--epochs", type=int)
+    ap.add_argument("--noise", metavar="MODEL",
+                    help="train and evaluate under device noise (e.g. ibm:fake_brisbane; docs/hardware-in-the-loop.md)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
 
@@ -57,11 +60,17 @@ def main(argv=None) -> int:
         program = PassManager([OverrideTraining(overrides)]).run(program)
         net = program.network()
         run_dir = out / f"a={a:g}"
+        noise = None
+        if args.noise:
+            from qnnc.runtime.noise import parse
+
+            noise = parse(args.noise, program, net)
+            overrides["noise"] = args.noise
         if not (run_dir / "run.json").exists():
             train(program, net, program.train(net.name), run_dir, flags={"set": {"a": a}, **overrides},
-                  progress=False)
+                  progress=False, noise=noise)
         c = ckpt.load_checkpoint(ckpt.resolve_checkpoint(run_dir, "last"), net)
-        model = QNNModel(program, net.name, seed=0)
+        model = QNNModel(program, net.name, seed=0, noise=noise)
         model.load_tensors({k: torch.from_numpy(np.array(v)) for k, v in c.tensors.items()})
         model.eval()
         x = torch.from_numpy(preprocess(test.images, net.input))

@@ -38,6 +38,12 @@ def main(argv=None) -> int:
     ap.add_argument("--images", type=int, default=1000)
     ap.add_argument("--aer-a", type=float, default=0.5)
     ap.add_argument("--aer-images", type=int, default=10)
+    ap.add_argument("--aer-copies", type=int, default=1,
+                    help="image copies per layered circuit on Aer (default 1: the qubits the noise model binds; "
+                         "0: fill the device, as `qnnc compile` does)")
+    ap.add_argument("--sections", nargs="+", choices=["aer", "probes"], default=["aer", "probes"],
+                    help="what to run after the accuracy table (training is skipped where a run exists)")
+    ap.add_argument("--tag", default="", help="suffix of the output files")
     ap.add_argument("--pairs", type=int, nargs="+", default=[0, 5, 10, 20, 50, 100])
     ap.add_argument("--probe-values", type=float, nargs="+", default=[0, 0.5, 5])
     ap.add_argument("--backend", default="fake_brisbane")
@@ -95,7 +101,7 @@ def main(argv=None) -> int:
                   file=sys.stderr)
 
     # 2. Aer on the compiled circuits, the same noise model
-    for trained in ("ideal", "noisy"):
+    for trained in (("ideal", "noisy") if "aer" in args.sections else ()):
         program, net, weights, noise = nets[(args.aer_a, trained)]
         wts = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
         x = preprocess(test.images[:args.aer_images], net.input).astype(np.float64)
@@ -103,7 +109,8 @@ def main(argv=None) -> int:
         right = 0
         t = time.perf_counter()
         for i in range(args.aer_images):
-            comp = compile_network(program, None, wts, x[i], target="ibm", backend=args.backend, seed=args.seed)
+            comp = compile_network(program, None, wts, x[i], target="ibm", backend=args.backend, seed=args.seed,
+                                   strategy="layered", copies=args.aer_copies or None)
             o = run_compiled(comp, 10, "noisy", seed=args.seed + i)
             logits = o[:, -net.layers[-2].size:].astype(np.float64) @ wts[net.layers[-1].name].T
             votes = np.bincount(logits.argmax(1), minlength=10)
@@ -111,12 +118,13 @@ def main(argv=None) -> int:
         fast = {ev: evaluate(program, net, weights, shots=10, limit=args.aer_images, seed=args.seed,
                              noise=noise if ev == "noisy" else None)["accuracy"] for ev in ("ideal", "noisy")}
         results["aer"].append({"a": args.aer_a, "trained": trained, "images": args.aer_images,
+                               "copies": args.aer_copies or "fill",
                                "aer_noisy_correct": right, "fast_ideal": fast["ideal"], "fast_noisy": fast["noisy"],
                                "seconds": time.perf_counter() - t})
         print(f"Aer a={args.aer_a:g} trained {trained}: {right}/{args.aer_images}", file=sys.stderr)
 
     # 3. noise probes on the fast simulator
-    for a in args.probe_values:
+    for a in (args.probe_values if "probes" in args.sections else ()):
         if (a, "ideal") not in nets:
             continue
         program, net, weights, noise = nets[(a, "ideal")]
@@ -137,17 +145,19 @@ def main(argv=None) -> int:
             print(f"probes a={a:g} K={k}: accuracy {r['accuracy']:.3f}", file=sys.stderr)
 
     results["seconds"] = time.perf_counter() - t_start
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    (out / "accuracy_vs_a.png").write_bytes(noise_accuracy_vs_a(results["accuracy"], args.backend))
-    (out / "noise_probes.png").write_bytes(noise_probes(results["probes_scale"], args.backend))
+    tag = args.tag
+    (out / f"results{tag}.json").write_text(json.dumps(results, indent=2))
+    (out / f"accuracy_vs_a{tag}.png").write_bytes(noise_accuracy_vs_a(results["accuracy"], args.backend))
+    if results["probes_scale"]:
+        (out / f"noise_probes{tag}.png").write_bytes(noise_probes(results["probes_scale"], args.backend))
     lines = ["| a | trained | accuracy, ideal simulator | accuracy, under noise |", "|---|---|---|---|"]
     for r in results["accuracy"]:
         lines.append(f"| {r['a']:g} | {r['trained']} | {r['ideal']:.3f} ({r['ideal_ci95'][0]:.3f}–{r['ideal_ci95'][1]:.3f}) "
                      f"| {r['noisy']:.3f} ({r['noisy_ci95'][0]:.3f}–{r['noisy_ci95'][1]:.3f}) |")
-    lines += ["", "| a | trained | images | Aer (noisy circuits) | fast, ideal | fast, noisy | Aer seconds |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["", "| a | trained | images | copies | Aer (noisy circuits) | fast, ideal | fast, noisy | Aer seconds |",
+              "|---|---|---|---|---|---|---|---|"]
     for r in results["aer"]:
-        lines.append(f"| {r['a']:g} | {r['trained']} | {r['images']} | {r['aer_noisy_correct']}/{r['images']} | "
+        lines.append(f"| {r['a']:g} | {r['trained']} | {r['images']} | {r['copies']} | {r['aer_noisy_correct']}/{r['images']} | "
                      f"{r['fast_ideal']:.2f} | {r['fast_noisy']:.2f} | {r['seconds']:.0f} |")
     lines += ["", "| a | image (label) | " + " | ".join(f"K = {k}" for k in args.pairs) + " |",
               "|---|---|" + "---|" * len(args.pairs)]
@@ -166,7 +176,7 @@ def main(argv=None) -> int:
         if cells[0] is not None:
             lines.append(f"| {a:g} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
     lines.append(f"\ntotal {results['seconds']:.0f} s")
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    (out / f"summary{tag}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

@@ -314,8 +314,13 @@ def noise_accuracy_vs_a(rows: Sequence[dict], backend: str = "fake_brisbane") ->
         err = [[y - ci[0] for _, y, ci in pts], [ci[1] - y for _, y, ci in pts]]
         ax.errorbar(xs, ys, yerr=err, fmt=fmt, color=color, label=label, capsize=3)
     ax.set_xscale("log")
-    _plain_log_ticks(ax.xaxis)
-    ax.set_xlabel("a (a = 0 plotted at 0.02)")
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    ticks = sorted({max(r["a"], 0.02) for r in rows})
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: "0" if v == 0.02 else f"{v:g}"))
+    ax.set_xlabel("a (log scale; a = 0 plotted at the left)")
     ax.set_ylabel("test accuracy (vote over 10 shots)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)

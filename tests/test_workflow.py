@@ -107,6 +107,7 @@ def test_every_command_prints_the_envelope(trained, capsys, tmp_path):
         "run": ["run", HARDWARE, "--target", "ionq", "--shots", "2"],
         "submit": ["submit", HARDWARE, "--target", "ionq"],
         "data": ["data", "info", "mnist.test"],
+        "noise": ["noise", "show", "--target", "ionq"],
         "replicas": ["replicas", HARDWARE, "--run", str(trained), "--temperatures", "1", "2",
                      "--sweeps", "20", "--replicas", "2", "--no-progress"],
     }

@@ -168,14 +168,15 @@ class LayerNoise:
     def threshold(self, theta: torch.Tensor, own: bool, neurons: Optional[int] = None) -> torch.Tensor:
         """The sampling threshold of the rotation neuron (as the noiseless fast path: -1
         exactly when f + thr < 0 for f uniform in [1, 2)): thr = P(+1) - 2."""
-        a, b, c = self._coef(theta.dtype, theta.shape[-1] if theta.dim() else 1)
+        a, b, c = self._coef(theta.dtype, theta.shape[-1] if theta.dim() else self.size)
         s = torch.sin(theta)
         cos = theta.cos_() if own else torch.cos(theta)
-        thr = cos.mul_(b).addcmul_(s, c).add_(a - 2.0)
-        return thr
+        if cos.shape != torch.broadcast_shapes(cos.shape, b.shape):  # a constant angle: one value
+            return b * cos + c * s + (a - 2.0)
+        return cos.mul_(b).addcmul_(s, c).add_(a - 2.0)
 
     def plus_probability(self, theta: torch.Tensor) -> torch.Tensor:
-        a, b, c = self._coef(theta.dtype, theta.shape[-1] if theta.dim() else 1)
+        a, b, c = self._coef(theta.dtype, theta.shape[-1] if theta.dim() else self.size)
         return a + b * torch.cos(theta) + c * torch.sin(theta)
 
     def _coef(self, dtype, width: int):
