@@ -14,10 +14,11 @@ hidden outcomes, for a batch of images, under a list of angle-shift variants.
   neuron's angle shifted in the circuit IR (`network.with_angle_shift`); the `layered`
   strategy binds angles on the host, so one compiled program serves every image, variant
   and weight update; `dynamic` and `deferred` bake the angles in and recompile.
-* Real hardware: the same `CircuitExecutor` structure with the target's submission
-  client in place of the local simulator (`Target.submission_client()`, as `qnnc submit`
-  uses). Documented in docs/hardware-in-the-loop.md, not exercised here: no test
-  touches a network or a vendor account.
+* Real hardware: `CircuitExecutor(..., via="client", local=False)` runs the same
+  variants through the vendor's submission client (`qnnc.runtime.targets.submit`, as
+  `qnnc submit --yes`); `local=True` is that client on its offline substitute.
+  Documented in docs/hardware-in-the-loop.md; the device path is not exercised here (no
+  test touches a network or a vendor account).
 """
 
 from __future__ import annotations
@@ -86,7 +87,16 @@ class CircuitExecutor:
 
     def __init__(self, program: ir.Program, network: ir.Network, tensors: dict, *, target: str = "ibm",
                  strategy: Optional[str] = None, backend: Optional[str] = None, simulator: str = "noisy",
-                 seed: int = 0, max_table_width: Optional[int] = None):
+                 seed: int = 0, max_table_width: Optional[int] = None, via: str = "simulator",
+                 local: bool = True):
+        """`via="simulator"`: the target's local simulator (`simulator`: ideal | noisy).
+        `via="client"`: the vendor's submission client (`qnnc.runtime.targets.submit`,
+        as `qnnc submit`), with `local=True` on its offline substitute (IBM: SamplerV2 on
+        the fake backend; no credentials, no network); `local=False` submits to the
+        device with the vendor's standard credentials (not exercised here)."""
+        if via not in ("simulator", "client"):
+            raise error("Q0723", f"unknown way to run circuits `{via}`", help="simulator or client")
+        self.via, self.local = via, local
         self.program, self.network = program, network
         self.target, self.strategy, self.backend = target, strategy, backend
         self.simulator, self.max_table_width = simulator, max_table_width
@@ -127,16 +137,20 @@ class CircuitExecutor:
 
         x = np.asarray(x, dtype=np.float64)
         B = x.shape[0]
-        rows = np.zeros((len(variants), B, shots, 0))
         per: list[list[np.ndarray]] = [[] for _ in variants]
         for b in range(B):
             for v, sh in enumerate(variants):
                 c = self._compile(x[b], sh)
                 seed = int(self.seeds.spawn(1)[0].generate_state(1)[0] & 0x7FFFFFFF)
-                per[v].append(run_compiled(c, shots, self.simulator, seed))
+                if self.via == "client":
+                    from qnnc.runtime.targets.submit import submit
+
+                    per[v].append(submit(c, shots, local=self.local, seed=seed,
+                                         ideal=self.simulator == "ideal").outcomes)
+                else:
+                    per[v].append(run_compiled(c, shots, self.simulator, seed))
                 self.circuits += len(c.circuits)
                 widths = c.spec.widths
-        del rows
         offs = np.cumsum([0] + widths)
         out = []
         for v in range(len(variants)):
