@@ -110,23 +110,31 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=0.002)
     ap.add_argument("--eval-images", type=int, default=1000)
     ap.add_argument("--eval-every", type=int, default=25)
+    ap.add_argument("--replot", action="store_true", help="finetune: redraw the figure from its JSON")
     args = ap.parse_args(argv)
     from qnnc.runtime import plots
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.replot:
+        r = json.loads((out / "gradient-finetune.json").read_text())
     if args.part == "variance":
         r = variance(args)
         (out / "gradient-variance.json").write_text(json.dumps(r, indent=2) + "\n")
         (out / "gradient-variance.png").write_bytes(plots.estimator_variance(
             r["rows"], title="hardware.qnn, 4 test images"))
     else:
-        r = finetune_study(args)
+        if not args.replot:
+            r = finetune_study(args)
         (out / "gradient-finetune.json").write_text(json.dumps(r, indent=2) + "\n")
-        runs = {k: v["history"] for k, v in r["runs"].items()}
+        runs = {k + (" (evaluated under noise)" if "under noise" in k else " (evaluated without)"): v["history"]
+                for k, v in r["runs"].items()}
+        st = r["start"]
+        ref = {m: {"start, ideal": st["ideal"][m], "start, noisy": st["noisy"][m]}
+               for m in ("loss", "single_shot_accuracy", "accuracy")}
         (out / "gradient-finetune.png").write_bytes(plots.finetune_curves(
-            runs, title="hardware.qnn, measured-gradient fine-tuning",
-            reference={"noiseless accuracy at start": r["start"]["ideal"]["accuracy"]}))
+            runs, title="hardware.qnn fine-tuned with measured gradients (fast executor, FakeBrisbane noise)",
+            reference=ref, metrics=("loss", "single_shot_accuracy", "accuracy")))
     return 0
 
 

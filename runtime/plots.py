@@ -257,22 +257,27 @@ def replica_hidden_order(r: dict) -> bytes:
     return _bytes(fig)
 
 
-def finetune_curves(runs: dict, title: str = "", reference: Optional[dict] = None) -> bytes:
-    """Accuracy (vote) against fine-tuning step, one line per executor: `runs` maps a
-    label to a `finetune` history (dicts with step, accuracy). `reference`: label ->
-    a horizontal line (e.g. the noiseless accuracy)."""
+def finetune_curves(runs: dict, title: str = "", reference: Optional[dict] = None,
+                    metrics: Sequence[str] = ("accuracy",)) -> bytes:
+    """Fine-tuning histories against step, one panel per metric (`accuracy`: vote,
+    `single_shot_accuracy`, `loss`), one line per run: `runs` maps a label to a
+    `finetune` history. `reference`: metric -> {label: value} drawn as dashed lines."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    for label, hist in runs.items():
-        ax.plot([h["step"] for h in hist], [h["accuracy"] for h in hist], marker="o", label=label)
-    for label, y in (reference or {}).items():
-        ax.axhline(y, ls="--", color="grey", lw=1)
-        ax.text(0, y, f" {label}", va="bottom", fontsize=8, color="grey")
-    ax.set_xlabel("fine-tuning step (measured gradients)")
-    ax.set_ylabel("test accuracy (vote)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    names = {"accuracy": "test accuracy (vote)", "single_shot_accuracy": "test accuracy (single pass)",
+             "loss": "test loss (mean over shots)"}
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for label, hist in runs.items():
+            ax.plot([h["step"] for h in hist], [h[metric] for h in hist], marker="o", label=label)
+        for label, y in ((reference or {}).get(metric) or {}).items():
+            ax.axhline(y, ls="--", color="grey", lw=1)
+            ax.text(0, y, f" {label}", va="bottom", fontsize=7, color="grey")
+        ax.set_xlabel("fine-tuning step")
+        ax.set_ylabel(names.get(metric, metric))
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
     return _bytes(fig)
 
 
