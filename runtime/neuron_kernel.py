@@ -83,10 +83,10 @@ class NeuronKernel:
         # Whether the state must be collapsed after op i (anything later can observe it).
         n = len(self.ops)
         self._state_live_after = [self.carried or i < n - 1 for i in range(n)]
-        # Fast path, recognised by structure: one fresh qubit, R_y(θ), emit-measure.
-        # P(+1) = cos²(θ/2): one cosine and one comparison per sample (see sample()).
         # Device noise (`qnnc.runtime.noise.neuron.LayerNoise`), bound by the simulator; None: ideal.
         self.noise = None
+        # Fast path, recognised by structure: one fresh qubit, R_y(θ), emit-measure.
+        # P(+1) = cos²(θ/2): one cosine and one comparison per sample (see sample()).
         self.fast_ry = (not force_generic and len(self.registers) == 1 and not self.carried
                         and n == 2 and self.ops[0][:2] == ("gate", "ry") and self.ops[1][0] == "measure"
                         and self.ops[1][2])
