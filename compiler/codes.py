@@ -26,6 +26,7 @@ CHECKPOINT = "checkpoint"
 SPIN_ANALYSIS = "spin analysis"
 SIMULATOR = "simulator"
 TRAINING = "training"
+GRADIENTS = "gradients"
 NOISE = "noise"
 
 AREAS: dict[str, tuple[str, str]] = {  # area -> (first, last) code, inclusive
@@ -41,6 +42,7 @@ AREAS: dict[str, tuple[str, str]] = {  # area -> (first, last) code, inclusive
     SPIN_ANALYSIS: ("Q0601", "Q0619"),
     SIMULATOR: ("Q0620", "Q0639"),
     TRAINING: ("Q0640", "Q0699"),
+    GRADIENTS: ("Q0720", "Q0739"),
     NOISE: ("Q0701", "Q0719"),
 }
 
@@ -204,6 +206,13 @@ TABLE: tuple[Code, ...] = (
     Code("Q0635", "the device cannot run this computation", SIMULATOR),
     # training (qnnc.runtime.train)
     Code("Q0640", "the loss became non-finite during training", TRAINING),
+    # measured gradients and fine-tuning (qnnc.runtime.gradients)
+    Code("Q0720", "network shape not supported by measured gradients", GRADIENTS),
+    Code("Q0721", "a neuron's branch is not determined by its recorded outcomes", GRADIENTS),
+    Code("Q0722", "bad gradient or fine-tuning setting", GRADIENTS),
+    Code("Q0723", "unknown executor", GRADIENTS),
+    Code("Q0724", "labels do not match the images", GRADIENTS),
+    Code("Q0725", "simulator noise asked of an executor that brings its own", GRADIENTS),
     # device noise (qnnc.runtime.noise)
     Code("Q0701", "unknown noise model", NOISE),
     Code("Q0702", "noise model file missing or unreadable", NOISE),

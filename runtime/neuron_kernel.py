@@ -107,10 +107,14 @@ class NeuronKernel:
                         self.gate_spans[i])
         return theta
 
-    def _gate_step(self, i: int, ev: "_Evaluator", amps: list, basis: list) -> None:
-        """Op i, a gate: its angle evaluated, applied; its registers leave the basis."""
+    def _gate_step(self, i: int, ev: "_Evaluator", amps: list, basis: list, shift=None) -> None:
+        """Op i, a gate: its angle evaluated (plus `shift[i]`, a per-neuron angle shift,
+        when given), applied; its registers leave the basis."""
         op = self.ops[i]
-        self._apply_gate(amps, op[1], op[2], self._angle(i, ev) if op[3] is not None else None)
+        theta = self._angle(i, ev) if op[3] is not None else None
+        if shift is not None and i in shift:
+            theta = theta + shift[i]
+        self._apply_gate(amps, op[1], op[2], theta)
         for r in op[2]:
             basis[r] = False
 
@@ -152,31 +156,34 @@ class NeuronKernel:
 
     def sample(self, z: torch.Tensor, last: Value, state, fields: RandomFields, key: tuple, start: int,
                shape: Sequence[int], *, inplace: bool = False, out: Optional[torch.Tensor] = None,
-               threshold: Optional[torch.Tensor] = None):
+               threshold: Optional[torch.Tensor] = None, shift: Optional[Mapping[int, torch.Tensor]] = None):
         """One trajectory per element. z: pre-activations broadcastable to `shape`
         ([B, S, N] image-major, or [B, 1, N] when deterministic across shots); last: the
         previous outcomes (or 1.0); state: carried (amp0, amp1) or None for |0>. Returns
         (d, post) with d = ±1 of `shape` and post the carried qubit's state (or None).
         Runs without autograd; the caller attaches the straight-through gradient. `out`:
         an optional buffer for d; `threshold`: `fast_threshold(z)` computed beforehand
-        (fast path only), e.g. once per image for all shots."""
+        (fast path only), e.g. once per image for all shots. `shift`: op index -> angle
+        added to that gate's angle after it is computed, per neuron ([N], broadcast): the
+        parameter-shift hook of `qnnc.runtime.gradients`."""
         with torch.no_grad():
             ev = _Evaluator(z, last, inplace, z_owned=self.uses_z == 1)
             if self.fast_ry:
-                thr = threshold if threshold is not None else self._fast_threshold(ev, z.dtype)
+                thr = (threshold if threshold is not None and not shift
+                       else self._fast_threshold(ev, z.dtype, shift=(shift or {}).get(0)))
                 f = fields.uniform_12(key + (1,), start, shape, out=out)
                 f.add_(thr)
                 return torch.copysign(scalar(1.0, f), f, out=f), None
             if self.noise is not None:
                 u = lambda a: a.unsqueeze(-1) if isinstance(a, torch.Tensor) else a
                 return self.noise.sample(self, _Evaluator(u(z), u(last), False, z_owned=False), state, fields,
-                                         key, start, shape, z.dtype)
+                                         key, start, shape, z.dtype, shift)
             amps = self._fresh_amps(state)
             basis = [True] * self.k  # register known to be in a basis state
             d = None
             for i, op in enumerate(self.ops):
                 if op[0] == "gate":
-                    self._gate_step(i, ev, amps, basis)
+                    self._gate_step(i, ev, amps, basis, shift)
                 else:
                     r = op[1]
                     reset = op[0] == "reset"
@@ -220,10 +227,12 @@ class NeuronKernel:
         c = run(z).cos_()
         return torch.add(scalar(-1.5, c), c, alpha=0.5, out=c)
 
-    def _fast_threshold(self, ev: _Evaluator, dtype, check: bool = True) -> torch.Tensor:
+    def _fast_threshold(self, ev: _Evaluator, dtype, check: bool = True, shift=None) -> torch.Tensor:
         theta, own = ev.ev(self.ops[0][3])
         if not isinstance(theta, torch.Tensor):
             theta = torch.full((), float(theta), dtype=dtype, device=ev.device)
+        if shift is not None:
+            theta, own = theta + shift, True
         if self.noise is not None:  # P(+1) = α + β cos θ + γ sin θ per neuron; thr = P(+1) - 2
             thr = self.noise.threshold(theta, own)
             if check and not bool(torch.isfinite(thr).all()):

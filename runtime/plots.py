@@ -12,7 +12,7 @@ writes them through its one writer and says `wrote FILE`.
 from __future__ import annotations
 
 import io
-from typing import Sequence
+from typing import Optional, Sequence
 
 
 def _pyplot():
@@ -254,6 +254,51 @@ def replica_hidden_order(r: dict) -> bytes:
     ax.set_xlabel("temperature T")
     ax.set_ylabel("⟨|σ·v₁|⟩ / √N")
     ax.set_title("overlap with the top eigenvector of J (hidden order)")
+    return _bytes(fig)
+
+
+def finetune_curves(runs: dict, title: str = "", reference: Optional[dict] = None,
+                    metrics: Sequence[str] = ("accuracy",)) -> bytes:
+    """Fine-tuning histories against step, one panel per metric (`accuracy`: vote,
+    `single_shot_accuracy`, `loss`), one line per run: `runs` maps a label to a
+    `finetune` history. `reference`: metric -> {label: value} drawn as dashed lines."""
+    plt = _pyplot()
+    names = {"accuracy": "test accuracy (vote)", "single_shot_accuracy": "test accuracy (single pass)",
+             "loss": "test loss (mean over shots)"}
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for label, hist in runs.items():
+            ax.plot([h["step"] for h in hist], [h[metric] for h in hist], marker="o", label=label)
+        for label, y in ((reference or {}).get(metric) or {}).items():
+            ax.axhline(y, ls="--", color="grey", lw=1)
+            ax.text(0, y, f" {label}", va="bottom", fontsize=7, color="grey")
+        ax.set_xlabel("fine-tuning step")
+        ax.set_ylabel(names.get(metric, metric))
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _bytes(fig)
+
+
+def estimator_variance(rows: Sequence[dict], title: str = "") -> bytes:
+    """Mean standard error of the hidden-layer gradient against shots, per estimator
+    (rows: estimator, shots, stderr), on log-log axes."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for est in sorted({r["estimator"] for r in rows}):
+        rs = sorted((r for r in rows if r["estimator"] == est), key=lambda r: r["shots"])
+        ax.loglog([r["shots"] for r in rs], [r["stderr"] for r in rs], marker="o", label=est)
+    ax.set_xlabel("shots per image and variant")
+    ax.set_ylabel("mean standard error (hidden weights)")
+    from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
+
+    ax.xaxis.set_major_locator(FixedLocator(sorted({r["shots"] for r in rows})))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
     return _bytes(fig)
 
 

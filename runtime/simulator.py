@@ -327,9 +327,10 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
 
     def _sample(self, x: torch.Tensor, shots: int, fields: RandomFields, first: int, *,
                 inplace: bool, pre: Optional[dict] = None, record: Optional[dict] = None,
-                ws: Optional[dict] = None) -> torch.Tensor:
+                ws: Optional[dict] = None, shifts: Optional[dict] = None) -> torch.Tensor:
         """One stochastic pass over images x (global index of x[0]: `first`); returns [B, S, C].
-        `ws`: buffers reused across chunks (no-grad passes only)."""
+        `ws`: buffers reused across chunks (no-grad passes only). `shifts`: layer name ->
+        {op index: per-neuron angle shift [N]} (the kernel's parameter-shift hook)."""
         grad = torch.is_grad_enabled()
         b = x.shape[0]
         acts: dict[str, torch.Tensor] = {self.network.input.name: x.unsqueeze(1)}
@@ -353,7 +354,8 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
                 thr = pre.get((p.name, "threshold")) if pre is not None else None
                 d, post = p.kernel.sample(z.detach() if z is not None else None, last, state, fields, (p.index,),
                                           first * shots * p.size, shape, inplace=inplace and record is None,
-                                          out=out, threshold=thr)
+                                          out=out, threshold=thr,
+                                          shift=shifts.get(p.name) if shifts else None)
                 carry = (post, d) if p.kernel.carried else None
                 if grad and z is not None and z.requires_grad:
                     d = _StraightThrough.apply(z, d, window)
@@ -565,16 +567,18 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
         counts.scatter_add_(1, per_shot.t(), torch.ones_like(per_shot.t()))
         return counts.argmax(-1), per_shot
 
-    def trace(self, x: torch.Tensor, shots: int = 1, generator: Optional[torch.Generator] = None
-              ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    def trace(self, x: torch.Tensor, shots: int = 1, generator: Optional[torch.Generator] = None,
+              shifts: Optional[dict] = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Every layer's (z, d) of one sampled pass, each [shots, batch, size] (z may be
-        [1, batch, size] when it is the same for all shots). Differentiable like forward."""
+        [1, batch, size] when it is the same for all shots). Differentiable like forward.
+        `shifts`: layer name -> {op index: angle shift per neuron [size]}, added to those
+        gates' angles after they are computed (`qnnc.runtime.gradients`)."""
         self._check_ready()
         x = self._input(x)
         shots = self._shots(shots)
         fields = RandomFields(generator if generator is not None else self.generator, self.dtype, self.device)
         rec: dict = {}
-        self._sample(x, shots, fields, 0, inplace=False, record=rec)
+        self._sample(x, shots, fields, 0, inplace=False, record=rec, shifts=shifts)
         return rec
 
 def _checkpoint_names(module, state_dict, prefix, local_metadata):

@@ -108,6 +108,9 @@ def test_every_command_prints_the_envelope(trained, capsys, tmp_path):
         "submit": ["submit", HARDWARE, "--target", "ionq"],
         "data": ["data", "info", "mnist.test"],
         "noise": ["noise", "show", "--target", "ionq"],
+        "grad": ["grad", HARDWARE, "--run", str(trained), "--shots", "2"],
+        "finetune": ["finetune", HARDWARE, "--run", str(trained), "--steps", "1", "--batch", "1", "--shots", "2",
+                     "--eval-images", "5", "--eval-shots", "1"],
         "replicas": ["replicas", HARDWARE, "--run", str(trained), "--temperatures", "1", "2",
                      "--sweeps", "20", "--replicas", "2", "--no-progress"],
     }

@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("qnnc.runtime.cli.run", "run compiled circuits on a local simulator (Aer, Braket, pytket)"),
     "submit": ("qnnc.runtime.cli.submit", "run compiled circuits through a vendor's cloud client (dry run unless --yes)"),
     "data": ("qnnc.runtime.cli.data", "inspect, verify or download data sets"),
+    "grad": ("qnnc.runtime.cli.grad", "one measured gradient (parameter shift or score function): estimate, standard error, circuits"),
+    "finetune": ("qnnc.runtime.cli.finetune", "fine-tune trained weights with measured gradients (simulator or Aer with device noise)"),
     "noise": ("qnnc.runtime.cli.noise", "show a device's noise model (the torch simulator's --noise)"),
 }
 

@@ -280,8 +280,10 @@ class LayerNoise:
 
     # ------------------------------------------------------------------ sampling and branching
 
-    def sample(self, kernel, ev, state, fields, key, start, shape, dtype):
-        """One trajectory per element of `shape` [B, S, N]: (recorded d, post Bloch or None)."""
+    def sample(self, kernel, ev, state, fields, key, start, shape, dtype, shift=None):
+        """One trajectory per element of `shape` [B, S, N]: (recorded d, post Bloch or None).
+        `shift`: op index -> angle added after it is computed (the kernel's parameter-shift
+        hook), broadcast like z."""
         v = self.initial(state, shape, dtype)  # [B, S, N, 1, D]
         d = None
         tiny = torch.finfo(dtype).tiny
@@ -289,6 +291,8 @@ class LayerNoise:
         for i, op in enumerate(kernel.ops):
             if op[0] == "gate":
                 theta = kernel._angle(i, ev) if op[3] is not None else None
+                if shift is not None and i in shift:
+                    theta = theta + shift[i].unsqueeze(-1)
                 v = self.apply(i, v, theta)
                 continue
             r = op[1]

@@ -14,7 +14,7 @@ from qnnc.runtime.targets import host
 from qnnc.runtime.targets.capabilities import Capabilities
 from qnnc.runtime.targets.errors import refuse
 from qnnc.runtime.targets.lowering import Lowered, Options
-from qnnc.runtime.targets.network import NetworkSpec, resolve
+from qnnc.runtime.targets.network import NetworkSpec, resolve, with_angle_shift
 from qnnc.runtime.targets.target import Target, get_target
 
 
@@ -67,13 +67,16 @@ def compile_network(program_or_network: Union[ir.Program, ir.Network],
                     backend: Optional[str] = None, noise_pairs: Optional[int] = None, noise_kind: str = "sx",
                     *, copies: Optional[int] = None, max_table_width: Optional[int] = None,
                     max_qubits: Optional[int] = None, seed: int = 0,
-                    network: Optional[str] = None, weight_bits: Optional[int] = None) -> CompiledProgram:
+                    network: Optional[str] = None, weight_bits: Optional[int] = None,
+                    angle_shift: Optional[tuple[int, int, int, float]] = None) -> CompiledProgram:
     """Lower a network with its weights and one preprocessed input `x` to the target's
     circuits. `strategy=None` takes the first strategy the target runs (best first)
     that fits; an explicit strategy that cannot run is refused, never replaced.
     `weight_bits` rounds the weights of the layers after the first to an integer grid
     (see `network.resolve`), so that a target with real-time arithmetic computes their
-    angles exactly during the shot; the summary reports the grid and the change."""
+    angles exactly during the shot; the summary reports the grid and the change.
+    `angle_shift` (hidden layer, neuron, gate index, delta) shifts one neuron's gate angle
+    after it is computed: a parameter-shift variant (`qnnc.runtime.gradients`)."""
     if isinstance(program_or_network, ir.Program):
         net = program_or_network.network(network)
         if net is None:
@@ -93,6 +96,8 @@ def compile_network(program_or_network: Union[ir.Program, ir.Network],
         # use part of the device (e.g. what a local simulator holds)
         caps = dataclasses.replace(caps, max_qubits=min(caps.max_qubits, max_qubits))
     spec = resolve(net, neurons, weights, x, weight_bits)
+    if angle_shift is not None:
+        spec = with_angle_shift(spec, *angle_shift)
     opts = Options(noise_pairs=noise_pairs, noise_kind=noise_kind, copies=copies,
                    max_table_width=max_table_width, weight_bits=weight_bits)
     lowered, refused = tgt.lower(spec, caps, opts, strategy)

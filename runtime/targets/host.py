@@ -105,25 +105,26 @@ def run_layered(lowered: Lowered, spec: NetworkSpec, executor: Executor, shots: 
             progress(f"layer {li + 1}/{len(spec.hidden)} `{layer.name}`: {n} circuit(s), {shots} shots")
         for ci, ch in enumerate(lowered.chunks):
             if ch.layer == li:
-                _run_chunk(ci, ch, nm, z, last, carried, executor, records)
+                _run_chunk(ci, ch, layer, z, last, carried, executor, records)
         emits = records[:, :, nm.emit_index]
         out[:, offs[li]:offs[li] + layer.size] = 1 - 2 * emits
         if li + 1 < len(spec.hidden) and spec.hidden[li + 1].carried:
-            carried = _carry(nm, z, last, carried, records, rng)
+            carried = _carry(layer, z, last, carried, records, rng)
         else:
             carried = None
         d_prev = 1.0 - 2.0 * emits
     return out
 
 
-def _run_chunk(ci: int, ch: ChunkPlan, nm, z, last, carried, executor: Executor,
+def _run_chunk(ci: int, ch: ChunkPlan, layer, z, last, carried, executor: Executor,
                records: np.ndarray) -> None:
+    nm = layer.neuron
     shots = z.shape[0]
     n = len(ch.neurons)
     n_gates = len(nm.gates)
     ang = np.zeros((shots, n, n_gates))
     for j, i in enumerate(ch.neurons):
-        for g, a in enumerate(nm.angles(z[:, i], last[:, i])):
+        for g, a in enumerate(layer.model(i).angles(z[:, i], last[:, i])):
             if a is not None:
                 ang[:, j, g] = a
     cols = [ang.reshape(shots, -1)]
@@ -151,15 +152,16 @@ def _run_chunk(ci: int, ch: ChunkPlan, nm, z, last, carried, executor: Executor,
             records[samples[ok][:, None], np.array(ch.neurons)[None, :]] = got
 
 
-def _carry(nm, z, last, carried, records, rng: np.random.Generator) -> np.ndarray:
+def _carry(layer, z, last, carried, records, rng: np.random.Generator) -> np.ndarray:
     """Each neuron's qubit state after the branch its measurements reported; branches
     the record does not tell apart (traced-out registers) are drawn with their
     conditional probabilities."""
+    nm = layer.neuron
     shots, size = z.shape
     out = np.zeros((shots, size, 2), dtype=complex)
     for i in range(size):
         cin = carried[:, i] if (nm.carried_reg is not None and carried is not None) else None
-        brs = nm.branches(z[:, i], last[:, i], cin)
+        brs = layer.model(i).branches(z[:, i], last[:, i], cin)
         weights = np.stack([np.all(records[:, i, :] == np.array(b.record), axis=1) *
                             (b.prob + 1e-300) for b in brs], 1)
         cum = np.cumsum(weights, 1)

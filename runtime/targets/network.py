@@ -8,6 +8,7 @@ integer, bit k set when column k is -1.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence, Union
 
@@ -56,6 +57,13 @@ class HiddenLayer:
     carried: bool
     span: ir.Span = ir.NO_SPAN
     quantised: Optional[Quantisation] = None  # weights rounded for real-time arithmetic
+    # One neuron's model replaced by an angle-shifted one (a parameter-shift variant):
+    # (neuron index, its NeuronModel); every angle of neuron i comes from `model(i)`.
+    shifted: Optional[tuple[int, NeuronModel]] = None
+
+    def model(self, i: int) -> NeuronModel:
+        """The neuron model of neuron i (the layer's, or its angle-shifted variant)."""
+        return self.shifted[1] if self.shifted is not None and self.shifted[0] == i else self.neuron
 
     def z(self, d_prev: np.ndarray) -> np.ndarray:
         """Pre-activations [..., size] from the previous layer's ±1 outcomes (or x)."""
@@ -164,6 +172,16 @@ def resolve(network: ir.Network, neurons: Union[Mapping[str, ir.NeuronDef], Sequ
     return NetworkSpec(network.name, hidden, x, output, network.span)
 
 
+def with_angle_shift(spec: NetworkSpec, layer: int, neuron: int, gate: int, delta: float) -> NetworkSpec:
+    """The network with one neuron's gate angle shifted by `delta` after it is computed
+    (a parameter-shift variant): every strategy lowers it like the network itself."""
+    hidden = list(spec.hidden)
+    h = hidden[layer]
+    base = h.model(neuron)
+    hidden[layer] = dataclasses.replace(h, shifted=(neuron, base.shifted(gate, delta)))
+    return dataclasses.replace(spec, hidden=hidden)
+
+
 def realtime_squash(model: NeuronModel) -> Optional[tuple[str, float]]:
     """(kind, a) shared by every z-dependent angle of the neuron, when each is
     c0 + c1 f(z/a) + c2 last; None when some angle is not of that form or they differ."""
@@ -253,7 +271,7 @@ def exact_distribution(spec: NetworkSpec, max_histories: int = 1 << 18) -> dict[
         per_neuron = []
         for i in range(layer.size):
             cin = carried[:, i, :] if (layer.carried and carried is not None) else None
-            per_neuron.append(layer.neuron.branches(z[:, i], last[:, i], cin))
+            per_neuron.append(layer.model(i).branches(z[:, i], last[:, i], cin))
         # expand histories neuron by neuron: index arrays into the branch lists
         hist = np.arange(h)
         p = probs.copy()

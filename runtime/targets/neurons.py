@@ -11,6 +11,7 @@ the `layered` strategy, and checking the circuit lowerings.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Mapping, Optional, Union
@@ -81,6 +82,19 @@ class NeuronModel:
         self.emit_index = next(i for i, m in enumerate(self.measures) if m.emit)
         self.gates = [op for op in ndef.ops if isinstance(op, ir.GateOp)]
         self.forms = self.bound.gate_angles
+        # gate index -> an angle added after the angle is computed (one neuron's
+        # parameter-shift variant, `shifted`); empty for the network itself.
+        self.angle_shift: dict[int, float] = {}
+
+    def shifted(self, gate_index: int, delta: float) -> "NeuronModel":
+        """This neuron with gate `gate_index`'s angle shifted by `delta` after it is
+        computed from z and last (the parameter-shift rule, `qnnc.runtime.gradients`).
+        Only a gate whose angle reads z can be shifted."""
+        if self.forms[gate_index] is None or "z" not in self.used_names(gate_index):
+            raise ValueError(f"gate {gate_index} of neuron `{self.ndef.name}` does not depend on z")
+        out = copy.copy(self)
+        out.angle_shift = {**self.angle_shift, gate_index: self.angle_shift.get(gate_index, 0.0) + float(delta)}
+        return out
 
     @property
     def num_registers(self) -> int:
@@ -97,6 +111,8 @@ class NeuronModel:
                 out.append(None)
                 continue
             a = np.broadcast_to(angles.evaluate(form, z, last), shape).astype(float)
+            if len(out) in self.angle_shift:
+                a = a + self.angle_shift[len(out)]
             if not np.all(np.isfinite(a)):
                 raise error(angles.NOT_FINITE, f"an angle of neuron `{self.ndef.name}` is not finite for "
                             "some inputs", g.span, help="check the angle's domain (log, sqrt, asin, acos, "

@@ -172,7 +172,7 @@ def layer_angles(layer: HiddenLayer, d_prev: Optional[np.ndarray], x: np.ndarray
     else:
         z = layer.z(d_prev)
         last = layer.last(d_prev, d_prev.shape[0])
-    return [layer.neuron.angles(z[:, i], last[:, i]) for i in range(layer.size)]
+    return [layer.model(i).angles(z[:, i], last[:, i]) for i in range(layer.size)]
 
 
 def affine_increments(table: np.ndarray, width: int) -> Optional[np.ndarray]:

@@ -271,7 +271,7 @@ class _RealtimeAngles:
 
     def rotation(self, gate: str, q: int, gate_index: int) -> list[Op]:
         layer, li = self.layer, self.li
-        form = layer.neuron.squash_form(gate_index)
+        form = layer.model(self.i).squash_form(gate_index)
         if form is None:
             raise self._refuse_form()
         # the register is computed once per neuron, before its first use
