@@ -26,6 +26,7 @@ CHECKPOINT = "checkpoint"
 SPIN_ANALYSIS = "spin analysis"
 SIMULATOR = "simulator"
 TRAINING = "training"
+LANDSCAPE = "landscape"
 
 AREAS: dict[str, tuple[str, str]] = {  # area -> (first, last) code, inclusive
     INTERNAL: ("Q0000", "Q0000"),
@@ -40,6 +41,7 @@ AREAS: dict[str, tuple[str, str]] = {  # area -> (first, last) code, inclusive
     SPIN_ANALYSIS: ("Q0601", "Q0619"),
     SIMULATOR: ("Q0620", "Q0639"),
     TRAINING: ("Q0640", "Q0699"),
+    LANDSCAPE: ("Q0760", "Q0769"),
 }
 
 
@@ -200,6 +202,11 @@ TABLE: tuple[Code, ...] = (
     Code("Q0633", "bad shots / argument", SIMULATOR),
     # training (qnnc.runtime.train)
     Code("Q0640", "the loss became non-finite during training", TRAINING),
+    # the energy landscape of one image (qnnc.runtime.landscape, `qnnc landscape`)
+    Code("Q0760", "the network has no landscape of the supported kind", LANDSCAPE),
+    Code("Q0761", "a landscape setting is out of range", LANDSCAPE),
+    Code("Q0762", "the image is not in the data set", LANDSCAPE),
+    Code("Q0763", "an outcome pattern has the wrong shape or values", LANDSCAPE),
 )
 
 BY_CODE: dict[str, Code] = {c.code: c for c in TABLE}

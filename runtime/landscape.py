@@ -19,8 +19,9 @@ noisy network, finite everywhere for ε > 0.
 
 A minimum is a pattern no single flip lowers. `find_minima` enumerates every pattern of
 nonzero probability when there are at most `exhaustive_limit` of them (exact), and
-otherwise descends (steepest single-flip descent) from `starts` patterns sampled from
-P(s | x), then probes every other label: for each of the lowest minima found, the
+otherwise descends (steepest single-flip descent) from `starts` patterns, half sampled
+from P(s | x) (where shots land) and half with every possible outcome equally likely
+(spread over the landscape), then probes every other label: for each of the lowest minima found, the
 lowest-energy last-layer pattern of each other label (by enumerating the last layer's
 2^w patterns when w is at most `probe_width`) is completed by descent.
 
@@ -210,14 +211,19 @@ class Landscape:
         return self.output(self.layer(S, len(self.plans) - 1)).argmax(-1)
 
     @torch.no_grad()
-    def sample(self, count: int, generator: torch.Generator) -> torch.Tensor:
-        """`count` patterns drawn from P(s | x) (the network's shots, with the flips)."""
+    def sample(self, count: int, generator: torch.Generator, uniform: bool = False) -> torch.Tensor:
+        """`count` patterns drawn from P(s | x) (the network's shots, with the flips); with
+        `uniform`, every outcome of nonzero probability equally likely, layer by layer (the
+        infinite-temperature proposal: starts spread over the whole landscape)."""
         parts = []
         logp = self._first.unsqueeze(0).expand(count, -1, -1)
         for l in range(len(self.plans)):
             if l:
                 logp = self._log_probs(l, parts[-1])
             p_plus = torch.exp(logp[..., 0])
+            if uniform:
+                ok = torch.isfinite(logp)
+                p_plus = torch.where(ok.all(-1), torch.full_like(p_plus, 0.5), ok[..., 0].to(self.dtype))
             u = torch.rand(p_plus.shape, generator=generator, dtype=self.dtype)
             parts.append(torch.where(u < p_plus, 1.0, -1.0).to(self.dtype))
         return torch.cat(parts, 1)
@@ -391,7 +397,8 @@ class Landscape:
             result = LandscapeResult("exhaustive", self.layers, self.flip, [], support=int(S.shape[0]), seed=seed)
         else:
             gen = torch.Generator().manual_seed(int(seed))
-            S0 = self.sample(starts, gen)
+            shots = (starts + 1) // 2
+            S0 = torch.cat([self.sample(shots, gen), self.sample(starts - shots, gen, uniform=True)])
             M, E = self.descend(S0)
             found = _unique(M, E)
             probes = 0
