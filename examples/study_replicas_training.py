@@ -64,16 +64,20 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--p-q-temperature", type=float, default=0.9,
                     help="the temperature whose P(q) the figure shows (nearest on the ladder)")
+    ap.add_argument("--replot", action="store_true", help="redraw the figures and summary from OUT/results.json")
     args = ap.parse_args(argv)
-
-    import numpy as np
+    out = Path(args.out)
+    if args.replot:
+        rows = json.loads((out / "results.json").read_text())["rows"]
+        (out / "summary.md").write_text(summary(rows, args))
+        figures(rows, out, args.p_q_temperature)
+        return 0
 
     from qnnc.compiler import load_program
     from qnnc.runtime.cli.replicas import _top_eigenvector
     from qnnc.runtime.replicas import LayeredCouplings, run_replicas, temperature_ladder
     from qnnc.runtime.spin import ising_model, load_weights
 
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     temps = temperature_ladder(args.t_min, args.t_max, args.temperatures)
     rows = []
@@ -137,6 +141,8 @@ def figures(rows, out: Path, t_pq: float) -> None:
             ax.axvline(r["tap_tc"], color=f"C{i}", ls=":", lw=1)
             ax.axvline(r["t_melt"], color=f"C{i}", ls="--", lw=1)
         ax.set_xscale("log")
+        ax.set_xticks([0.5, 0.7, 1, 1.5, 2, 3], ["0.5", "0.7", "1", "1.5", "2", "3"])
+        ax.set_xticks([], minor=True)
         ax.set_xlabel("T")
         ax.set_title(name)
         ax.legend(fontsize=7)

@@ -351,3 +351,29 @@ def test_json_envelope_validates_and_matches_the_library(tiny):
 def test_cli_refusals(tiny, argv, code):
     rc, out, err = run_cli(["landscape", tiny, *argv])
     assert rc == 2 and f"error[{code}]" in err and "Traceback" not in err, err
+
+
+@pytest.mark.slow
+def test_a_layered_run_takes_one_input_per_shot():
+    """`host.shot_inputs`: the landscape study runs many images in one `layered` run. At
+    a = 0 every outcome is certain, so each shot must give its own image's pattern."""
+    pytest.importorskip("qiskit_aer")
+    import dataclasses
+
+    from qnnc.runtime.data import load_dataset, preprocess
+    from qnnc.runtime.targets import compile_network, run_compiled
+    from qnnc.runtime.weights import load_weights
+
+    program = parse_program(CLI_NET.replace("= 0.5", "= 0"), "tiny.qnn")
+    net = program.network()
+    tensors, _, _ = load_weights(program, net, None, 0)
+    X = preprocess(load_dataset("mnist.test").images[:3], net.input).astype(np.float64)
+    compiled = compile_network(program, None, tensors, X[0], target="ibm", strategy="layered", seed=0)
+    xs = np.repeat(X, 2, axis=0)[[0, 2, 4, 1, 3, 5]]  # images 0, 1, 2, 0, 1, 2
+    batch = dataclasses.replace(compiled, spec=dataclasses.replace(compiled.spec, x=xs))
+    got = run_compiled(batch, 6, simulator="ideal", seed=0)
+    for i in range(3):
+        land = landscape_of(program, net, tensors, X[i])
+        want = land.sample(1, torch.Generator().manual_seed(0))[0].numpy()
+        assert np.array_equal(got[i], want) and np.array_equal(got[i + 3], want)
+    assert not np.array_equal(got[0], got[1]) or not np.array_equal(got[1], got[2])  # the images differ
