@@ -34,8 +34,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Optional
 
+import functools
+
 import numpy as np
-import torch
 
 from qnnc.compiler.diagnostics import error
 
@@ -49,6 +50,18 @@ DEFAULT_PROBE_WIDTH = 16
 PROBE_MINIMA = 8  # the lowest minima whose other labels are probed
 MAX_STARTS = 1 << 16
 _CHUNK = 1 << 15  # patterns whose neighbours are evaluated at once
+
+
+def _no_grad(fn):
+    """torch.no_grad() around `fn`, importing torch only when it runs (`qnnc landscape
+    --help` and its flag refusals do not import torch)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        import torch
+
+        with torch.no_grad():
+            return fn(*args, **kwargs)
+    return wrapper
 
 
 @dataclass
@@ -111,6 +124,8 @@ class Landscape:
     """E(s) = −log P(s | x) over the neuron layers' outcomes of one image x."""
 
     def __init__(self, model, x, flip: float = 0.0):
+        import torch
+
         from qnnc.runtime.torch_angles import sign_pos
 
         if not (isinstance(flip, (int, float)) and 0.0 <= flip < 0.5):
@@ -158,6 +173,8 @@ class Landscape:
 
     def _log_probs(self, l: int, src: torch.Tensor) -> torch.Tensor:
         """log P(emit +1), log P(emit −1) of layer l's neurons given its source: [B, N_l, 2]."""
+        import torch
+
         p = self.plans[l]
         z = self.model._layer_z(p, src.to(self.dtype), inplace=False)
         probs = p.kernel.branch(z).probs  # [B, N, 2]: emitted +1, then −1
@@ -168,10 +185,14 @@ class Landscape:
 
     def _layer_energy(self, logp: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """−Σ_n log p(s_n) for patterns s [B, N] of a layer with log-probabilities [B|1, N, 2]."""
+        import torch
+
         pick = torch.where(s > 0, logp[..., 0], logp[..., 1])
         return -pick.sum(-1)
 
     def check(self, S) -> torch.Tensor:
+        import torch
+
         S = torch.as_tensor(S)
         if S.dim() == 1:
             S = S.unsqueeze(0)
@@ -186,7 +207,7 @@ class Landscape:
     def layer(self, S: torch.Tensor, l: int) -> torch.Tensor:
         return S[:, self.offsets[l]:self.offsets[l + 1]]
 
-    @torch.no_grad()
+    @_no_grad
     def energy(self, S) -> torch.Tensor:
         """E(s) = −log P(s | x) for patterns [B, H] (or one [H]): float64 [B], +inf where
         the pattern is impossible."""
@@ -196,7 +217,7 @@ class Landscape:
             E = E + self._layer_energy(self._log_probs(l, self.layer(S, l - 1)), self.layer(S, l))
         return E
 
-    @torch.no_grad()
+    @_no_grad
     def output(self, last: torch.Tensor) -> torch.Tensor:
         """The network's output for last-layer patterns [B, N_L]."""
         out = last.to(self.dtype)
@@ -210,11 +231,13 @@ class Landscape:
         S = self.check(S)
         return self.output(self.layer(S, len(self.plans) - 1)).argmax(-1)
 
-    @torch.no_grad()
+    @_no_grad
     def sample(self, count: int, generator: torch.Generator, uniform: bool = False) -> torch.Tensor:
         """`count` patterns drawn from P(s | x) (the network's shots, with the flips); with
         `uniform`, every outcome of nonzero probability equally likely, layer by layer (the
         infinite-temperature proposal: starts spread over the whole landscape)."""
+        import torch
+
         parts = []
         logp = self._first.unsqueeze(0).expand(count, -1, -1)
         for l in range(len(self.plans)):
@@ -228,11 +251,13 @@ class Landscape:
             parts.append(torch.where(u < p_plus, 1.0, -1.0).to(self.dtype))
         return torch.cat(parts, 1)
 
-    @torch.no_grad()
+    @_no_grad
     def neighbour_energies(self, S: torch.Tensor) -> torch.Tensor:
         """E of every single flip: [B, H] (row b, column i: pattern b with spin i flipped),
         for patterns of finite energy. A flip in layer l changes only layer l's own term
         and the terms of layer l + 1, so only those are recomputed."""
+        import torch
+
         B, H = S.shape
         out = torch.empty(B, H, dtype=self.dtype)
         rows = max(1, _CHUNK // max(H, 1))
@@ -260,9 +285,11 @@ class Landscape:
                 out[b0:b0 + b, self.offsets[l]:self.offsets[l + 1]] = E.unsqueeze(1) + delta
         return out
 
-    @torch.no_grad()
+    @_no_grad
     def descend(self, S: torch.Tensor, max_moves: Optional[int] = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Steepest single-flip descent from each row of S: (minima [B, H], energies [B])."""
+        import torch
+
         S = self.check(S).clone()
         E = self.energy(S)
         active = torch.isfinite(E)
@@ -282,6 +309,8 @@ class Landscape:
 
     def is_minimum(self, S) -> torch.Tensor:
         """Whether no single flip lowers E, per pattern: bool [B]."""
+        import torch
+
         S = self.check(S)
         E = self.energy(S)
         En = self.neighbour_energies(S)
@@ -289,10 +318,12 @@ class Landscape:
 
     # ------------------------------------------------------------------ exhaustive
 
-    @torch.no_grad()
+    @_no_grad
     def support(self, limit: int) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
         """Every pattern of nonzero probability and its energy, or None when there are more
         than `limit` (counted layer by layer, before anything is enumerated past it)."""
+        import torch
+
         S = torch.zeros(1, 0, dtype=self.dtype)
         E = torch.zeros(1, dtype=self.dtype)
         for l in range(len(self.plans)):
@@ -325,6 +356,8 @@ class Landscape:
 
     def _exhaustive_minima(self, S: torch.Tensor, E: torch.Tensor) -> torch.Tensor:
         """Indices of the minima among the support (neighbours outside it have E = +∞)."""
+        import torch
+
         H = self.n
         if H > 62:
             # Patterns as 62-bit keys do not fit; compare neighbour energies directly.
@@ -350,7 +383,7 @@ class Landscape:
 
     # ------------------------------------------------------------------ probes
 
-    @torch.no_grad()
+    @_no_grad
     def _last_layer_table(self):
         cached = getattr(self, "_table", None)
         if cached is None:
@@ -360,11 +393,13 @@ class Landscape:
             cached = self._table = (T, self.output(T).argmax(-1))
         return cached
 
-    @torch.no_grad()
+    @_no_grad
     def probe_labels(self, S: torch.Tensor) -> torch.Tensor:
         """For each pattern, and each label the last layer can express: the pattern with the
         last layer replaced by its lowest-energy pattern of that label (given the layers
         before). Rows of finite energy only."""
+        import torch
+
         T, lab = self._last_layer_table()
         L = len(self.plans)
         out = []
@@ -384,6 +419,8 @@ class Landscape:
     def find_minima(self, *, starts: int = DEFAULT_STARTS, seed: int = 0,
                     exhaustive_limit: int = DEFAULT_EXHAUSTIVE_LIMIT,
                     probe_width: int = DEFAULT_PROBE_WIDTH) -> LandscapeResult:
+        import torch
+
         for what, v, lo, hi in (("starts", starts, 1, MAX_STARTS), ("exhaustive limit", exhaustive_limit, 0, 1 << 24),
                                 ("probe width", probe_width, 0, 20)):
             if not isinstance(v, int) or not lo <= v <= hi:
@@ -457,6 +494,8 @@ def _gaps(minima: list) -> None:
 def landscape_of(program, network, tensors: dict, x, flip: float = 0.0) -> Landscape:
     """The landscape of image x (preprocessed, [features]) under `network` with weights
     `tensors` (checkpoint names), in float64."""
+    import torch
+
     from qnnc.runtime.train import build_model
 
     model = build_model(program, network, 0, dtype=torch.float64)
