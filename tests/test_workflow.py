@@ -109,6 +109,7 @@ def test_every_command_prints_the_envelope(trained, capsys, tmp_path):
         "data": ["data", "info", "mnist.test"],
         "replicas": ["replicas", HARDWARE, "--run", str(trained), "--temperatures", "1", "2",
                      "--sweeps", "20", "--replicas", "2", "--no-progress"],
+        "landscape": ["landscape", HARDWARE, "--run", str(trained), "--image", "1", "--starts", "8"],
     }
     assert set(argvs) == set(registry.COMMANDS)
     for name, argv in argvs.items():
