@@ -28,6 +28,7 @@ SIMULATOR = "simulator"
 TRAINING = "training"
 GRADIENTS = "gradients"
 NOISE = "noise"
+LANDSCAPE = "landscape"
 
 AREAS: dict[str, tuple[str, str]] = {  # area -> (first, last) code, inclusive
     INTERNAL: ("Q0000", "Q0000"),
@@ -44,6 +45,7 @@ AREAS: dict[str, tuple[str, str]] = {  # area -> (first, last) code, inclusive
     TRAINING: ("Q0640", "Q0699"),
     GRADIENTS: ("Q0720", "Q0739"),
     NOISE: ("Q0701", "Q0719"),
+    LANDSCAPE: ("Q0760", "Q0769"),
 }
 
 
@@ -223,6 +225,11 @@ TABLE: tuple[Code, ...] = (
     Code("Q0707", "a neuron's qubits are not coupled on the device", NOISE),
     Code("Q0708", "the noise model's layout does not fit the network", NOISE),
     Code("Q0709", "noise requested where it does not apply", NOISE),
+    # the energy landscape of one image (qnnc.runtime.landscape, `qnnc landscape`)
+    Code("Q0760", "the network has no landscape of the supported kind", LANDSCAPE),
+    Code("Q0761", "a landscape setting is out of range", LANDSCAPE),
+    Code("Q0762", "the image is not in the data set", LANDSCAPE),
+    Code("Q0763", "an outcome pattern has the wrong shape or values", LANDSCAPE),
 )
 
 BY_CODE: dict[str, Code] = {c.code: c for c in TABLE}

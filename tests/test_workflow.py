@@ -113,6 +113,7 @@ def test_every_command_prints_the_envelope(trained, capsys, tmp_path):
                      "--eval-images", "5", "--eval-shots", "1"],
         "replicas": ["replicas", HARDWARE, "--run", str(trained), "--temperatures", "1", "2",
                      "--sweeps", "20", "--replicas", "2", "--no-progress"],
+        "landscape": ["landscape", HARDWARE, "--run", str(trained), "--image", "1", "--starts", "8"],
     }
     assert set(argvs) == set(registry.COMMANDS)
     for name, argv in argvs.items():

@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "hamiltonian": ("qnnc.runtime.cli.hamiltonian", "the network as an Ising spin model: spectrum, T_c, phase"),
     "tap": ("qnnc.runtime.cli.tap", "TAP analysis over a training run: T_c(t), spectrum, solutions, power law"),
     "replicas": ("qnnc.runtime.cli.replicas", "replica-exchange Monte Carlo on the Ising Hamiltonian: P(q), Binder, hidden order"),
+    "landscape": ("qnnc.runtime.cli.landscape", "the classification energy landscape of one image: minima, labels, gaps"),
     "compile": ("qnnc.runtime.cli.compile", "compile a network to IBM, IonQ or Quantinuum circuits"),
     "run": ("qnnc.runtime.cli.run", "run compiled circuits on a local simulator (Aer, Braket, pytket)"),
     "submit": ("qnnc.runtime.cli.submit", "run compiled circuits through a vendor's cloud client (dry run unless --yes)"),

@@ -85,6 +85,14 @@ def _pack(rows: np.ndarray, copies: int):
     return uniq, jobs
 
 
+def shot_inputs(x: np.ndarray, shots: int) -> np.ndarray:
+    """The input of every shot: one input for all ([features]), or, for a `layered`
+    program, one per shot ([shots, features]: many images in one run, as the landscape
+    study does)."""
+    x = np.asarray(x)
+    return x if x.ndim == 2 and x.shape[0] == shots else np.broadcast_to(x.reshape(-1), (shots, x.size))
+
+
 def run_layered(lowered: Lowered, spec: NetworkSpec, executor: Executor, shots: int,
                 rng: np.random.Generator, progress: Optional[Callable[[str], None]] = None) -> np.ndarray:
     offs = spec.offsets()
@@ -93,7 +101,7 @@ def run_layered(lowered: Lowered, spec: NetworkSpec, executor: Executor, shots: 
     carried: Optional[np.ndarray] = None  # [shots, size, 2]
     for li, layer in enumerate(spec.hidden):
         nm = layer.neuron
-        inp = np.broadcast_to(spec.x, (shots, spec.x.size)) if d_prev is None else d_prev
+        inp = shot_inputs(spec.x, shots) if d_prev is None else d_prev
         z = layer.z(inp)
         last = layer.last(d_prev, shots)
         if nm.carried_reg is not None and (carried is None or not layer.carried):
