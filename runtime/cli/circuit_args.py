@@ -124,7 +124,11 @@ def write_output(compiled, path: str) -> list[str]:
     if p.suffix == ".json":
         output.write_text(p, json_text(compiled.to_json()))
         return [str(p)]
-    texts = compiled.texts[compiled.primary_format()]
+    from qnnc.runtime.targets.compile import vendor
+
+    target = vendor(compiled.target)
+    fmt = target.suffix_formats().get(p.suffix, compiled.primary_format())
+    texts = compiled.texts[fmt] if fmt in compiled.texts else target.text(compiled.native, fmt)
     if path == output.STDOUT:
         if len(texts) > 1:
             raise error("Q0407", f"`-o -` writes one circuit to standard output, and this program "
@@ -134,7 +138,12 @@ def write_output(compiled, path: str) -> list[str]:
         return [path]
     if len(texts) == 1:
         output.write_text(p, texts[0])
-        return [str(p)]
+        written = [str(p)]
+        for suffix, data in target.companions(compiled.native).items():
+            q = p.with_suffix(suffix)  # e.g. the compiled HUGR package beside a Guppy source
+            output.write_bytes(q, data)
+            written.append(str(q))
+        return written
     from qnnc.runtime.cli.json_output import note
 
     note(f"{len(texts)} circuits: one file each, named {p.stem}.CIRCUIT{p.suffix} "
