@@ -75,7 +75,9 @@ def _tanh_source() -> str:
 def tanh_approx(x: float) -> float:
     """tanh(x) within {TANH_MAX_ERROR:g} (Guppy has no tanh): range reduction by 2^{TANH_HALVINGS},
     Lambert's continued fraction, {TANH_HALVINGS} doublings t -> 2t / (1 + t^2)."""
-    ax = abs(x)
+    ax = x
+    if x < 0.0:
+        ax = -x
     if ax >= {TANH_CUT!r}:
         if x > 0.0:
             return 1.0
@@ -119,6 +121,14 @@ def sign(x: float) -> float:
     if x >= 0.0:
         return 1.0
     return -1.0
+''',
+    "abs": '''
+@guppy
+def fabs(x: float) -> float:
+    """|x| (Selene's compiler has no float abs instruction)."""
+    if x < 0.0:
+        return -x
+    return x
 ''',
     "min": '''
 @guppy
@@ -220,9 +230,7 @@ class _Expr:
             name, args = n[1], [_bare(self(a)) for a in n[2]]
             if name not in SUPPORTED_FUNCTIONS:
                 raise self._refuse(f"`{name}`")
-            if name == "abs":
-                return f"abs({args[0]})"
-            fn = {"tanh": "tanh_approx", "min": "fmin", "max": "fmax"}.get(name, name)
+            fn = {"tanh": "tanh_approx", "min": "fmin", "max": "fmax", "abs": "fabs"}.get(name, name)
             self.used.add(name)
             return f"{fn}({', '.join(args)})"
         if kind == "limit":
@@ -405,7 +413,7 @@ def guppy_source(spec: NetworkSpec, inputs: Sequence[np.ndarray], origin: str = 
                  "            best = v"]
         results.append('    result("label", label)')
         counts["float_multiply_adds"] += o * m
-    order = ["sign", "clip1", "clip", "min", "max", "tanh", "limit_clip1", "limit_tanh",
+    order = ["sign", "clip1", "clip", "abs", "min", "max", "tanh", "limit_clip1", "limit_tanh",
              "limit_clip", "rad"]
     helper_text = "".join("\n" + (_tanh_source() if h == "tanh" else _HELPERS[h])
                           for h in order if h in helpers)

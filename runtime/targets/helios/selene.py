@@ -71,24 +71,40 @@ def statistics(prog: HeliosProgram) -> dict:
             "float_multiply_adds": c.get("float_multiply_adds", 0)}
 
 
+# Selene builds (HUGR -> LLVM -> a native executable, seconds each) kept per process,
+# by the package's hash: a program run again (another seed, another call) is not rebuilt.
+_BUILDS: dict[str, tuple[Any, Any]] = {}
+_MAX_BUILDS = 8
+
+
+def _build(selene, package: Any):
+    key = hashlib.sha256(package.to_bytes()).hexdigest()
+    if key not in _BUILDS:
+        if len(_BUILDS) >= _MAX_BUILDS:
+            old = next(iter(_BUILDS))
+            _BUILDS.pop(old)[0].cleanup()
+        folder = tempfile.TemporaryDirectory(prefix="qnnc-selene-")
+        try:
+            inst = selene.build(package, build_dir=Path(folder.name) / "build")
+        except Exception as exc:
+            folder.cleanup()
+            raise refuse("Q0324", f"Selene could not build the program: {exc}")
+        _BUILDS[key] = (folder, inst)
+    return _BUILDS[key][1]
+
+
 class SeleneRunner:
-    """One HUGR package built once by Selene, sampled with fresh seeds per call."""
+    """One HUGR package built by Selene (once per process), sampled with fresh seeds
+    per call."""
 
     def __init__(self, package: Any, n_qubits: int, seed: Optional[int] = None):
         self.selene = _selene()
         self.package = package
         self.n_qubits = n_qubits
         self.seeds = np.random.SeedSequence(seed)
-        self._dir = tempfile.TemporaryDirectory(prefix="qnnc-selene-")
-        self._instance = None
 
     def instance(self):
-        if self._instance is None:
-            try:
-                self._instance = self.selene.build(self.package, build_dir=Path(self._dir.name) / "build")
-            except Exception as exc:
-                raise refuse("Q0324", f"Selene could not build the program: {exc}")
-        return self._instance
+        return _build(self.selene, self.package)
 
     def shots(self, n: int) -> Iterator[list[tuple[str, Any]]]:
         """`n` shots, each a list of (tag, value) results in program order."""
@@ -107,8 +123,8 @@ class SeleneRunner:
                 raise
             raise refuse("Q0324", f"Selene failed while running the program: {exc}")
 
-    def close(self) -> None:
-        self._dir.cleanup()
+    def close(self) -> None:  # the build stays cached for the process
+        pass
 
 
 def parse_shot(results: Sequence[tuple[str, Any]], layers: Sequence[str], images: int,
