@@ -341,4 +341,12 @@ def test_trained_hardware_vote_accuracy_matches_simulator(tmp_path):
     finally:
         runner.close()
     acc = float(np.mean(votes.argmax(1) == labels))
+    # sharper, without the vote's ties: single-shot accuracy, 500 samples against the
+    # simulator's per-shot probability of the right class (4 standard deviations)
+    single_sel = votes[np.arange(n_img), labels].sum() / (n_img * shots)
+    _, per_shot = predict(model, torch.from_numpy(xs), 400, 99)
+    q = (per_shot.numpy() == labels[None, :]).mean(0)
+    assert abs(single_sel - q.mean()) <= 4 * math.sqrt(float(np.sum(q * (1 - q))) / shots) / n_img
+    print(f"\nhardware.qnn, 1 epoch, {n_img} images, vote over {shots}: Selene {acc:.3f}; "
+          f"simulator {mean:.3f}, 95% interval [{mean - 1.96 * sd:.3f}, {mean + 1.96 * sd:.3f}]")
     assert abs(acc - mean) <= 1.96 * sd + 1e-9, (acc, mean, sd)

@@ -421,7 +421,7 @@ def guppy_source(spec: NetworkSpec, inputs: Sequence[np.ndarray], origin: str = 
            "Quantinuum Helios,\nwritten by qnnc. One call of `forward` is one forward pass: "
            "the first layer's z is the\nhost's input (Z_*), later layers' z are weighted sums of "
            "the measured outcomes (+1 for |0>,\n-1 for |1>) computed during the shot; results: "
-           "each hidden layer's outcomes and the\nargmax label. "
+           "each hidden layer's outcomes and, with the output layer's\nweights, the argmax label. "
            f"Every shot runs {images} forward pass(es), one per input row.\n\n"
            "Compile to HUGR with guppylang alone:  python THIS_FILE.py [OUT.hugr]\n"
            f'"""\n')
