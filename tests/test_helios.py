@@ -239,6 +239,20 @@ def test_carried_layer_beyond_helios_is_refused_with_what_fits():
     assert compiled.summary["total"]["qubits"] == 1
 
 
+def test_missing_extra_is_a_clear_refusal(monkeypatch):
+    net, w, x = case("rotation", 1, 1, 0.5, 1.0, "clip", 1, False)
+    monkeypatch.setitem(sys.modules, "guppylang", None)  # import fails
+    d = _code(lambda: compile_network(net, NEURONS, w, x, target="helios"))
+    assert d.code == "Q0310" and "qnnc[helios]" in d.help
+
+
+def test_wider_than_the_local_emulator_is_refused():
+    net = chain_network(3, [30, 30], "weak", {"a": 0.5, "g": 1.0, "f": "clip"}, None)
+    compiled = compile_network(net, NEURONS, random_weights(net, 0), np.zeros(3), target="helios")
+    d = _code(lambda: run_compiled(compiled, 10, "ideal", seed=0))
+    assert d.code == "Q0316" and "31 qubits" in d.message
+
+
 def test_program_strategy_needs_float_arithmetic_and_no_rounding():
     net, w, x = case("rotation", 2, 2, 0.5, 1.0, "clip", 1, False)
     d = _code(lambda: compile_network(net, NEURONS, w, x, target="quantinuum", strategy="program"))

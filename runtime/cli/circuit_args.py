@@ -27,7 +27,7 @@ def add_compile_arguments(p, outputs: bool = True, backend_help: Optional[str] =
     p.add_argument("--target", choices=TARGETS, default="ibm", help="vendor (default: ibm)")
     p.add_argument("--backend", metavar="NAME",
                    help=backend_help or "device: an IBM fake backend (default fake_brisbane), an "
-                        "IonQ device (forte-1, aria-1), a Quantinuum device (H2-1)")
+                        "IonQ device (forte-1, aria-1), a Quantinuum device (H2-1), Helios-1 (helios)")
     p.add_argument("--strategy", choices=STRATEGIES,
                    help="lowering (default: the best one the target runs that fits)")
     add_weight_arguments(p)

@@ -66,6 +66,7 @@ class HeliosCloud(SubmissionClient):
     drive it. `qnnc compile --target helios -o net.py` writes what to upload."""
 
     target = "helios"
+    local_qubits = None  # no offline substitute of Quantinuum's client here
 
     def device(self, backend_name: Optional[str]) -> Device:
         name = backend_name or DEFAULT_BACKEND
@@ -74,6 +75,11 @@ class HeliosCloud(SubmissionClient):
                       "Selene (selene-sim), the local emulator")
 
     def refusal(self, device: Device, local: bool) -> Optional[QnncError]:
+        if local:
+            return refuse("Q0352", f"Quantinuum's client has no offline substitute for "
+                          f"`{device.name}` here (Nexus runs Helios programs and their emulators "
+                          "in the cloud)", help="`qnnc run --target helios` samples the program on "
+                          "the Selene emulator")
         return refuse("Q0352", f"qnnc cannot submit to Quantinuum `{device.name}`: Helios takes "
                       "Guppy/HUGR programs through Quantinuum Nexus (the `qnexus` package, an "
                       "account)", help="write the program with `qnnc compile --target helios -o "
@@ -125,6 +131,12 @@ class HeliosTarget(Target):
         if simulator not in SIMULATORS:
             raise refuse("Q0317", f"unknown simulator `{simulator}` for target `helios`",
                          help="simulators: `ideal` (Selene's Quest state vector)")
+        need = native.source.max_live_qubits
+        if need > LOCAL_MAX_QUBITS:
+            raise refuse("Q0316", f"the program holds {need} qubits at once; Selene's state vector "
+                         f"holds at most {LOCAL_MAX_QUBITS} here",
+                         help="narrower carried (model B) layers; model A layers need one qubit "
+                              "at a time")
         return SeleneExecutor(native, seed)
 
     def local_qubit_limit(self, simulator: str) -> Optional[int]:
