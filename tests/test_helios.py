@@ -259,6 +259,8 @@ def test_program_strategy_needs_float_arithmetic_and_no_rounding():
     assert d.code == "Q0303" and any("floating-point" in n for n in d.notes)
     d = _code(lambda: compile_network(net, NEURONS, w, x, target="helios", weight_bits=4))
     assert d.code == "Q0308"
+    d = _code(lambda: compile_network(net, NEURONS, w, x, target="helios", strategy="dynamic"))
+    assert d.code == "Q0303" and "`program`" in d.help
 
 
 def test_cli_run_on_selene():

@@ -107,6 +107,18 @@ class HeliosTarget(Target):
     def capabilities(self, backend: Optional[str] = None) -> Capabilities:
         return capabilities(backend)
 
+    def lower(self, spec, caps: Capabilities, opts, strategy: Optional[str] = None):
+        """Only `program`: this target writes Guppy programs, not circuits (a circuit
+        strategy would need an emitter from neutral circuits to Guppy, which it lacks)."""
+        if strategy is not None and strategy != "program":
+            from qnnc.runtime.targets.capabilities import check_strategy
+
+            check_strategy(strategy, caps)  # Q0302 for an unknown name
+            raise refuse("Q0303", f"target `helios` (backend `{caps.backend}`) cannot run the "
+                         f"`{strategy}` strategy", notes=["it emits one Guppy program per "
+                         "forward pass, not circuits"], help="strategies it can run: `program`")
+        return super().lower(spec, caps, opts, strategy)
+
     def emit(self, lowered, caps: Capabilities, seed: int = 0):
         from qnnc.runtime.targets.helios.selene import HeliosProgram, compile_source
 
