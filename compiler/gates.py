@@ -15,7 +15,8 @@ cx = [[1,0,0,0],[0,1,0,0],[0,0,0,1],[0,0,1,0]]).
 Vendor spellings (`Spelling`) are a name in that vendor's vocabulary plus fixed
 parameters that come before the gate's own angle (qiskit and OpenQASM in radians, pytket
 in half-turns). Vendors: "qiskit" (QuantumCircuit method), "pytket" (OpType name),
-"braket" (Braket's OpenQASM 3 dialect).
+"braket" (Braket's OpenQASM 3 dialect), "guppy" (a guppylang.std.quantum function; sx is
+Guppy's `v`, equal up to a global phase).
 
 This module imports nothing heavy (numpy only inside `unitary`), so the compiler core
 stays light.
@@ -95,9 +96,10 @@ _ROWS = (
     Gate("x", 1, matrix=_fixed([[0, 1], [1, 0]]), spellings={"pytket": Spelling("X")}),
     Gate("h", 1, matrix=_fixed([[_R, _R], [_R, -_R]]), spellings={"pytket": Spelling("H")}),
     Gate("sx", 1, matrix=_fixed([[(1 + 1j) / 2, (1 - 1j) / 2], [(1 - 1j) / 2, (1 + 1j) / 2]]),
-         spellings={"pytket": Spelling("SX"), "braket": Spelling("v")}),
+         spellings={"pytket": Spelling("SX"), "braket": Spelling("v"), "guppy": Spelling("v")}),
     Gate("sxdg", 1, matrix=_fixed([[(1 - 1j) / 2, (1 + 1j) / 2], [(1 + 1j) / 2, (1 - 1j) / 2]]),
-         language=False, spellings={"pytket": Spelling("SXdg"), "braket": Spelling("vi")}),
+         language=False, spellings={"pytket": Spelling("SXdg"), "braket": Spelling("vi"),
+                                    "guppy": Spelling("vdg")}),
     Gate("cx", 2, matrix=_fixed([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]]),
          spellings={"pytket": Spelling("CX"), "braket": Spelling("cnot")}),
     Gate("cz", 2, matrix=_fixed([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, -1]]),

@@ -26,7 +26,7 @@ TARGETS_DIR = Path(__file__).resolve().parents[1] / "runtime" / "targets"
 
 
 def test_every_registered_target_implements_the_protocol():
-    assert list(TARGETS) == ["ibm", "ionq", "quantinuum"]
+    assert list(TARGETS) == ["ibm", "ionq", "quantinuum", "helios"]
     for name in TARGETS:
         target = TARGETS[name]
         assert isinstance(target, Target) and target.name == name
@@ -51,15 +51,16 @@ def test_listing_the_registry_loads_no_target_module():
     code = ("import sys; from qnnc.runtime.targets.capabilities import TARGETS, STRATEGIES;"
             "names = list(TARGETS) + list(STRATEGIES); assert 'ibm' in TARGETS;"
             "bad = [m for m in ('qnnc.runtime.targets.ibm', 'qnnc.runtime.targets.ionq',"
-            " 'qnnc.runtime.targets.quantinuum') if m in sys.modules];"
+            " 'qnnc.runtime.targets.quantinuum', 'qnnc.runtime.targets.helios',"
+            " 'guppylang', 'selene_sim') if m in sys.modules];"
             "print(bad); sys.exit(1 if bad else 0)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
 def test_no_branch_on_a_target_name_outside_the_targets():
     """The vendor-neutral modules ask the target; only its own module knows its name."""
-    vendor = {"ibm", "ionq.py", "quantinuum.py", "registry.py"}
-    pattern = re.compile(r'== *"(ibm|ionq|quantinuum)"|in \("(ibm|ionq|quantinuum)"')
+    vendor = {"ibm", "ionq.py", "quantinuum.py", "helios", "registry.py"}
+    pattern = re.compile(r'== *"(ibm|ionq|quantinuum|helios)"|in \("(ibm|ionq|quantinuum|helios)"')
     hits = [f"{p.relative_to(TARGETS_DIR)}:{i}" for p in TARGETS_DIR.rglob("*.py")
             if p.relative_to(TARGETS_DIR).parts[0] not in vendor
             for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]

@@ -27,7 +27,7 @@ def add_compile_arguments(p, outputs: bool = True, backend_help: Optional[str] =
     p.add_argument("--target", choices=TARGETS, default="ibm", help="vendor (default: ibm)")
     p.add_argument("--backend", metavar="NAME",
                    help=backend_help or "device: an IBM fake backend (default fake_brisbane), an "
-                        "IonQ device (forte-1, aria-1), a Quantinuum device (H2-1)")
+                        "IonQ device (forte-1, aria-1), a Quantinuum device (H2-1), Helios-1 (helios)")
     p.add_argument("--strategy", choices=STRATEGIES,
                    help="lowering (default: the best one the target runs that fits)")
     add_weight_arguments(p)
@@ -124,7 +124,11 @@ def write_output(compiled, path: str) -> list[str]:
     if p.suffix == ".json":
         output.write_text(p, json_text(compiled.to_json()))
         return [str(p)]
-    texts = compiled.texts[compiled.primary_format()]
+    from qnnc.runtime.targets.compile import vendor
+
+    target = vendor(compiled.target)
+    fmt = target.suffix_formats().get(p.suffix, compiled.primary_format())
+    texts = compiled.texts[fmt] if fmt in compiled.texts else target.text(compiled.native, fmt)
     if path == output.STDOUT:
         if len(texts) > 1:
             raise error("Q0407", f"`-o -` writes one circuit to standard output, and this program "
@@ -134,7 +138,12 @@ def write_output(compiled, path: str) -> list[str]:
         return [path]
     if len(texts) == 1:
         output.write_text(p, texts[0])
-        return [str(p)]
+        written = [str(p)]
+        for suffix, data in target.companions(compiled.native).items():
+            q = p.with_suffix(suffix)  # e.g. the compiled HUGR package beside a Guppy source
+            output.write_bytes(q, data)
+            written.append(str(q))
+        return written
     from qnnc.runtime.cli.json_output import note
 
     note(f"{len(texts)} circuits: one file each, named {p.stem}.CIRCUIT{p.suffix} "

@@ -35,6 +35,8 @@ class Capabilities:
     connectivity: str = "all-to-all"  # or "coupling map"
     # widest classical register real-time arithmetic may write (0: no arithmetic)
     max_register_width: int = 0
+    # floating-point arithmetic during a shot (a Guppy program's floats on Helios)
+    supports_realtime_float: bool = False
 
     def to_json(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -48,6 +50,7 @@ class Requirements:
     feed_forward: bool = False
     register_conditions: bool = False
     realtime_arithmetic: bool = False
+    realtime_float: bool = False
 
 
 REQUIREMENTS: dict[str, Requirements] = {
@@ -55,6 +58,8 @@ REQUIREMENTS: dict[str, Requirements] = {
                             register_conditions=True),
     "layered": Requirements(),
     "deferred": Requirements(),
+    # the whole forward pass as one program with float arithmetic (helios/lowering.py)
+    "program": Requirements(mid_circuit_measurement=True, feed_forward=True, realtime_float=True),
 }
 
 _CAPABILITY_OF = {  # requirement -> (capability field, words for a diagnostic)
@@ -63,6 +68,8 @@ _CAPABILITY_OF = {  # requirement -> (capability field, words for a diagnostic)
     "register_conditions": ("supports_register_conditions", "conditions on a register's value"),
     "realtime_arithmetic": ("supports_realtime_arithmetic",
                             "real-time classical arithmetic (integer registers computed during a shot)"),
+    "realtime_float": ("supports_realtime_float",
+                       "real-time floating-point arithmetic (a program computing in floats during a shot)"),
 }
 
 # What the `dynamic` strategy needs on top of its own requirements to compute a

@@ -52,6 +52,7 @@ TARGETS = Registry("target", {
     "ibm": "qnnc.runtime.targets.ibm:IBMTarget",
     "ionq": "qnnc.runtime.targets.ionq:IonQTarget",
     "quantinuum": "qnnc.runtime.targets.quantinuum:QuantinuumTarget",
+    "helios": "qnnc.runtime.targets.helios:HeliosTarget",
 }, make=lambda cls: cls())
 
 # What each strategy needs from a target is `capabilities.REQUIREMENTS[name]`.
@@ -59,4 +60,5 @@ STRATEGIES = Registry("strategy", {
     "dynamic": "qnnc.runtime.targets.lowering.dynamic:lower_dynamic",
     "layered": "qnnc.runtime.targets.lowering.layered:lower_layered",
     "deferred": "qnnc.runtime.targets.lowering.deferred:lower_deferred",
+    "program": "qnnc.runtime.targets.helios.lowering:lower_program",
 })

@@ -86,6 +86,20 @@ class Target(ABC):
     def texts(self, native: Any) -> dict[str, list[str]]:
         """Output format -> one text per circuit (QASM dialects, JSON)."""
 
+    def companions(self, native: Any) -> dict[str, bytes]:
+        """Files written beside `-o FILE` (suffix -> bytes): e.g. the compiled HUGR package
+        beside a Guppy source. None by default."""
+        return {}
+
+    def suffix_formats(self) -> dict[str, str]:
+        """Output suffixes that select a text format other than `primary_format` (`-o
+        FILE.ll` -> QIR); formats made on demand by `text`."""
+        return {}
+
+    def text(self, native: Any, fmt: str) -> list[str]:
+        """One format's texts (those of `texts`, or one made only on demand)."""
+        return self.texts(native)[fmt]
+
     @abstractmethod
     def statistics(self, native: Any) -> list[dict]:
         """Per circuit, after the vendor's compiler: `qubits`, `depth`,

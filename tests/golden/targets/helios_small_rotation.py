@@ -1,0 +1,97 @@
+"""Network `small_rotation` as one Guppy program for Quantinuum Helios,
+written by qnnc. One call of `forward` is one forward pass: the first layer's z is the
+host's input (Z_*), later layers' z are weighted sums of the measured outcomes (+1 for |0>,
+-1 for |1>) computed during the shot; results: each hidden layer's outcomes and the
+argmax label. Every shot runs 1 forward pass(es), one per input row.
+
+Compile to HUGR with guppylang alone:  python THIS_FILE.py [OUT.hugr]
+"""
+
+from guppylang import guppy
+from guppylang.std.angles import angle
+from guppylang.std.builtins import array, comptime, frozenarray, result
+from guppylang.std.quantum import discard, discard_array, project_z, qubit, reset, ry
+
+# First hidden layer `h1`: z = W x + b on the host, one row per input (1 x 3).
+Z_H1 = [
+    0.41274999999999995, 0.39875, 0.3355,
+]
+
+# Layer `h2`: weights [2 x 3] row-major, bias [2] (float64, as trained).
+W_H2 = [
+    0.038, 0.651, 0.27, -0.496, 0.213, -0.554,
+]
+B_H2 = [
+    0.264, -0.015,
+]
+
+
+@guppy
+def tanh_approx(x: float) -> float:
+    """tanh(x) within 1e-15 (Guppy has no tanh): range reduction by 2^5,
+    Lambert's continued fraction, 5 doublings t -> 2t / (1 + t^2)."""
+    ax = x
+    if x < 0.0:
+        ax = -x
+    if ax >= 20.0:
+        if x > 0.0:
+            return 1.0
+        return -1.0
+    y = ax / 32.0
+    y2 = y * y
+    t = y / (1.0 + y2 / (3.0 + y2 / (5.0 + y2 / (7.0 + y2 / (9.0 + y2 / (11.0))))))
+    for _ in range(5):
+        t = 2.0 * t / (1.0 + t * t)
+    if x < 0.0:
+        return -t
+    return t
+
+
+@guppy
+def rad(theta: float) -> angle:
+    """An angle in radians (Guppy's `angle` counts half-turns)."""
+    return angle(theta / 3.141592653589793)
+
+
+@guppy
+def forward(z_h1: frozenarray[float, 3], image: int) -> None:
+    # layer `h1`: 3 x `rotation`(a = 0.5, f = tanh)
+    d_h1 = array(1.0 for _ in range(3))
+    for i in range(3):
+        z = z_h1[image * 3 + i]
+        q_q = qubit()
+        ry(q_q, rad(1.5707963267948966 * (1.0 - tanh_approx(z / 0.5))))
+        if project_z(q_q):
+            d_h1[i] = -1.0
+        discard(q_q)
+    # layer `h2`: 2 x `rotation`(a = 0.5, f = tanh)
+    w_h2 = comptime(W_H2)
+    b_h2 = comptime(B_H2)
+    d_h2 = array(1.0 for _ in range(2))
+    for i in range(2):
+        z = b_h2[i]
+        for j in range(3):
+            z += w_h2[i * 3 + j] * d_h1[j]
+        q_q = qubit()
+        ry(q_q, rad(1.5707963267948966 * (1.0 - tanh_approx(z / 0.5))))
+        if project_z(q_q):
+            d_h2[i] = -1.0
+        discard(q_q)
+    result("h1", d_h1)
+    result("h2", d_h2)
+
+
+@guppy
+def main() -> None:
+    z_h1 = comptime(Z_H1)
+    for image in range(1):
+        forward(z_h1, image)
+
+
+if __name__ == "__main__":
+    import sys
+
+    out = sys.argv[1] if len(sys.argv) > 1 else __file__.removesuffix(".py") + ".hugr"
+    with open(out, "wb") as f:
+        f.write(main.compile().to_bytes())
+    print(f"wrote {out}")
