@@ -26,6 +26,7 @@ CHECKPOINT = "checkpoint"
 SPIN_ANALYSIS = "spin analysis"
 SIMULATOR = "simulator"
 TRAINING = "training"
+SWEEP = "sweep"
 
 AREAS: dict[str, tuple[str, str]] = {  # area -> (first, last) code, inclusive
     INTERNAL: ("Q0000", "Q0000"),
@@ -40,6 +41,7 @@ AREAS: dict[str, tuple[str, str]] = {  # area -> (first, last) code, inclusive
     SPIN_ANALYSIS: ("Q0601", "Q0619"),
     SIMULATOR: ("Q0620", "Q0639"),
     TRAINING: ("Q0640", "Q0699"),
+    SWEEP: ("Q0740", "Q0759"),
 }
 
 
@@ -200,6 +202,21 @@ TABLE: tuple[Code, ...] = (
     Code("Q0633", "bad shots / argument", SIMULATOR),
     # training (qnnc.runtime.train)
     Code("Q0640", "the loss became non-finite during training", TRAINING),
+    # sweeps (qnnc.runtime.sweep, `qnnc sweep`)
+    Code("Q0740", "sweep spec is not valid TOML", SWEEP),
+    Code("Q0741", "missing or unknown key in a sweep spec", SWEEP),
+    Code("Q0742", "a sweep spec value of the wrong type or out of range", SWEEP),
+    Code("Q0743", "a sweep step names a command it cannot run", SWEEP),
+    Code("Q0744", "bad template in a sweep step's arguments", SWEEP),
+    Code("Q0745", "bad expression in a sweep table", SWEEP),
+    Code("Q0746", "a sweep table value cannot be computed from the cells", SWEEP),
+    Code("Q0747", "the sweep spec or its program changed since the folder was run", SWEEP),
+    Code("Q0748", "the sweep folder is not usable", SWEEP),
+    Code("Q0749", "units of the sweep failed or are unfinished", SWEEP),
+    Code("Q0750", "the sweep engine (Dask distributed) is not installed", SWEEP),
+    Code("Q0751", "cannot reach the Dask scheduler", SWEEP),
+    Code("Q0752", "cannot read the sweep spec", SWEEP),
+    Code("Q0753", "the grid sets a parameter the program does not declare", SWEEP),
 )
 
 BY_CODE: dict[str, Code] = {c.code: c for c in TABLE}

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("qnnc.runtime.cli.run", "run compiled circuits on a local simulator (Aer, Braket, pytket)"),
     "submit": ("qnnc.runtime.cli.submit", "run compiled circuits through a vendor's cloud client (dry run unless --yes)"),
     "data": ("qnnc.runtime.cli.data", "inspect, verify or download data sets"),
+    "sweep": ("qnnc.runtime.cli.sweep", "run a sweep spec (TOML) on Dask: a grid of train/eval/... cells, resumable"),
 }
 
 
