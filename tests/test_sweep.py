@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -177,49 +179,66 @@ def test_unreadable_spec(tmp_path):
 # --------------------------------------------------------------------------- resuming
 
 
-def test_resume_after_a_kill_gives_byte_identical_results_and_table(tmp_path):
-    """Without a cluster: the same run_unit the workers run. An uninterrupted sweep, and
-    one 'killed' after its first cell (a train unit half-written, no result), resumed."""
-    spec = read_spec(_write(tmp_path))
-    full, cut = tmp_path / "full", tmp_path / "cut"
-    _run_in_process(spec, full)
+LIGHT = SPEC.replace("seed = [0, 1]", "seed = [0]")  # 2 cells: the default run's variant
+
+
+@pytest.fixture(scope="module")
+def light_full(tmp_path_factory):
+    """An uninterrupted light sweep (2 values of a, 1 seed), run once for the module."""
+    d = tmp_path_factory.mktemp("light")
+    spec = read_spec(_write(d, LIGHT))
+    _run_in_process(spec, d / "full")
+    return spec, d / "full"
+
+
+def test_resume_after_a_kill_gives_byte_identical_results_and_table(light_full, tmp_path):
+    """Without a cluster: the same run_unit the workers run. A sweep 'killed' after its
+    first cell (the second cell's train unit half-written, no result), resumed, against
+    an uninterrupted one."""
+    spec, full = light_full
+    cut = tmp_path / "cut"
     first = ["train/a=0.2,seed=0", "eval/a=0.2,seed=0"]
     assert _run_in_process(spec, cut, only=first) == first
-    half = cut / "units/train/a=0.2,seed=1/run"
+    half = cut / "units/train/a=0.5,seed=0/run"
     half.mkdir(parents=True)
     (half / "metrics.jsonl").write_text('{"kind": "step", "st')  # what a kill leaves
     ran = _run_in_process(spec, cut)
-    assert ran == [u.key for u in units(spec) if u.key not in first]  # finished units skipped
-    assert _results(cut) == _results(full) and len(_results(full)) == 8
+    assert ran == ["train/a=0.5,seed=0", "eval/a=0.5,seed=0"]  # finished units skipped
+    assert _results(cut) == _results(full) and len(_results(full)) == 4
     t_full, _ = report.write_report(spec, full)
     t_cut, _ = report.write_report(spec, cut)
-    assert t_full == t_cut
-    assert (full / "summary.md").read_bytes() == (cut / "summary.md").read_bytes()
-    assert (full / "cells.json").read_bytes() == (cut / "cells.json").read_bytes()
+    assert report.no_nan(t_full) == report.no_nan(t_cut)
+    for name in ("summary.md", "cells.json", "tables.json"):
+        assert (full / name).read_bytes() == (cut / name).read_bytes()
     rows = t_full["summary"]
-    assert [r["a"] for r in rows] == [0.2, 0.5] and all(r["seeds"] == 2 for r in rows)
-    accs = [json.loads((full / f"units/eval/{c}/{RESULT}").read_text())["result"]["accuracy"]
-            for c in ("a=0.2,seed=0", "a=0.2,seed=1")]
-    assert rows[0]["test error, vote"] == pytest.approx(1 - sum(accs) / 2)
-    # nothing to do on a third run
-    assert engine.prepare(spec, cut)[1] == []
+    assert [r["a"] for r in rows] == [0.2, 0.5] and all(r["seeds"] == 1 for r in rows)
+    acc = json.loads((full / f"units/eval/a=0.2,seed=0/{RESULT}").read_text())["result"]["accuracy"]
+    assert rows[0]["test error, vote"] == pytest.approx(1 - acc) and math.isnan(rows[0]["± s.e.m."])
+    assert "| 0.2 | " in (full / "summary.md").read_text() and (full / "error_vs_a.png").stat().st_size > 1000
+    assert engine.prepare(spec, cut)[1] == []  # nothing to do on a third run
 
 
-def test_changed_spec_is_refused_then_redone_on_request(tmp_path):
-    spec = read_spec(_write(tmp_path))
+def test_changed_spec_is_refused_then_redone_on_request(light_full, tmp_path):
+    spec, full = light_full
     out = tmp_path / "o"
-    _run_in_process(spec, out, only=["train/a=0.2,seed=0", "eval/a=0.2,seed=0"])
-    changed = read_spec(_write(tmp_path, SPEC.replace('"--limit", "300"', '"--limit", "200"')))
+    shutil.copytree(full, out)
+    d = spec.path.parent
+    changed = read_spec(_write(tmp_path, LIGHT.replace('"--limit", "300"', '"--limit", "200"')))
+    assert changed.program.read_text() == spec.program.read_text()
     with pytest.raises(QnncError) as exc:
         engine.prepare(changed, out)
-    d = exc.value.diagnostics[0]
-    assert d.code == "Q0747" and "eval/a=0.2,seed=0" in d.message and "--redo-changed" in d.help
+    diag = exc.value.diagnostics[0]
+    assert diag.code == "Q0747" and "eval/a=0.2,seed=0" in diag.message and "--redo-changed" in diag.help
     _, todo = engine.prepare(changed, out, redo_changed=True)
-    assert "eval/a=0.2,seed=0" in [u.key for u in todo] and "train/a=0.2,seed=0" not in [u.key for u in todo]
+    assert [u.key for u in todo] == ["eval/a=0.2,seed=0", "eval/a=0.5,seed=0"]
+    assert not (out / "units/eval/a=0.2,seed=0").exists() and (out / "units/train/a=0.2,seed=0" / RESULT).exists()
     # a grown grid is not a change: the finished cells are kept
-    grown = read_spec(_write(tmp_path, SPEC.replace("seed = [0, 1]", "seed = [0, 1, 2]")))
+    shutil.rmtree(out)
+    shutil.copytree(full, out)
+    grown = read_spec(_write(tmp_path, LIGHT.replace("seed = [0]", "seed = [0, 1]")))
     _, todo = engine.prepare(grown, out)
-    assert "train/a=0.2,seed=0" not in [u.key for u in todo] and len(todo) == 11
+    assert [u.key for u in todo] == ["train/a=0.2,seed=1", "train/a=0.5,seed=1", "eval/a=0.2,seed=1", "eval/a=0.5,seed=1"]
+    assert d.exists()
 
 
 def test_a_folder_that_is_not_a_sweep_is_refused(tmp_path):
