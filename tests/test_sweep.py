@@ -99,7 +99,7 @@ def _run_in_process(spec, out: Path, only=None) -> list[str]:
     for u in todo:
         if only is not None and u.key not in only:
             continue
-        r = run_unit(str(out.resolve()), str(spec.program), u.key, u.folder, list(u.argv), u.hash)
+        r = run_unit(str(out.resolve()), u.program, u.key, u.folder, list(u.argv), u.hash)
         assert r["status"] == "done", r
         ran.append(u.key)
     return ran

@@ -26,22 +26,15 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from qnnc.compiler import load_program
-    from qnnc.compiler.diagnostics import did_you_mean, error
+    from qnnc.compiler.diagnostics import error
     from qnnc.runtime.cli.json_output import emit
     from qnnc.runtime.sweep import engine, report
     from qnnc.runtime.sweep.spec import read_spec, units
 
     spec = read_spec(args.spec)
-    program = load_program(str(spec.program))
-    for name in spec.params:
-        if program.param(name) is None:
-            declared = [p.name for p in program.params]
-            gi = next(i for i, c in enumerate(spec.cells) if name in dict(c))
-            raise error("Q0753", f"the grid sets `{name}`, which {spec.program.name} does not declare as a `param`",
-                        spec.span("grid", 0, "set", name),
-                        help=did_you_mean(name, declared) or
-                        (f"its params: {', '.join(declared)}" if declared else "it declares no params") +
-                        "; a plain variable is written without `set.`")
+    for path in spec.programs():
+        _check_params(spec, path, load_program(str(path)))
+
     out = Path(args.out or spec.out or f"runs/sweep-{spec.name}")
     if args.report_only:
         all_units = units(spec)
@@ -78,3 +71,16 @@ def run(args) -> int:
     print(f"sweep {spec.name}: {outcome.total} units, {len(outcome.ran)} run now, {outcome.skipped} finished before"
           + (f" ({outcome.seconds:.1f} s)" if outcome.ran else ""))
     return 0
+
+
+def _check_params(spec, path, program) -> None:
+    from qnnc.compiler.diagnostics import did_you_mean, error
+
+    for name in spec.params:
+        if program.param(name) is None:
+            declared = [p.name for p in program.params]
+            raise error("Q0753", f"the grid sets `{name}`, which {path.name} does not declare as a `param`",
+                        spec.span("grid", 0, "set", name),
+                        help=did_you_mean(name, declared) or
+                        (f"its params: {', '.join(declared)}" if declared else "it declares no params") +
+                        "; a plain variable is written without `set.`")

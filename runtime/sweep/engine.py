@@ -99,7 +99,7 @@ def prepare(spec: S.Spec, out: Path, redo_changed: bool = False) -> tuple[list[S
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(manifest, json.dumps({
         "version": MANIFEST_VERSION, "name": spec.name, "spec": str(spec.path), "spec_sha256": S.spec_digest(spec),
-        "program": str(spec.program), "program_sha256": S.program_digest(spec),
+        "program": str(spec.program), "program_sha256": {str(p): S.program_digest(p) for p in spec.programs()},
         "units": {u.key: u.hash for u in units}}, indent=2) + "\n")
     atomic_write_text(out / "spec.toml", spec.text)
     todo = [u for u in units if not finished(str(out), u.folder, u.hash)]
@@ -156,7 +156,7 @@ def execute(spec: S.Spec, out: Path, *, scheduler: Optional[str] = None, workers
         todo_keys = {u.key for u in todo}
         for u in todo:  # units are in dependency order
             deps = [futures[d] for d in u.deps if d in todo_keys]
-            futures[u.key] = client.submit(run_unit, str(out), str(spec.program), u.key, u.folder, list(u.argv),
+            futures[u.key] = client.submit(run_unit, str(out), u.program, u.key, u.folder, list(u.argv),
                                            u.hash, *deps, key=f"qnnc-sweep-{u.key}-{u.hash}", pure=False)
         bar = None
         if progress:

@@ -21,6 +21,7 @@ import hashlib
 import itertools
 import json
 import math
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -100,7 +101,7 @@ class Spec:
     path: Path
     text: str
     name: str
-    program: Path  # absolute
+    program: Path  # absolute; may hold `{axis}` fields (program_for renders them)
     out: Optional[str]
     axes: tuple[str, ...]  # every axis, in order of first appearance
     params: tuple[str, ...]  # the axes that are program params (`set.NAME`)
@@ -110,8 +111,18 @@ class Spec:
     plots: tuple[Plot, ...]
     locate: Any = field(repr=False, compare=False, default=None)
 
+    program_axes: tuple[str, ...] = ()
+
     def span(self, *path) -> Span:
         return self.locate(path)
+
+    def program_for(self, values: dict) -> Path:
+        """The program of a cell or unit (the spec's `program` with its fields filled in)."""
+        return Path(render(str(self.program), values, {})) if self.program_axes else self.program
+
+    def programs(self) -> list[Path]:
+        """Every distinct program the sweep runs, in grid order."""
+        return list(dict.fromkeys(self.program_for(dict(c)) for c in self.cells))
 
 
 # --------------------------------------------------------------------------- positions
@@ -256,10 +267,8 @@ def _validate(p: Path, file: str, text: str, data: dict, loc: _Locator) -> Spec:
             raise kind_error(("sweep", k), "a string", sweep[k])
     if "program" not in sweep:
         raise _bad("Q0741", "[sweep] names no program", where("sweep"), help='add `program = "PATH.qnn"` (relative to the spec)')
-    program = (p.parent / sweep["program"]).resolve()
-    if not program.is_file():
-        raise _bad("Q0742", f"program {sweep['program']} not found (looked for {program})", where("sweep", "program"),
-                   help="the path is relative to the spec's folder")
+    program = Path(p.parent.resolve(), sweep["program"])
+    program_fields = list(_template_fields(sweep["program"], where("sweep", "program")))
     name = sweep.get("name") or p.stem
     if not _NAME.match(name.replace("-", "_")):
         raise _bad("Q0742", f"sweep name `{name}` is not a plain name", where("sweep", "name"),
@@ -329,6 +338,22 @@ def _validate(p: Path, file: str, text: str, data: dict, loc: _Locator) -> Spec:
         seen_cells[key] = 1
         full.append(c)
 
+    program_axes = []
+    for base, attr, sign, _ in program_fields:
+        if base not in axes or attr is not None or sign:
+            raise _bad("Q0744", f"`{{{base}}}` in the program's path names no grid axis", where("sweep", "program"),
+                       help=did_you_mean(base, axes) or "a program path may name grid axes, e.g. \"spin_{net}.qnn\"")
+        if base in params:
+            raise _bad("Q0744", f"the program's path names program parameter `{base}`", where("sweep", "program"),
+                       help="name a plain variable (without `set.`)")
+        program_axes.append(base)
+    for c in full if program_axes else [()]:
+        prog = Path(os.path.normpath(render(str(program), dict(c), {})))
+        if not prog.is_file():
+            raise _bad("Q0742", f"program {render(sweep['program'], dict(c), {})} not found (looked for {prog})",
+                       where("sweep", "program"), help="the path is relative to the spec's folder")
+    program = Path(os.path.normpath(program))
+
     # ---- steps
     steps_raw = data.get("step")
     if not isinstance(steps_raw, list) or not steps_raw:
@@ -367,10 +392,11 @@ def _validate(p: Path, file: str, text: str, data: dict, loc: _Locator) -> Spec:
             if a not in axes:
                 raise _bad("Q0742", f"`per` names `{a}`, which is not a grid axis", where("step", si, "per"),
                            help=did_you_mean(a, axes) or f"the axes are: {', '.join(axes) or '(none)'}")
-        missing_params = [a for a in params if a not in per]
+        missing_params = [a for a in params + program_axes if a not in per]
         if missing_params:
-            raise _bad("Q0742", f"step `{sname}` is not per program parameter `{missing_params[0]}`",
-                       where("step", si, "per"), help="a step reads the program with every parameter set: add it to `per`")
+            raise _bad("Q0742", f"step `{sname}` is not per `{missing_params[0]}`, which chooses its program or sets "
+                       "a parameter of it", where("step", si, "per"),
+                       help="a step reads the program with every parameter set: add it to `per`")
         per_t = tuple(a for a in axes if a in per)
         needs: list[str] = []
         for a in args:
@@ -401,7 +427,7 @@ def _validate(p: Path, file: str, text: str, data: dict, loc: _Locator) -> Spec:
     tables = _tables(data, axes, steps, loc, kind_error, unknown_keys)
     plots = _plots(data, tables, loc, kind_error, unknown_keys)
     return Spec(p, text, name, program, sweep.get("out"), tuple(axes), tuple(params), tuple(full),
-                tuple(steps), tables, plots, loc)
+                tuple(steps), tables, plots, loc, tuple(dict.fromkeys(program_axes)))
 
 
 def _tables(data, axes, steps, loc, kind_error, unknown_keys) -> tuple[Table, ...]:
@@ -566,6 +592,7 @@ class Unit:
 
     step: str
     command: str
+    program: str  # absolute path
     assignment: tuple  # ((axis, value), ...) over the step's `per`
     folder: str  # relative to the sweep folder: units/STEP/ID
     argv: tuple[str, ...]  # the command line, without the program path
@@ -577,13 +604,13 @@ class Unit:
         return f"{self.step}/{cell_id(self.assignment)}"
 
 
-def program_digest(spec: Spec) -> str:
-    return hashlib.sha256(spec.program.read_bytes()).hexdigest()
+def program_digest(program: Path) -> str:
+    return hashlib.sha256(Path(program).read_bytes()).hexdigest()
 
 
 def units(spec: Spec) -> list[Unit]:
     """Every unit of work, in an order where each unit comes after those it reads."""
-    digest = program_digest(spec)
+    digests: dict[Path, str] = {}
     out: dict[str, Unit] = {}
     for step in spec.steps:
         for cell in spec.cells:
@@ -593,6 +620,8 @@ def units(spec: Spec) -> list[Unit]:
             if key in out:
                 continue
             values = dict(a)
+            program = spec.program_for(values)
+            digest = digests.setdefault(program, program_digest(program))
             dirs = {"dir": folder}
             deps = []
             for dep in spec.steps:
@@ -611,7 +640,7 @@ def units(spec: Spec) -> list[Unit]:
                                            "assignment": [[k, _fmt_value(v)] for k, v in a],
                                            "reads": [out[d].hash for d in deps]},
                                           sort_keys=True).encode()).hexdigest()[:16]
-            out[key] = Unit(step.name, step.command, a, folder, tuple(argv), tuple(deps), h)
+            out[key] = Unit(step.name, step.command, str(program), a, folder, tuple(argv), tuple(deps), h)
     return list(out.values())
 
 
