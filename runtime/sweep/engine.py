@@ -107,15 +107,16 @@ def prepare(spec: S.Spec, out: Path, redo_changed: bool = False) -> tuple[list[S
 
 
 def _local_cluster(dd, workers: int):
-    dashboard = None
     try:
         import bokeh  # noqa: F401  (the dashboard needs it)
-        dashboard = ":0"
+        has_dashboard = True
     except ImportError:
-        pass
+        has_dashboard = False
+    # ":0": any free port for the scheduler's HTTP server (a second sweep on the machine
+    # does not collide with the first on 8787).
     cluster = dd.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                              dashboard_address=dashboard, silence_logs=logging.ERROR)
-    return cluster, dashboard is not None
+                              dashboard_address=":0", silence_logs=logging.ERROR)
+    return cluster, has_dashboard
 
 
 def execute(spec: S.Spec, out: Path, *, scheduler: Optional[str] = None, workers: Optional[int] = None,
