@@ -112,7 +112,7 @@ def test_spec_expands_to_units_with_templates(tmp_path):
     spec = read_spec(_write(tmp_path))
     assert spec.axes == ("a", "seed") and spec.params == ("a",) and len(spec.cells) == 4
     us = {u.key: u for u in units(spec)}
-    assert list(us)[:4] == [f"train/a={a},seed={s}" for a in ("0.2", "0.5") for s in (0, 1)]
+    assert list(us)[:4] == ["train/a=0.2,seed=0", "eval/a=0.2,seed=0", "train/a=0.2,seed=1", "eval/a=0.2,seed=1"]
     ev = us["eval/a=0.5,seed=1"]
     assert ev.argv == ("eval", "--set", "a=0.5", "--run", "units/train/a=0.5,seed=1/run", "--checkpoint", "last",
                        "--seed", "1001", "--limit", "300", "--json")
@@ -133,7 +133,7 @@ def test_grid_blocks_add_up_and_per_shares_a_unit(tmp_path):
     spec = read_spec(_write(tmp_path, text))
     assert [dict(c) for c in spec.cells] == [{"a": 0.2, "seed": 0}, {"a": 0.2, "seed": 1}, {"a": 0.5, "seed": 7}]
     keys = [u.key for u in units(spec)]
-    assert keys == ["train/a=0.2,seed=0", "train/a=0.2,seed=1", "train/a=0.5,seed=7", "eval/a=0.2", "eval/a=0.5"]
+    assert keys == ["train/a=0.2,seed=0", "eval/a=0.2", "train/a=0.2,seed=1", "train/a=0.5,seed=7", "eval/a=0.5"]
 
 
 BAD = [
@@ -237,7 +237,7 @@ def test_changed_spec_is_refused_then_redone_on_request(light_full, tmp_path):
     shutil.copytree(full, out)
     grown = read_spec(_write(tmp_path, LIGHT.replace("seed = [0]", "seed = [0, 1]")))
     _, todo = engine.prepare(grown, out)
-    assert [u.key for u in todo] == ["train/a=0.2,seed=1", "train/a=0.5,seed=1", "eval/a=0.2,seed=1", "eval/a=0.5,seed=1"]
+    assert [u.key for u in todo] == ["train/a=0.2,seed=1", "eval/a=0.2,seed=1", "train/a=0.5,seed=1", "eval/a=0.5,seed=1"]
     assert d.exists()
 
 

@@ -609,11 +609,11 @@ def program_digest(program: Path) -> str:
 
 
 def units(spec: Spec) -> list[Unit]:
-    """Every unit of work, in an order where each unit comes after those it reads."""
+    """Every unit of work, cell by cell in grid order, each after the units it reads."""
     digests: dict[Path, str] = {}
     out: dict[str, Unit] = {}
-    for step in spec.steps:
-        for cell in spec.cells:
+    for cell in spec.cells:  # cell by cell, so that whole cells finish early (and resume well)
+        for step in spec.steps:
             a = restrict(cell, step.per)
             folder = f"units/{step.name}/{cell_id(a)}"
             key = f"{step.name}/{cell_id(a)}"
