@@ -295,3 +295,33 @@ def test_acceptance_dask_cluster_killed_after_first_cell_resumes_identically(tmp
     assert _results(cut) == _results(full) and len(_results(full)) == 8
     assert (cut / "summary.md").read_bytes() == (full / "summary.md").read_bytes()
     assert (cut / "cells.json").read_bytes() == (full / "cells.json").read_bytes()
+
+
+# --------------------------------------------------------------------------- fuzz
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_PIECES = ['"', "[", "]", "{", "}", "=", ",", "\n", "#", "set.", "per = [\"b\"]", "{dir.eval}", "1e999", "-",
+           "agg = \"sem\"", "[[step]]", "[[grid]]", "[[table]]", "[[plot]]", "x", "0", "\\", "'''", "é"]
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, len(SPEC)), st.integers(0, 12), st.sampled_from(_PIECES)), max_size=4))
+def test_mutated_specs_are_read_or_refused_cleanly(tmp_path_factory, edits):
+    """Random cuts and insertions into a valid spec: it is read, or refused with a sweep
+    or program diagnostic; never another exception."""
+    text = SPEC
+    for at, cut, piece in edits:
+        text = text[:at] + piece + text[at + cut:]
+    d = tmp_path_factory.mktemp("fuzz")
+    p = _write(d, text)
+    try:
+        spec = read_spec(p)
+        us = units(spec)
+    except QnncError as exc:
+        assert exc.diagnostics and all(x.code.startswith("Q07") for x in exc.diagnostics), exc
+        d0 = exc.diagnostics[0]
+        assert d0.span is not None and d0.span.file == str(p) and d0.span.line >= 1
+    else:
+        assert all(u.argv[0] in ("train", "eval") for u in us)
