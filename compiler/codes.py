@@ -217,6 +217,7 @@ TABLE: tuple[Code, ...] = (
     Code("Q0751", "cannot reach the Dask scheduler", SWEEP),
     Code("Q0752", "cannot read the sweep spec", SWEEP),
     Code("Q0753", "the grid sets a parameter the program does not declare", SWEEP),
+    Code("Q0754", "the local Dask cluster did not start", SWEEP),
 )
 
 BY_CODE: dict[str, Code] = {c.code: c for c in TABLE}

@@ -142,8 +142,14 @@ def execute(spec: S.Spec, out: Path, *, scheduler: Optional[str] = None, workers
         has_dashboard = True
     else:
         n = workers or os.cpu_count() or 1
-        cluster, has_dashboard = _local_cluster(dd, n)
-        client = dd.Client(cluster)
+        try:
+            cluster, has_dashboard = _local_cluster(dd, n)
+            client = dd.Client(cluster)
+        except (OSError, TimeoutError) as exc:
+            raise error("Q0754", f"the local Dask cluster ({n} worker processes) did not start: "
+                        f"{type(exc).__name__}: {exc}",
+                        help="a loaded machine can be slow to start workers: run the same command again "
+                             "(finished units are kept), or give fewer --workers") from None
     try:
         info = client.scheduler_info()
         result.workers = len(info.get("workers", {}))
@@ -189,8 +195,24 @@ def execute(spec: S.Spec, out: Path, *, scheduler: Optional[str] = None, workers
         if bar is not None:
             bar.close()
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        _shut_down(client, cluster, say)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _shut_down(client, cluster, say) -> None:
+    """Close the client and the local cluster. Every result is on disk by now, so a
+    shutdown that times out (a loaded machine) is reported, not an error."""
+    quiet = [logging.getLogger(n) for n in ("tornado.application", "distributed", "asyncio")]
+    levels = [q.level for q in quiet]
+    for q in quiet:
+        q.setLevel(logging.CRITICAL)
+    try:
+        client.close(timeout=60)
+        if cluster is not None:
+            cluster.close(timeout=60)
+    except Exception as exc:  # noqa: BLE001 - shutdown only; results are written
+        say(f"note: the Dask cluster did not shut down cleanly ({type(exc).__name__}); every result is written")
+    finally:
+        for q, level in zip(quiet, levels):
+            q.setLevel(level)
