@@ -325,3 +325,30 @@ def test_mutated_specs_are_read_or_refused_cleanly(tmp_path_factory, edits):
         assert d0.span is not None and d0.span.file == str(p) and d0.span.line >= 1
     else:
         assert all(u.argv[0] in ("train", "eval") for u in us)
+
+
+# --------------------------------------------------------------------------- the engine's refusals
+
+
+def test_missing_dask_is_a_clear_error(tmp_path, monkeypatch):
+    """Without `distributed` the sweep names the extra to install (Q0750), before any work."""
+    monkeypatch.setitem(sys.modules, "distributed", None)  # `import distributed` now fails
+    spec = read_spec(_write(tmp_path, LIGHT))
+    with pytest.raises(QnncError) as exc:
+        engine.execute(spec, tmp_path / "o", workers=1, progress=False, say=lambda s: None)
+    d = exc.value.diagnostics[0]
+    assert d.code == "Q0750" and "[sweep]" in d.help
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_unreachable_scheduler(tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = _write(tmp_path, LIGHT)
+    rc, _, err = run_cli(["sweep", str(p), "--scheduler", f"tcp://127.0.0.1:{port}", "--out", str(tmp_path / "o")])
+    assert_clean(rc, err, "unreachable scheduler")
+    assert rc == 1 and "error[Q0751]" in err and f"127.0.0.1:{port}" in err

@@ -125,12 +125,12 @@ def execute(spec: S.Spec, out: Path, *, scheduler: Optional[str] = None, workers
     say = say or (lambda s: print(s, file=sys.stderr))
     t0 = time.perf_counter()
     out = out.resolve()
+    dd = import_distributed()  # before anything is written
     units, todo = prepare(spec, out, redo_changed)
     result = Outcome(out, len(units), skipped=len(units) - len(todo))
     if not todo:
         say(f"sweep {spec.name}: all {len(units)} units finished in {out}")
         return result
-    dd = import_distributed()
     cluster = None
     if scheduler:
         try:
