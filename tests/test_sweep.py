@@ -352,3 +352,22 @@ def test_unreachable_scheduler(tmp_path):
     rc, _, err = run_cli(["sweep", str(p), "--scheduler", f"tcp://127.0.0.1:{port}", "--out", str(tmp_path / "o")])
     assert_clean(rc, err, "unreachable scheduler")
     assert rc == 1 and "error[Q0751]" in err and f"127.0.0.1:{port}" in err
+
+
+def test_a_failing_unit_is_reported_and_what_reads_it_is_not_run(light_full, tmp_path):
+    spec, full = light_full
+    out = tmp_path / "o"
+    shutil.copytree(full, out)
+    text = LIGHT.replace('"--checkpoint", "last"', '"--checkpoint", "7"')
+    text += '\n[[step]]\nname = "again"\ncommand = "eval"\nargs = ["--run", "{dir.eval}"]\n'
+    bad = read_spec(_write(tmp_path, text))
+    _, todo = engine.prepare(bad, out, redo_changed=True)
+    assert [u.key for u in todo] == ["eval/a=0.2,seed=0", "again/a=0.2,seed=0", "eval/a=0.5,seed=0", "again/a=0.5,seed=0"]
+    u = todo[0]
+    r = run_unit(str(out.resolve()), u.program, u.key, u.folder, list(u.argv), u.hash)
+    assert r["status"] == "failed" and "Q0530" in r["error"] and "no checkpoint at step 7" in r["error"]
+    assert not (out / u.folder / RESULT).exists() and "Q0530" in (out / u.folder / "log.txt").read_text()
+    r2 = run_unit(str(out.resolve()), todo[1].program, todo[1].key, todo[1].folder, list(todo[1].argv), todo[1].hash, r)
+    assert r2["status"] == "failed" and "needs eval/a=0.2,seed=0" in r2["error"]
+    rc, _, err = run_cli(["sweep", str(bad.path), "--out", str(out), "--report-only"])
+    assert rc == 1 and "error[Q0749]" in err
