@@ -276,6 +276,12 @@ def sweep_lines(lines: Sequence[dict], *, xlabel: str = "", ylabel: str = "", ti
     else:
         ax.set_xscale(xscale)
     ax.set_yscale(yscale)
+    grid = sorted({x for line in lines for x in line["x"]})
+    if 0 < len(grid) <= 12:  # a sweep's grid values are its ticks, written plainly
+        ax.set_xticks(grid, [f"{x:g}" for x in grid])
+        from matplotlib.ticker import NullLocator
+
+        ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:
