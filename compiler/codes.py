@@ -29,6 +29,7 @@ TRAINING = "training"
 GRADIENTS = "gradients"
 NOISE = "noise"
 LANDSCAPE = "landscape"
+SWEEP = "sweep"
 
 AREAS: dict[str, tuple[str, str]] = {  # area -> (first, last) code, inclusive
     INTERNAL: ("Q0000", "Q0000"),
@@ -46,6 +47,7 @@ AREAS: dict[str, tuple[str, str]] = {  # area -> (first, last) code, inclusive
     GRADIENTS: ("Q0720", "Q0739"),
     NOISE: ("Q0701", "Q0719"),
     LANDSCAPE: ("Q0760", "Q0769"),
+    SWEEP: ("Q0740", "Q0759"),
 }
 
 
@@ -235,6 +237,22 @@ TABLE: tuple[Code, ...] = (
     Code("Q0761", "a landscape setting is out of range", LANDSCAPE),
     Code("Q0762", "the image is not in the data set", LANDSCAPE),
     Code("Q0763", "an outcome pattern has the wrong shape or values", LANDSCAPE),
+    # sweeps (qnnc.runtime.sweep, `qnnc sweep`)
+    Code("Q0740", "sweep spec is not valid TOML", SWEEP),
+    Code("Q0741", "missing or unknown key in a sweep spec", SWEEP),
+    Code("Q0742", "a sweep spec value of the wrong type or out of range", SWEEP),
+    Code("Q0743", "a sweep step names a command it cannot run", SWEEP),
+    Code("Q0744", "bad template in a sweep step's arguments", SWEEP),
+    Code("Q0745", "bad expression in a sweep table", SWEEP),
+    Code("Q0746", "a sweep table value cannot be computed from the cells", SWEEP),
+    Code("Q0747", "the sweep spec or its program changed since the folder was run", SWEEP),
+    Code("Q0748", "the sweep folder is not usable", SWEEP),
+    Code("Q0749", "units of the sweep failed or are unfinished", SWEEP),
+    Code("Q0750", "the sweep engine (Dask distributed) is not installed", SWEEP),
+    Code("Q0751", "cannot reach the Dask scheduler", SWEEP),
+    Code("Q0752", "cannot read the sweep spec", SWEEP),
+    Code("Q0753", "the grid sets a parameter the program does not declare", SWEEP),
+    Code("Q0754", "the local Dask cluster did not start", SWEEP),
 )
 
 BY_CODE: dict[str, Code] = {c.code: c for c in TABLE}

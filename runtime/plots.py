@@ -348,3 +348,38 @@ def noise_probes(rows: Sequence[dict], backend: str = "fake_brisbane") -> bytes:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return _bytes(fig)
+
+
+def sweep_lines(lines: Sequence[dict], *, xlabel: str = "", ylabel: str = "", title: str = "",
+                xscale: str = "linear", yscale: str = "linear", fmt: str = "png") -> bytes:
+    """A sweep's plot (`qnnc sweep`, a spec's [[plot]]): one line per entry of `lines`
+    ({"label", "x", "y", "yerr" or None}), markers at the points, error bars where given."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    markers = "osv^D<>p*h"
+    for i, line in enumerate(lines):
+        kw = dict(marker=markers[i % len(markers)], ms=4, label=line["label"], color=f"C{i % 10}")
+        if line.get("yerr") is not None:
+            ax.errorbar(line["x"], line["y"], yerr=line["yerr"], capsize=3, **kw)
+        else:
+            ax.plot(line["x"], line["y"], ls="--" if i else "-", **kw)
+    if xscale == "symlog":
+        xs = sorted({abs(x) for line in lines for x in line["x"] if x})
+        ax.set_xscale("symlog", linthresh=xs[0] if xs else 1.0)
+    else:
+        ax.set_xscale(xscale)
+    ax.set_yscale(yscale)
+    grid = sorted({x for line in lines for x in line["x"]})
+    if 0 < len(grid) <= 12:  # a sweep's grid values are its ticks, written plainly
+        ax.set_xticks(grid, [f"{x:g}" for x in grid])
+        from matplotlib.ticker import NullLocator
+
+        ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    if len(lines) > 1 or lines and lines[0]["label"]:
+        ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    return _bytes(fig, fmt)

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "grad": ("qnnc.runtime.cli.grad", "one measured gradient (parameter shift or score function): estimate, standard error, circuits"),
     "finetune": ("qnnc.runtime.cli.finetune", "fine-tune trained weights with measured gradients (simulator or Aer with device noise)"),
     "noise": ("qnnc.runtime.cli.noise", "show a device's noise model (the torch simulator's --noise)"),
+    "sweep": ("qnnc.runtime.cli.sweep", "run a sweep spec (TOML) on Dask: a grid of train/eval/... cells, resumable"),
 }
 
 
