@@ -1,8 +1,8 @@
 """Network `small_rotation` as one Guppy program for Quantinuum Helios,
 written by qnnc. One call of `forward` is one forward pass: the first layer's z is the
 host's input (Z_*), later layers' z are weighted sums of the measured outcomes (+1 for |0>,
--1 for |1>) computed during the shot; results: each hidden layer's outcomes and the
-argmax label. Every shot runs 1 forward pass(es), one per input row.
+-1 for |1>) computed during the shot; results: each hidden layer's outcomes and, with the output layer's
+weights, the argmax label. Every shot runs 1 forward pass(es), one per input row.
 
 Compile to HUGR with guppylang alone:  python THIS_FILE.py [OUT.hugr]
 """
