@@ -353,3 +353,19 @@ def test_run_refuses_a_gpu_for_a_cpu_only_simulator(capsys):
     code = main(["run", "examples/hardware.qnn", "--target", "ionq", "--shots", "1", "--device", "cuda"])
     err = capsys.readouterr().err
     assert code == 2 and "error[Q0635]" in err and "help:" in err
+
+
+def test_the_circuit_simulator_device():
+    from qnnc.runtime.cli.device_args import circuit_device
+
+    assert circuit_device("ibm", "cpu") == "CPU"
+    assert circuit_device("ionq", "auto") == "CPU" and circuit_device("quantinuum", "auto") == "CPU"
+    for target, name in (("ibm", "mps"), ("quantinuum", "cuda")):
+        with pytest.raises(QnncError) as e:
+            circuit_device(target, name)
+        assert e.value.diagnostics[0].code == "Q0635" and e.value.exit_code == 2
+    pytest.importorskip("qiskit_aer")
+    from qiskit_aer import AerSimulator
+
+    gpu = "GPU" in AerSimulator().available_devices()
+    assert circuit_device("ibm", "auto") == ("GPU" if gpu else "CPU")
