@@ -371,3 +371,30 @@ def test_a_failing_unit_is_reported_and_what_reads_it_is_not_run(light_full, tmp
     assert r2["status"] == "failed" and "needs eval/a=0.2,seed=0" in r2["error"]
     rc, _, err = run_cli(["sweep", str(bad.path), "--out", str(out), "--report-only"])
     assert rc == 1 and "error[Q0749]" in err
+
+
+def test_table_expressions_aggregates_and_nulls(tmp_path):
+    """The table language on hand-made cell records: where-filters, sem, count, and a
+    null in a result giving no value (not an error), against values computed here."""
+    text = SPEC.replace('''    { title = "seeds", agg = "count" },''', '''    { title = "seeds", agg = "count" },
+    { title = "fit", value = "train.fit.alpha * 2", agg = "mean" },
+    { title = "seed 1 only", value = "eval.per_class[\\"3\\"].n + seed", where = { seed = 1 } },''')
+    spec = read_spec(_write(tmp_path, text))
+    accs = {(0.2, 0): 0.5, (0.2, 1): 0.7, (0.5, 0): 0.9, (0.5, 1): 0.8}
+    records = [{"a": a, "seed": s, "_cell": f"{a},{s}",
+                "train": {"fit": None if a == 0.5 else {"alpha": 0.25 + s}},
+                "eval": {"accuracy": accs[(a, s)], "per_class": {"3": {"n": 40 + s}}}}
+               for a in (0.2, 0.5) for s in (0, 1)]
+    rows = report.build_table(spec, spec.tables[0], records)
+    assert [r["a"] for r in rows] == [0.2, 0.5]
+    assert rows[0]["test error, vote"] == pytest.approx(1 - 0.6)
+    assert rows[0]["± s.e.m."] == pytest.approx(0.1) and rows[1]["± s.e.m."] == pytest.approx(0.05)
+    assert rows[0]["seeds"] == 2 and rows[0]["fit"] == pytest.approx(2 * 0.75) and rows[1]["fit"] is None
+    assert rows[0]["seed 1 only"] == 42
+    md = report.markdown(spec.tables[0], rows)
+    assert md.splitlines()[3].startswith("| 0.5 | 0.1500 | 0.0500 | 2 | — | 42 |")
+    records[0]["eval"].pop("accuracy")
+    with pytest.raises(QnncError) as exc:
+        report.build_table(spec, spec.tables[0], records)
+    d = exc.value.diagnostics[0]
+    assert d.code == "Q0746" and "accuracy" in d.message and d.span.line == 21  # the column's line

@@ -115,6 +115,7 @@ def test_every_command_prints_the_envelope(trained, capsys, tmp_path):
                      "--sweeps", "20", "--replicas", "2", "--no-progress"],
         "landscape": ["landscape", HARDWARE, "--run", str(trained), "--image", "1", "--starts", "8"],
     }
+    argvs["sweep"] = _finished_sweep(trained, tmp_path)
     assert set(argvs) == set(registry.COMMANDS)
     for name, argv in argvs.items():
         rc = main([*argv, "--json"])
@@ -128,6 +129,24 @@ def test_every_command_prints_the_envelope(trained, capsys, tmp_path):
     env = json.loads(capsys.readouterr().out)
     _validate(env)
     assert env["result"] is None and env["diagnostics"][0]["code"] == "Q0530"
+
+
+def _finished_sweep(trained, tmp_path) -> list[str]:
+    """`qnnc sweep` on a folder whose one unit (a hamiltonian) is finished, run here with
+    the workers' own function, so the command prints its envelope without a cluster."""
+    from qnnc.runtime.sweep import engine
+    from qnnc.runtime.sweep.spec import read_spec
+    from qnnc.runtime.sweep.unit import run_unit
+
+    spec_path = tmp_path / "sweep.toml"
+    spec_path.write_text(f'[sweep]\nprogram = "{Path(HARDWARE).resolve()}"\n[[step]]\ncommand = "hamiltonian"\n'
+                         f'args = ["--run", "{Path(trained).resolve()}"]\n[[table]]\n'
+                         'columns = [{ title = "T_c", value = "hamiltonian.tc" }]\n')
+    spec = read_spec(spec_path)
+    out = tmp_path / "sweep"
+    for u in engine.prepare(spec, out)[1]:
+        assert run_unit(str(out.resolve()), u.program, u.key, u.folder, list(u.argv), u.hash)["status"] == "done"
+    return ["sweep", str(spec_path), "--out", str(out)]
 
 
 def test_envelope_schema_ships_with_the_package():

@@ -161,10 +161,13 @@ def execute(spec: S.Spec, out: Path, *, scheduler: Optional[str] = None, workers
         say(f"dashboard: {link}" if link else "dashboard: none (install bokeh>=2.4.2 for Dask's dashboard)")
         futures = {}
         todo_keys = {u.key for u in todo}
-        for u in todo:  # units are in dependency order
+        for i, u in enumerate(todo):  # units are in dependency order, cell by cell
             deps = [futures[d] for d in u.deps if d in todo_keys]
+            # an explicit priority: the scheduler runs ready units in this order, so whole
+            # cells finish early (left to itself it may take the last submitted first)
             futures[u.key] = client.submit(run_unit, str(out), u.program, u.key, u.folder, list(u.argv),
-                                           u.hash, *deps, key=f"qnnc-sweep-{u.key}-{u.hash}", pure=False)
+                                           u.hash, *deps, key=f"qnnc-sweep-{u.key}-{u.hash}", pure=False,
+                                           priority=len(todo) - i)
         bar = None
         if progress:
             try:

@@ -65,11 +65,15 @@ def evaluate(tree: ast.AST, record: dict) -> Any:
             return record[n.id]
         if isinstance(n, ast.Attribute):
             base = ev(n.value)
+            if base is None:  # a null in the result (e.g. no power-law fit): no value
+                return None
             if not isinstance(base, dict) or n.attr not in base:
                 raise Missing(n.attr)
             return base[n.attr]
         if isinstance(n, ast.Subscript):
             base, idx = ev(n.value), ev(n.slice)
+            if base is None or idx is None:
+                return None
             try:
                 if isinstance(base, dict):
                     return base[idx] if idx in base else base[str(idx)]
@@ -77,10 +81,11 @@ def evaluate(tree: ast.AST, record: dict) -> Any:
             except (KeyError, IndexError, TypeError, ValueError):
                 raise Missing(repr(idx)) from None
         if isinstance(n, ast.BinOp):
-            return _BINOPS[type(n.op)](ev(n.left), ev(n.right))
+            left, right = ev(n.left), ev(n.right)
+            return None if left is None or right is None else _BINOPS[type(n.op)](left, right)
         if isinstance(n, ast.UnaryOp):
             v = ev(n.operand)
-            return -v if isinstance(n.op, ast.USub) else v
+            return -v if isinstance(n.op, ast.USub) and v is not None else v
         if isinstance(n, ast.Call):
             return _FUNCS[n.func.id](*[ev(a) for a in n.args])
         raise Missing(type(n).__name__)
@@ -137,7 +142,8 @@ def build_table(spec, table, records: list[dict]) -> list[dict]:
                 except (TypeError, ZeroDivisionError, ValueError) as exc:
                     raise error("Q0746", f"table `{table.name}`, column `{c.title}`: `{c.value}` fails on cell "
                                 f"{m['_cell']}: {exc}", spec.span(*c.path, "value")) from None
-            row[c.title] = _aggregate(c.agg, vals)
+            # a null (a value the command reports as missing) is left out; all null: "—"
+            row[c.title] = _aggregate(c.agg, vals if c.agg == "count" else [v for v in vals if v is not None])
         rows.append(row)
     return rows
 
