@@ -126,6 +126,7 @@ class DenseCouplings(Couplings):
         self.J = torch.as_tensor(J, dtype=dtype, device=device)
         self.h = None if h is None else torch.as_tensor(np.asarray(h), dtype=dtype, device=device)
         self.groups = [torch.tensor([i], device=device) for i in range(self.n)]
+        self.J_host = np.ascontiguousarray(J, dtype=np.float64)  # the sequential kernel's copy
 
     def fields(self, sigma: torch.Tensor, g: int, with_h: bool = True) -> torch.Tensor:
         f = sigma @ self.J[:, g:g + 1]
@@ -161,16 +162,17 @@ def heat_bath(sigma: torch.Tensor, couplings: Couplings, g: int, beta: torch.Ten
 
 
 def exchange(sigma: torch.Tensor, energy: torch.Tensor, beta: torch.Tensor, parity: int,
-             u: torch.Tensor) -> torch.Tensor:
+             u: torch.Tensor, carried: Sequence[torch.Tensor] = ()) -> torch.Tensor:
     """Swap configurations between temperatures t and t+1 (t ≡ parity mod 2) for every
-    replica index, with the Metropolis probability; sigma and energy change in place.
+    replica index, with the Metropolis probability; sigma, energy and the `carried`
+    tensors ([T, R, ...], e.g. a sampler's local fields) change in place.
     Returns the accepted mask [pairs, R] of the pairs t = parity, parity + 2, ..."""
     t = torch.arange(parity, beta.numel() - 1, 2, device=sigma.device)
     if t.numel() == 0:
         return torch.zeros((0, sigma.shape[1]), dtype=torch.bool, device=sigma.device)
     d = (beta[t] - beta[t + 1]).unsqueeze(-1) * (energy[t] - energy[t + 1])
     accept = u[: t.numel()] < torch.exp(torch.clamp(d, max=0.0))
-    for name, x in (("sigma", sigma), ("energy", energy)):
+    for x in (sigma, energy, *carried):
         lo, hi = x[t], x[t + 1]
         mask = accept.view(accept.shape + (1,) * (x.dim() - 2))
         x[t], x[t + 1] = torch.where(mask, hi, lo), torch.where(mask, lo, hi)
@@ -202,6 +204,7 @@ class ReplicaResult:
     exchange_acceptance: list[float]  # per neighbouring pair
     equilibrated: bool
     equilibration: dict = field(default_factory=dict)
+    update: str = "block"  # the update kind that produced it: "block" or "sequential"
 
     def to_json_dict(self) -> dict:
         return {"format": "qnnc-replicas", "version": 1, **self.__dict__}
@@ -225,10 +228,87 @@ def temperature_ladder(t_min: float, t_max: float, count: int) -> list[float]:
     return [float(x) for x in np.geomspace(t_min, t_max, count)]
 
 
+UPDATES = ("auto", "block", "sequential")
+
+
+class _BlockSampler:
+    """The block heat-bath in torch (any device): each group of mutually uncoupled spins
+    drawn at once from the products of its neighbouring blocks."""
+
+    kind = "block"
+
+    def __init__(self, couplings, beta, gen, sigma):
+        self.c, self.beta, self.gen = couplings, beta, gen
+        self.carried = ()
+
+    def sweep(self, sigma):
+        c, (T, R, _) = self.c, sigma.shape
+        for g in range(len(c.groups)):
+            u = torch.rand((T, R, c.groups[g].numel()), generator=self.gen, device=sigma.device, dtype=sigma.dtype)
+            bonds = heat_bath(sigma, c, g, self.beta, u)
+        return c.energy_after_sweep(sigma, bonds) if isinstance(c, LayeredCouplings) else c.energy(sigma)
+
+
+class _SequentialSampler:
+    """Single-spin heat-bath in index order with incremental local fields (numba, CPU),
+    for a dense J: the fields travel with their configurations through the exchanges,
+    and are recomputed from scratch every `REFRESH` sweeps (no drift of the sums)."""
+
+    kind = "sequential"
+    REFRESH = 256
+
+    def __init__(self, couplings, beta, seed, sigma):
+        if sigma.device.type != "cpu":
+            raise error(BAD_SETTING, "the sequential update runs on the CPU only", help="use update='block'")
+        T, R, N = sigma.shape
+        self.c, self.count = couplings, 0
+        self.h = torch.zeros(N, dtype=torch.float64) if couplings.h is None else couplings.h.double().cpu()
+        self.J = couplings.J_host
+        self.beta = np.repeat(beta.double().cpu().numpy(), R)
+        self.state = np.random.SeedSequence([int(seed), 0x5EC]).generate_state(T * R, np.uint64)
+        self.order = np.arange(N, dtype=np.int64)
+        self.fields = torch.zeros((T, R, N), dtype=torch.float64)
+        self.carried = (self.fields,)
+
+    def _refresh(self, sigma):
+        self.fields.copy_(sigma.double() @ torch.from_numpy(self.J) + self.h)
+
+    def sweep(self, sigma):
+        from qnnc.runtime.replicas_kernel import sequential_sweeps
+
+        if self.count % self.REFRESH == 0:
+            self._refresh(sigma)
+        self.count += 1
+        T, R, N = sigma.shape
+        x = sigma if sigma.dtype == torch.float64 else sigma.double()
+        sequential_sweeps(x.view(T * R, N).numpy(), self.fields.view(T * R, N).numpy(), self.beta, self.J,
+                          self.state, self.order, 1)
+        if x is not sigma:
+            sigma.copy_(x)
+        return (-0.5 * (x * (self.fields + self.h)).sum(-1)).to(sigma.dtype)
+
+
+def _sampler(couplings, update, beta, gen, seed, sigma):
+    if update not in UPDATES:
+        raise error(BAD_SETTING, f"update = {update!r}: choose one of {', '.join(UPDATES)}")
+    dense = isinstance(couplings, DenseCouplings)
+    if update == "auto":
+        update = "sequential" if dense and sigma.device.type == "cpu" else "block"
+    if update == "sequential":
+        if not dense:
+            raise error(BAD_SETTING, "the sequential update needs dense couplings (DenseCouplings)")
+        return _SequentialSampler(couplings, beta, seed, sigma)
+    return _BlockSampler(couplings, beta, gen, sigma)
+
+
 def run_replicas(couplings: Couplings, temperatures: Sequence[float], *, replicas: int = 2, sweeps: int = 1000,
                  burn_in: Optional[int] = None, seed: int = 0, directions: Optional[np.ndarray] = None,
-                 q_bins: int = 51, progress: Optional[Callable[[int], None]] = None) -> ReplicaResult:
-    """Parallel tempering; measurements every sweep after `burn_in` (default: half)."""
+                 q_bins: int = 51, progress: Optional[Callable[[int], None]] = None,
+                 update: str = "auto") -> ReplicaResult:
+    """Parallel tempering; measurements every sweep after `burn_in` (default: half).
+    `update`: "block" (torch, any device: layers as matrix products, or one spin at a
+    time for a dense J), "sequential" (dense J, CPU: single-spin heat-bath with
+    incremental fields, compiled) or "auto" (sequential for a dense J on the CPU)."""
     burn_in = sweeps // 2 if burn_in is None else int(burn_in)
     temps = _validate(temperatures, int(replicas), int(sweeps), burn_in)
     device = couplings.groups[0].device
@@ -237,7 +317,7 @@ def run_replicas(couplings: Couplings, temperatures: Sequence[float], *, replica
     T, R, N = temps.size, int(replicas), couplings.n
     beta = torch.as_tensor(1.0 / temps, dtype=dtype, device=device)
     sigma = torch.where(torch.rand((T, R, N), generator=gen, device=device, dtype=dtype) < 0.5, 1.0, -1.0).to(dtype)
-    energy = couplings.energy(sigma)
+    sampler = _sampler(couplings, update, beta, gen, seed, sigma)
     dirs = None if directions is None else torch.as_tensor(np.atleast_2d(directions), dtype=dtype, device=device)
     if dirs is not None:
         dirs = dirs / torch.linalg.vector_norm(dirs, dim=-1, keepdim=True)
@@ -248,15 +328,11 @@ def run_replicas(couplings: Couplings, temperatures: Sequence[float], *, replica
     a_idx = torch.tensor([p[0] for p in pairs], dtype=torch.long, device=device)
     b_idx = torch.tensor([p[1] for p in pairs], dtype=torch.long, device=device)
     for s in range(int(sweeps)):
-        for g in range(len(couplings.groups)):
-            u = torch.rand((T, R, couplings.groups[g].numel()), generator=gen, device=device, dtype=dtype)
-            bonds = heat_bath(sigma, couplings, g, beta, u)
-        energy = couplings.energy_after_sweep(sigma, bonds) if isinstance(couplings, LayeredCouplings) \
-            else couplings.energy(sigma)
+        energy = sampler.sweep(sigma)
         if T > 1:
             parity = s % 2
             u = torch.rand((T, R), generator=gen, device=device, dtype=dtype)
-            accepted = exchange(sigma, energy, beta, parity, u)
+            accepted = exchange(sigma, energy, beta, parity, u, sampler.carried)
             idx = torch.arange(parity, T - 1, 2, device=device)
             acc_sum[idx] += accepted.to(dtype).mean(-1)
             acc_n[idx] += 1
@@ -267,7 +343,9 @@ def run_replicas(couplings: Couplings, temperatures: Sequence[float], *, replica
         if progress is not None:
             progress(s)
     acc = (acc_sum / torch.clamp(acc_n, min=1)).double().cpu().numpy().tolist()
-    return stats.result(temps, R, int(sweeps), burn_in, acc)
+    res = stats.result(temps, R, int(sweeps), burn_in, acc)
+    res.update = sampler.kind
+    return res
 
 
 class _Accumulator:
