@@ -205,6 +205,7 @@ class ReplicaResult:
     equilibrated: bool
     equilibration: dict = field(default_factory=dict)
     update: str = "block"  # the update kind that produced it: "block" or "sequential"
+    engine: str = "torch"  # and the engine: "torch" or "compiled"
 
     def to_json_dict(self) -> dict:
         return {"format": "qnnc-replicas", "version": 1, **self.__dict__}
@@ -229,122 +230,94 @@ def temperature_ladder(t_min: float, t_max: float, count: int) -> list[float]:
 
 
 UPDATES = ("auto", "block", "sequential")
+ENGINES = ("auto", "torch", "compiled")
+CHUNK = 256  # sweeps whose measurements are added to the running sums at once
 
 
-class _BlockSampler:
-    """The block heat-bath in torch (any device): each group of mutually uncoupled spins
-    drawn at once from the products of its neighbouring blocks."""
+def _sampler(couplings, update, engine, temps, R, seed, dirs, dtype, device):
+    from qnnc.runtime import replicas_samplers as samplers
 
-    kind = "block"
-
-    def __init__(self, couplings, beta, gen, sigma):
-        self.c, self.beta, self.gen = couplings, beta, gen
-        self.carried = ()
-
-    def sweep(self, sigma):
-        c, (T, R, _) = self.c, sigma.shape
-        for g in range(len(c.groups)):
-            u = torch.rand((T, R, c.groups[g].numel()), generator=self.gen, device=sigma.device, dtype=sigma.dtype)
-            bonds = heat_bath(sigma, c, g, self.beta, u)
-        return c.energy_after_sweep(sigma, bonds) if isinstance(c, LayeredCouplings) else c.energy(sigma)
-
-
-class _SequentialSampler:
-    """Single-spin heat-bath in index order with incremental local fields (numba, CPU),
-    for a dense J: the fields travel with their configurations through the exchanges,
-    and are recomputed from scratch every `REFRESH` sweeps (no drift of the sums)."""
-
-    kind = "sequential"
-    REFRESH = 256
-
-    def __init__(self, couplings, beta, seed, sigma):
-        if sigma.device.type != "cpu":
-            raise error(BAD_SETTING, "the sequential update runs on the CPU only", help="use update='block'")
-        T, R, N = sigma.shape
-        self.c, self.count = couplings, 0
-        self.h = torch.zeros(N, dtype=torch.float64) if couplings.h is None else couplings.h.double().cpu()
-        self.J = couplings.J_host
-        self.beta = np.repeat(beta.double().cpu().numpy(), R)
-        self.state = np.random.SeedSequence([int(seed), 0x5EC]).generate_state(T * R, np.uint64)
-        self.order = np.arange(N, dtype=np.int64)
-        self.fields = torch.zeros((T, R, N), dtype=torch.float64)
-        self.carried = (self.fields,)
-
-    def _refresh(self, sigma):
-        self.fields.copy_(sigma.double() @ torch.from_numpy(self.J) + self.h)
-
-    def sweep(self, sigma):
-        from qnnc.runtime.replicas_kernel import sequential_sweeps
-
-        if self.count % self.REFRESH == 0:
-            self._refresh(sigma)
-        self.count += 1
-        T, R, N = sigma.shape
-        x = sigma if sigma.dtype == torch.float64 else sigma.double()
-        sequential_sweeps(x.view(T * R, N).numpy(), self.fields.view(T * R, N).numpy(), self.beta, self.J,
-                          self.state, self.order, 1)
-        if x is not sigma:
-            sigma.copy_(x)
-        return (-0.5 * (x * (self.fields + self.h)).sum(-1)).to(sigma.dtype)
-
-
-def _sampler(couplings, update, beta, gen, seed, sigma):
     if update not in UPDATES:
         raise error(BAD_SETTING, f"update = {update!r}: choose one of {', '.join(UPDATES)}")
-    dense = isinstance(couplings, DenseCouplings)
+    if engine not in ENGINES:
+        raise error(BAD_SETTING, f"engine = {engine!r}: choose one of {', '.join(ENGINES)}")
+    dense, cpu = isinstance(couplings, DenseCouplings), device.type == "cpu"
     if update == "auto":
-        update = "sequential" if dense and sigma.device.type == "cpu" else "block"
+        update = "sequential" if dense and cpu else "block"
+    if engine == "auto":
+        engine = "compiled" if cpu and (update == "sequential" or not dense) else "torch"
+    if engine == "compiled" and not cpu:
+        raise error(BAD_SETTING, f"the compiled engine runs on the CPU, not {device}", help="use engine='torch'")
     if update == "sequential":
-        if not dense:
-            raise error(BAD_SETTING, "the sequential update needs dense couplings (DenseCouplings)")
-        return _SequentialSampler(couplings, beta, seed, sigma)
-    return _BlockSampler(couplings, beta, gen, sigma)
+        if not dense or engine != "compiled":
+            raise error(BAD_SETTING, "the sequential update needs dense couplings and the compiled engine")
+        return samplers.SequentialSampler(couplings, temps, R, seed, dirs)
+    if engine == "compiled":
+        if dense:
+            raise error(BAD_SETTING, "the compiled block update needs layered couplings",
+                        help="a dense J: update='sequential'")
+        return samplers.FixedPointBlockSampler(couplings, temps, R, seed, dirs)
+    return samplers.TorchBlockSampler(couplings, temps, R, seed, dirs, dtype, device)
 
 
 def run_replicas(couplings: Couplings, temperatures: Sequence[float], *, replicas: int = 2, sweeps: int = 1000,
                  burn_in: Optional[int] = None, seed: int = 0, directions: Optional[np.ndarray] = None,
                  q_bins: int = 51, progress: Optional[Callable[[int], None]] = None,
-                 update: str = "auto") -> ReplicaResult:
+                 update: str = "auto", engine: str = "auto") -> ReplicaResult:
     """Parallel tempering; measurements every sweep after `burn_in` (default: half).
-    `update`: "block" (torch, any device: layers as matrix products, or one spin at a
-    time for a dense J), "sequential" (dense J, CPU: single-spin heat-bath with
-    incremental fields, compiled) or "auto" (sequential for a dense J on the CPU)."""
+
+    `update`: "block" (a group of mutually uncoupled spins at a time: the layers of a
+    layered network; one spin at a time for a dense J) or "sequential" (dense J:
+    single-spin heat-bath with incremental fields); "auto": sequential for a dense J on
+    the CPU. `engine`: "torch" (any device; the block update as matrix products) or
+    "compiled" (CPU: numba, the layered block update in 24-bit fixed point with integer
+    products); "auto": compiled on the CPU. `replicas_samplers.py` has the samplers."""
     burn_in = sweeps // 2 if burn_in is None else int(burn_in)
     temps = _validate(temperatures, int(replicas), int(sweeps), burn_in)
     device = couplings.groups[0].device
     dtype = couplings.blocks[0].dtype if isinstance(couplings, LayeredCouplings) else couplings.J.dtype
-    gen = torch.Generator(device=device).manual_seed(int(seed))
     T, R, N = temps.size, int(replicas), couplings.n
-    beta = torch.as_tensor(1.0 / temps, dtype=dtype, device=device)
-    sigma = torch.where(torch.rand((T, R, N), generator=gen, device=device, dtype=dtype) < 0.5, 1.0, -1.0).to(dtype)
-    sampler = _sampler(couplings, update, beta, gen, seed, sigma)
-    dirs = None if directions is None else torch.as_tensor(np.atleast_2d(directions), dtype=dtype, device=device)
-    if dirs is not None:
-        dirs = dirs / torch.linalg.vector_norm(dirs, dim=-1, keepdim=True)
-    acc_sum = torch.zeros(max(T - 1, 0), dtype=dtype, device=device)
-    acc_n = torch.zeros(max(T - 1, 0), dtype=dtype, device=device)
-    stats = _Accumulator(T, R, N, int(sweeps) - burn_in, q_bins, 0 if dirs is None else dirs.shape[0], device)
-    pairs = stats.pairs
-    a_idx = torch.tensor([p[0] for p in pairs], dtype=torch.long, device=device)
-    b_idx = torch.tensor([p[1] for p in pairs], dtype=torch.long, device=device)
-    for s in range(int(sweeps)):
-        energy = sampler.sweep(sigma)
-        if T > 1:
-            parity = s % 2
-            u = torch.rand((T, R), generator=gen, device=device, dtype=dtype)
-            accepted = exchange(sigma, energy, beta, parity, u, sampler.carried)
-            idx = torch.arange(parity, T - 1, 2, device=device)
-            acc_sum[idx] += accepted.to(dtype).mean(-1)
-            acc_n[idx] += 1
-        if s >= burn_in:
-            q = (sigma[:, a_idx] * sigma[:, b_idx]).mean(-1) if pairs else None
-            v = (sigma @ dirs.T).abs() / math.sqrt(N) if dirs is not None else None
-            stats.add(s - burn_in, energy / N, sigma.mean(-1).abs(), q, v)
-        if progress is not None:
-            progress(s)
-    acc = (acc_sum / torch.clamp(acc_n, min=1)).double().cpu().numpy().tolist()
+    dirs = None
+    if directions is not None:
+        dirs = np.atleast_2d(np.asarray(directions, dtype=np.float64))
+        dirs = dirs / np.linalg.norm(dirs, axis=-1, keepdims=True)
+    D = 0 if dirs is None else dirs.shape[0]
+    sampler = _sampler(couplings, update, engine, temps, R, seed, dirs, dtype, device)
+    S = int(sweeps) - burn_in
+    stats = _Accumulator(T, R, N, S, q_bins, D)
+    P = len(stats.pairs)
+    accepted = np.zeros(max(T - 1, 0), dtype=np.int64)
+    attempts = np.zeros(max(T - 1, 0), dtype=np.int64)
+    s = 0
+    while s < sweeps:
+        measuring = s >= burn_in
+        if measuring:
+            i = s - burn_in
+            block = i * stats.BLOCKS // S
+            n = min(-(-(block + 1) * S // stats.BLOCKS) - i, CHUNK)
+        else:
+            n = min(burn_in - s, CHUNK)
+        if measuring:
+            E, M = np.zeros((n, T * R)), np.zeros((n, T * R))
+            V, Q = np.zeros((n, T * R, D)), np.zeros((n, T, P))
+        for j in range(n):
+            sampler.sweep()
+            if T > 1:
+                parity = (s + j) % 2
+                sampler.exchange(parity, accepted)
+                attempts[parity::2] += 1
+            if measuring:
+                E[j] = sampler.energy
+                sampler.measure(M[j], V[j], Q[j])
+            if progress is not None:
+                progress(s + j)
+        if measuring:
+            stats.add_chunk(block, E.reshape(n, T, R) / N, np.abs(M).reshape(n, T, R) / N, Q / N,
+                            np.abs(V).reshape(n, T, R, D).mean(2) / math.sqrt(N))
+        s += n
+    acc = (accepted / np.maximum(attempts * R, 1)).tolist()
     res = stats.result(temps, R, int(sweeps), burn_in, acc)
-    res.update = sampler.kind
+    res.update, res.engine = sampler.update, sampler.engine
     return res
 
 
@@ -356,72 +329,71 @@ class _Accumulator:
 
     BLOCKS = 40
 
-    def __init__(self, T, R, N, S, q_bins, D, device):
-        f64 = dict(dtype=torch.float64, device=device)
-        self.N, self.S = N, S
+    def __init__(self, T, R, N, S, q_bins, D):
+        self.N, self.S, self.T = N, S, T
         self.pairs = [(a, b) for a in range(R) for b in range(a + 1, R)]
-        self.disjoint = torch.tensor(_disjoint_pairs(R), dtype=torch.long, device=device)
-        P, Pd, B = len(self.pairs), self.disjoint.numel(), self.BLOCKS
-        self.count = torch.zeros(B, **f64)
-        self.e_blocks = torch.zeros(B, T, R, **f64)
-        self.m_sum = torch.zeros(T, R, **f64)
-        self.q_abs, self.q2, self.q4 = (torch.zeros(T, P, **f64) for _ in range(3))
-        self.q2_blocks = torch.zeros(B, T, Pd, **f64)
-        self.edges = torch.linspace(-1.0, 1.0, q_bins + 1, **f64)
-        self.hist = torch.zeros(T, q_bins, **f64)
-        self.v_sum = torch.zeros(T, D, **f64)
+        self.disjoint = np.array(_disjoint_pairs(R), dtype=np.int64)
+        P, Pd, B = len(self.pairs), self.disjoint.size, self.BLOCKS
+        self.count = np.zeros(B)
+        self.e_blocks = np.zeros((B, T, R))
+        self.m_sum = np.zeros((T, R))
+        self.q_abs, self.q2, self.q4 = (np.zeros((T, P)) for _ in range(3))
+        self.q2_blocks = np.zeros((B, T, Pd))
+        self.edges = np.linspace(-1.0, 1.0, q_bins + 1)
+        self.hist = np.zeros((T, q_bins))
+        self.v_sum = np.zeros((T, D))
 
-    def add(self, i, e, m, q, v):
-        b = i * self.BLOCKS // self.S
-        self.count[b] += 1
-        self.e_blocks[b] += e.double()
-        self.m_sum += m.double()
-        if q is not None:
-            q = q.double()
+    def add_chunk(self, b, e, m, q, v):
+        """Add n sweeps of block b: e, m [n, T, R]; q [n, T, P]; v [n, T, D]."""
+        n = e.shape[0]
+        self.count[b] += n
+        self.e_blocks[b] += e.sum(0)
+        self.m_sum += m.sum(0)
+        if self.pairs:
             q2 = q * q
-            self.q_abs += q.abs()
-            self.q2 += q2
-            self.q4 += q2 * q2
-            self.q2_blocks[b] += q2[:, self.disjoint]
+            self.q_abs += np.abs(q).sum(0)
+            self.q2 += q2.sum(0)
+            self.q4 += (q2 * q2).sum(0)
+            self.q2_blocks[b] += q2[:, :, self.disjoint].sum(0)
             # np.histogram's bins: [e_k, e_k+1), the last one closed
-            k = torch.bucketize(q, self.edges[1:-1], right=True)
-            self.hist.scatter_add_(1, k, torch.ones_like(q))
-        if v is not None:
-            self.v_sum += v.double().mean(1)
+            k = np.searchsorted(self.edges[1:-1], q, side="right")  # [n, T, P]
+            bins = self.hist.shape[1]
+            flat = (np.arange(self.T)[None, :, None] * bins + k).ravel()
+            self.hist += np.bincount(flat, minlength=self.T * bins).reshape(self.T, bins)
+        self.v_sum += v.sum(0)
 
     def result(self, temps, R, sweeps, burn_in, acceptance) -> "ReplicaResult":
         S, N, T = self.S, self.N, temps.size
-        cnt = self.count.cpu().numpy()
-        e_blocks = self.e_blocks.cpu().numpy()
+        cnt = self.count
+        e_blocks = self.e_blocks
         e_rep = e_blocks.sum(0) / S  # [T, R]: each replica's mean
         e_err = e_rep.std(-1, ddof=1) / math.sqrt(R) if R > 1 else _block_error(e_blocks[..., 0], cnt)
         q2_blocks = None
         if self.pairs:
-            q2p = self.q2.cpu().numpy() / S
-            q2, q4 = q2p.mean(-1), (self.q4.cpu().numpy() / S).mean(-1)
-            qa = (self.q_abs.cpu().numpy() / S).mean(-1)
-            q2_blocks = self.q2_blocks.cpu().numpy()
-            d = self.disjoint.cpu().numpy()
+            q2p = self.q2 / S
+            q2, q4 = q2p.mean(-1), (self.q4 / S).mean(-1)
+            qa = (self.q_abs / S).mean(-1)
+            q2_blocks = self.q2_blocks
+            d = self.disjoint
             # Pairs share replicas, so errors come from the disjoint pairs (0,1), (2,3), ...
             q2_err = q2p[:, d].std(-1, ddof=1) / math.sqrt(d.size) if d.size > 1 else \
                 _block_error(q2_blocks[..., 0], cnt)
             with np.errstate(invalid="ignore", divide="ignore"):
                 binder = 0.5 * (3.0 - q4 / q2 ** 2)
-            widths = np.diff(self.edges.cpu().numpy())
-            hist = self.hist.cpu().numpy()
-            pq = (hist / (hist.sum(-1, keepdims=True) * widths)).tolist()
+            widths = np.diff(self.edges)
+            pq = (self.hist / (self.hist.sum(-1, keepdims=True) * widths)).tolist()
         else:
             q2 = q4 = qa = q2_err = binder = np.full(T, np.nan)
             pq = [[] for _ in range(T)]
-        v = (self.v_sum.cpu().numpy() / S).tolist() if self.v_sum.shape[1] else [[] for _ in range(T)]
+        v = (self.v_sum / S).tolist() if self.v_sum.shape[1] else [[] for _ in range(T)]
         eq, detail = _equilibration(e_blocks, q2_blocks, cnt)
         return ReplicaResult(
             temperatures=temps.tolist(), replicas=R, sweeps=sweeps, burn_in=burn_in, n_spins=N,
             energy=e_rep.mean(-1).tolist(), energy_err=np.asarray(e_err).tolist(),
-            magnetisation=(self.m_sum.cpu().numpy() / S).mean(-1).tolist(),
+            magnetisation=(self.m_sum / S).mean(-1).tolist(),
             q_abs=np.asarray(qa).tolist(), q2=np.asarray(q2).tolist(), q2_err=np.asarray(q2_err).tolist(),
             q4=np.asarray(q4).tolist(), binder=np.asarray(binder).tolist(), chi_sg=(N * np.asarray(q2)).tolist(),
-            p_q=pq, q_bins=self.edges.cpu().numpy().tolist(), direction_overlaps=v,
+            p_q=pq, q_bins=self.edges.tolist(), direction_overlaps=v,
             exchange_acceptance=acceptance, equilibrated=eq, equilibration=detail)
 
 
