@@ -67,17 +67,18 @@ def _exp_neg(x, pow2):
 
 
 @nb.njit(cache=True)
-def sequential_sweep(sigma, fields, h, beta, J, state, energy):  # pragma: no cover - compiled
-    """One sweep over the spins 0..N−1 of every chain (rows of sigma/fields [C, N],
-    float64; fields include h), chain c at inverse temperature beta[c], generator
-    state[c]. Writes each chain's energy −½ Σ σ_i (f_i + h_i) into energy[c]."""
+def sequential_sweep(sigma, fields, h, beta, J, state, energy, lo, hi):  # pragma: no cover - compiled
+    """One sweep over the spins lo..hi−1 (a whole sweep: 0..N) of every chain (rows of
+    sigma/fields [C, N], float64; fields include h), chain c at inverse temperature
+    beta[c], generator state[c]. Writes each chain's energy −½ Σ σ_i (f_i + h_i) into
+    energy[c]."""
     C, N = sigma.shape
     for c in range(C):
         s = state[c]
         b2 = 2.0 * beta[c]
         x = sigma[c]
         f = fields[c]
-        for i in range(N):
+        for i in range(lo, hi):
             s += GAMMA
             u = ((_mix(s) >> _S11) + 0.5) * _TO_UNIT
             # σ = +1 exactly when u < 1 / (1 + exp(−2βf)); exp overflow gives inf: σ = −1.

@@ -130,7 +130,7 @@ class SequentialSampler(_Compiled):
             np.matmul(self.sigma, self.J, out=self.fields)
             self.fields += self.h
         self.count += 1
-        sequential_sweep(self.sigma, self.fields, self.h, self.beta, self.J, self.state, self.energy)
+        sequential_sweep(self.sigma, self.fields, self.h, self.beta, self.J, self.state, self.energy, 0, self.N)
 
     def exchange(self, parity, accepted):
         self._exchange(self.sigma, self.fields, parity, accepted)
@@ -207,14 +207,20 @@ class FixedPointBlockSampler(_Compiled):
         self._bonds = np.zeros(self.C)
         self._fields = [np.zeros(self.C), np.zeros(self.C)]
 
-    def sweep(self):
+    def update_group(self, g):
+        """Redraw group g (0: even layers, 1: odd layers) of every chain; returns
+        (Σ σ_i bond_i, Σ σ_i h_i) over the group, per chain."""
         from qnnc.runtime.replicas_kernel import block_heat_bath
 
+        r = _int_products(self.torch_sigma[1 - g], self.A[g])
+        block_heat_bath(r, self.scale, self.h[g], self.beta, self.keys[0], np.uint64(self.counter),
+                        self.sigma[g], self._bonds, self._fields[g])
+        self.counter += self.sigma[g].size
+        return self._bonds, self._fields[g]
+
+    def sweep(self):
         for g in (0, 1):
-            r = _int_products(self.torch_sigma[1 - g], self.A[g])
-            block_heat_bath(r, self.scale, self.h[g], self.beta, self.keys[0], np.uint64(self.counter),
-                            self.sigma[g], self._bonds, self._fields[g])
-            self.counter += self.sigma[g].size
+            self.update_group(g)
         # every bond joins the two groups: the last group's Σ σ_i bond_i counts each once
         np.subtract(-self._bonds, self._fields[0] + self._fields[1], out=self.energy)
 
