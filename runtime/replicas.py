@@ -234,6 +234,12 @@ ENGINES = ("auto", "torch", "compiled")
 CHUNK = 256  # sweeps whose measurements are added to the running sums at once
 
 
+def _have_numba() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("numba") is not None
+
+
 def _sampler(couplings, update, engine, temps, R, seed, dirs, dtype, device):
     from qnnc.runtime import replicas_samplers as samplers
 
@@ -245,7 +251,10 @@ def _sampler(couplings, update, engine, temps, R, seed, dirs, dtype, device):
     if update == "auto":
         update = "sequential" if dense and cpu else "block"
     if engine == "auto":
-        engine = "compiled" if cpu and (update == "sequential" or not dense) else "torch"
+        engine = "compiled" if cpu and (update == "sequential" or not dense) and _have_numba() else "torch"
+    if engine == "compiled" and not _have_numba():
+        raise error(BAD_SETTING, "the compiled engine needs numba, which is not installed",
+                    help="pip install 'qnnc[spin]', or use engine='torch' (update='block')")
     if engine == "compiled" and not cpu:
         raise error(BAD_SETTING, f"the compiled engine runs on the CPU, not {device}", help="use engine='torch'")
     if update == "sequential":
