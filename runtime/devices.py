@@ -126,6 +126,17 @@ def host_float(t) -> float:
     return float(t)
 
 
+def host_array(t):
+    """`t` as a float64 numpy array on the host: the Monte Carlo's torch engine reads its
+    energies, exchange decisions and measurement sums back once per sweep (its statistics
+    are summed in numpy). A meta tensor has no values: zeros of its shape."""
+    if t.device.type == "meta":
+        import numpy as np
+
+        return np.zeros(tuple(t.shape))
+    return t.detach().double().cpu().numpy()
+
+
 def host_bool(t) -> bool:
     """bool(t) for a one-element tensor (a check that decides on the host whether to
     raise an error, or which path to take). A meta tensor has no value: True."""

@@ -33,8 +33,9 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from qnnc.compiler.diagnostics import error
 from qnnc.runtime.devices import from_host
+
+from qnnc.compiler.diagnostics import error
 
 BAD_SETTING = "Q0611"  # a solver or scan setting is out of range (the spin analysis' code)
 
@@ -127,6 +128,7 @@ class DenseCouplings(Couplings):
         self.J = from_host(J, device, dtype)
         self.h = None if h is None else from_host(np.asarray(h), device, dtype)
         self.groups = [torch.tensor([i], device=device) for i in range(self.n)]
+        self.J_host = np.ascontiguousarray(J, dtype=np.float64)  # the sequential kernel's copy
 
     def fields(self, sigma: torch.Tensor, g: int, with_h: bool = True) -> torch.Tensor:
         f = sigma @ self.J[:, g:g + 1]
@@ -162,16 +164,17 @@ def heat_bath(sigma: torch.Tensor, couplings: Couplings, g: int, beta: torch.Ten
 
 
 def exchange(sigma: torch.Tensor, energy: torch.Tensor, beta: torch.Tensor, parity: int,
-             u: torch.Tensor) -> torch.Tensor:
+             u: torch.Tensor, carried: Sequence[torch.Tensor] = ()) -> torch.Tensor:
     """Swap configurations between temperatures t and t+1 (t ≡ parity mod 2) for every
-    replica index, with the Metropolis probability; sigma and energy change in place.
+    replica index, with the Metropolis probability; sigma, energy and the `carried`
+    tensors ([T, R, ...], e.g. a sampler's local fields) change in place.
     Returns the accepted mask [pairs, R] of the pairs t = parity, parity + 2, ..."""
     t = torch.arange(parity, beta.numel() - 1, 2, device=sigma.device)
     if t.numel() == 0:
         return torch.zeros((0, sigma.shape[1]), dtype=torch.bool, device=sigma.device)
     d = (beta[t] - beta[t + 1]).unsqueeze(-1) * (energy[t] - energy[t + 1])
     accept = u[: t.numel()] < torch.exp(torch.clamp(d, max=0.0))
-    for name, x in (("sigma", sigma), ("energy", energy)):
+    for x in (sigma, energy, *carried):
         lo, hi = x[t], x[t + 1]
         mask = accept.view(accept.shape + (1,) * (x.dim() - 2))
         x[t], x[t + 1] = torch.where(mask, hi, lo), torch.where(mask, lo, hi)
@@ -203,6 +206,8 @@ class ReplicaResult:
     exchange_acceptance: list[float]  # per neighbouring pair
     equilibrated: bool
     equilibration: dict = field(default_factory=dict)
+    update: str = "block"  # the update kind that produced it: "block" or "sequential"
+    engine: str = "torch"  # and the engine: "torch" or "compiled"
 
     def to_json_dict(self) -> dict:
         return {"format": "qnnc-replicas", "version": 1, **self.__dict__}
@@ -226,49 +231,105 @@ def temperature_ladder(t_min: float, t_max: float, count: int) -> list[float]:
     return [float(x) for x in np.geomspace(t_min, t_max, count)]
 
 
+UPDATES = ("auto", "block", "sequential")
+ENGINES = ("auto", "torch", "compiled")
+CHUNK = 256  # sweeps whose measurements are added to the running sums at once
+
+
+def _have_numba() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("numba") is not None
+
+
+def _sampler(couplings, update, engine, temps, R, seed, dirs, dtype, device):
+    from qnnc.runtime import replicas_samplers as samplers
+
+    if update not in UPDATES:
+        raise error(BAD_SETTING, f"update = {update!r}: choose one of {', '.join(UPDATES)}")
+    if engine not in ENGINES:
+        raise error(BAD_SETTING, f"engine = {engine!r}: choose one of {', '.join(ENGINES)}")
+    dense, cpu = isinstance(couplings, DenseCouplings), device.type == "cpu"
+    if update == "auto":
+        update = "sequential" if dense and cpu else "block"
+    if engine == "auto":
+        engine = "compiled" if cpu and (update == "sequential" or not dense) and _have_numba() else "torch"
+    if engine == "compiled" and not _have_numba():
+        raise error(BAD_SETTING, "the compiled engine needs numba, which is not installed",
+                    help="pip install 'qnnc[spin]', or use engine='torch' (update='block')")
+    if engine == "compiled" and not cpu:
+        raise error(BAD_SETTING, f"the compiled engine runs on the CPU, not {device}", help="use engine='torch'")
+    if update == "sequential":
+        if not dense or engine != "compiled":
+            raise error(BAD_SETTING, "the sequential update needs dense couplings and the compiled engine")
+        return samplers.SequentialSampler(couplings, temps, R, seed, dirs)
+    if engine == "compiled":
+        if dense:
+            raise error(BAD_SETTING, "the compiled block update needs layered couplings",
+                        help="a dense J: update='sequential'")
+        return samplers.FixedPointBlockSampler(couplings, temps, R, seed, dirs)
+    return samplers.TorchBlockSampler(couplings, temps, R, seed, dirs, dtype, device)
+
+
 def run_replicas(couplings: Couplings, temperatures: Sequence[float], *, replicas: int = 2, sweeps: int = 1000,
                  burn_in: Optional[int] = None, seed: int = 0, directions: Optional[np.ndarray] = None,
-                 q_bins: int = 51, progress: Optional[Callable[[int], None]] = None) -> ReplicaResult:
-    """Parallel tempering; measurements every sweep after `burn_in` (default: half)."""
+                 q_bins: int = 51, progress: Optional[Callable[[int], None]] = None,
+                 update: str = "auto", engine: str = "auto") -> ReplicaResult:
+    """Parallel tempering; measurements every sweep after `burn_in` (default: half).
+
+    `update`: "block" (a group of mutually uncoupled spins at a time: the layers of a
+    layered network; one spin at a time for a dense J) or "sequential" (dense J:
+    single-spin heat-bath with incremental fields); "auto": sequential for a dense J on
+    the CPU. `engine`: "torch" (any device; the block update as matrix products) or
+    "compiled" (CPU: numba, the layered block update in 24-bit fixed point with integer
+    products); "auto": compiled on the CPU. `replicas_samplers.py` has the samplers."""
     burn_in = sweeps // 2 if burn_in is None else int(burn_in)
     temps = _validate(temperatures, int(replicas), int(sweeps), burn_in)
     device = couplings.groups[0].device
     dtype = couplings.blocks[0].dtype if isinstance(couplings, LayeredCouplings) else couplings.J.dtype
-    # (the meta device, for tests, has shapes and no values: no generator either)
-    gen = torch.Generator(device=device).manual_seed(int(seed)) if device.type != "meta" else None
     T, R, N = temps.size, int(replicas), couplings.n
-    beta = from_host(1.0 / temps, device, dtype)
-    sigma = torch.where(torch.rand((T, R, N), generator=gen, device=device, dtype=dtype) < 0.5, 1.0, -1.0).to(dtype)
-    energy = couplings.energy(sigma)
-    dirs = None if directions is None else from_host(np.atleast_2d(directions), device, dtype)
-    if dirs is not None:
-        dirs = dirs / torch.linalg.vector_norm(dirs, dim=-1, keepdim=True)
-    acc_sum = torch.zeros(max(T - 1, 0), dtype=dtype, device=device)
-    acc_n = torch.zeros(max(T - 1, 0), dtype=dtype, device=device)
-    stats = _Accumulator(T, R, N, int(sweeps) - burn_in, q_bins, 0 if dirs is None else dirs.shape[0], device)
-    pairs = stats.pairs
-    a_idx = torch.tensor([p[0] for p in pairs], dtype=torch.long, device=device)
-    b_idx = torch.tensor([p[1] for p in pairs], dtype=torch.long, device=device)
-    for s in range(int(sweeps)):
-        for g in range(len(couplings.groups)):
-            u = torch.rand((T, R, couplings.groups[g].numel()), generator=gen, device=device, dtype=dtype)
-            bonds = heat_bath(sigma, couplings, g, beta, u)
-        energy = couplings.energy_after_sweep(sigma, bonds) if isinstance(couplings, LayeredCouplings) \
-            else couplings.energy(sigma)
-        if T > 1:
-            parity = s % 2
-            u = torch.rand((T, R), generator=gen, device=device, dtype=dtype)
-            accepted = exchange(sigma, energy, beta, parity, u)
-            idx = torch.arange(parity, T - 1, 2, device=device)
-            acc_sum[idx] += accepted.to(dtype).mean(-1)
-            acc_n[idx] += 1
-        if s >= burn_in:
-            q = (sigma[:, a_idx] * sigma[:, b_idx]).mean(-1) if pairs else None
-            v = (sigma @ dirs.T).abs() / math.sqrt(N) if dirs is not None else None
-            stats.add(s - burn_in, energy / N, sigma.mean(-1).abs(), q, v)
-        if progress is not None:
-            progress(s)
-    return stats.result(temps, R, int(sweeps), burn_in, acc_sum / torch.clamp(acc_n, min=1))
+    dirs = None
+    if directions is not None:
+        dirs = np.atleast_2d(np.asarray(directions, dtype=np.float64))
+        dirs = dirs / np.linalg.norm(dirs, axis=-1, keepdims=True)
+    D = 0 if dirs is None else dirs.shape[0]
+    sampler = _sampler(couplings, update, engine, temps, R, seed, dirs, dtype, device)
+    S = int(sweeps) - burn_in
+    stats = _Accumulator(T, R, N, S, q_bins, D)
+    P = len(stats.pairs)
+    accepted = np.zeros(max(T - 1, 0), dtype=np.int64)
+    attempts = np.zeros(max(T - 1, 0), dtype=np.int64)
+    s = 0
+    while s < sweeps:
+        measuring = s >= burn_in
+        if measuring:
+            i = s - burn_in
+            block = i * stats.BLOCKS // S
+            n = min(-(-(block + 1) * S // stats.BLOCKS) - i, CHUNK)
+        else:
+            n = min(burn_in - s, CHUNK)
+        if measuring:
+            E, M = np.zeros((n, T * R)), np.zeros((n, T * R))
+            V, Q = np.zeros((n, T * R, D)), np.zeros((n, T, P))
+        for j in range(n):
+            sampler.sweep()
+            if T > 1:
+                parity = (s + j) % 2
+                sampler.exchange(parity, accepted)
+                attempts[parity::2] += 1
+            if measuring:
+                E[j] = sampler.energy
+                sampler.measure(M[j], V[j], Q[j])
+            if progress is not None:
+                progress(s + j)
+        if measuring:
+            stats.add_chunk(block, E.reshape(n, T, R) / N, np.abs(M).reshape(n, T, R) / N, Q / N,
+                            np.abs(V).reshape(n, T, R, D).mean(2) / math.sqrt(N))
+        s += n
+    acc = (accepted / np.maximum(attempts * R, 1)).tolist()
+    res = stats.result(temps, R, int(sweeps), burn_in, acc)
+    res.update, res.engine = sampler.update, sampler.engine
+    return res
 
 
 class _Accumulator:
@@ -279,74 +340,71 @@ class _Accumulator:
 
     BLOCKS = 40
 
-    def __init__(self, T, R, N, S, q_bins, D, device):
-        f64 = dict(dtype=torch.float64, device=device)
-        self.N, self.S = N, S
+    def __init__(self, T, R, N, S, q_bins, D):
+        self.N, self.S, self.T = N, S, T
         self.pairs = [(a, b) for a in range(R) for b in range(a + 1, R)]
-        self.disjoint = torch.tensor(_disjoint_pairs(R), dtype=torch.long, device=device)
-        P, Pd, B = len(self.pairs), self.disjoint.numel(), self.BLOCKS
-        self.count = torch.zeros(B, **f64)
-        self.e_blocks = torch.zeros(B, T, R, **f64)
-        self.m_sum = torch.zeros(T, R, **f64)
-        self.q_abs, self.q2, self.q4 = (torch.zeros(T, P, **f64) for _ in range(3))
-        self.q2_blocks = torch.zeros(B, T, Pd, **f64)
-        self.edges = torch.linspace(-1.0, 1.0, q_bins + 1, **f64)
-        self.hist = torch.zeros(T, q_bins, **f64)
-        self.v_sum = torch.zeros(T, D, **f64)
+        self.disjoint = np.array(_disjoint_pairs(R), dtype=np.int64)
+        P, Pd, B = len(self.pairs), self.disjoint.size, self.BLOCKS
+        self.count = np.zeros(B)
+        self.e_blocks = np.zeros((B, T, R))
+        self.m_sum = np.zeros((T, R))
+        self.q_abs, self.q2, self.q4 = (np.zeros((T, P)) for _ in range(3))
+        self.q2_blocks = np.zeros((B, T, Pd))
+        self.edges = np.linspace(-1.0, 1.0, q_bins + 1)
+        self.hist = np.zeros((T, q_bins))
+        self.v_sum = np.zeros((T, D))
 
-    def add(self, i, e, m, q, v):
-        b = i * self.BLOCKS // self.S
-        self.count[b] += 1
-        self.e_blocks[b] += e.double()
-        self.m_sum += m.double()
-        if q is not None:
-            q = q.double()
+    def add_chunk(self, b, e, m, q, v):
+        """Add n sweeps of block b: e, m [n, T, R]; q [n, T, P]; v [n, T, D]."""
+        n = e.shape[0]
+        self.count[b] += n
+        self.e_blocks[b] += e.sum(0)
+        self.m_sum += m.sum(0)
+        if self.pairs:
             q2 = q * q
-            self.q_abs += q.abs()
-            self.q2 += q2
-            self.q4 += q2 * q2
-            self.q2_blocks[b] += q2[:, self.disjoint]
+            self.q_abs += np.abs(q).sum(0)
+            self.q2 += q2.sum(0)
+            self.q4 += (q2 * q2).sum(0)
+            self.q2_blocks[b] += q2[:, :, self.disjoint].sum(0)
             # np.histogram's bins: [e_k, e_k+1), the last one closed
-            k = torch.bucketize(q, self.edges[1:-1], right=True)
-            self.hist.scatter_add_(1, k, torch.ones_like(q))
-        if v is not None:
-            self.v_sum += v.double().mean(1)
+            k = np.searchsorted(self.edges[1:-1], q, side="right")  # [n, T, P]
+            bins = self.hist.shape[1]
+            flat = (np.arange(self.T)[None, :, None] * bins + k).ravel()
+            self.hist += np.bincount(flat, minlength=self.T * bins).reshape(self.T, bins)
+        self.v_sum += v.sum(0)
 
     def result(self, temps, R, sweeps, burn_in, acceptance) -> "ReplicaResult":
-        """The report, on the host: the one place the run's sums leave the device."""
-        acceptance = acceptance.double().cpu().numpy().tolist()
         S, N, T = self.S, self.N, temps.size
-        cnt = self.count.cpu().numpy()
-        e_blocks = self.e_blocks.cpu().numpy()
+        cnt = self.count
+        e_blocks = self.e_blocks
         e_rep = e_blocks.sum(0) / S  # [T, R]: each replica's mean
         e_err = e_rep.std(-1, ddof=1) / math.sqrt(R) if R > 1 else _block_error(e_blocks[..., 0], cnt)
         q2_blocks = None
         if self.pairs:
-            q2p = self.q2.cpu().numpy() / S
-            q2, q4 = q2p.mean(-1), (self.q4.cpu().numpy() / S).mean(-1)
-            qa = (self.q_abs.cpu().numpy() / S).mean(-1)
-            q2_blocks = self.q2_blocks.cpu().numpy()
-            d = self.disjoint.cpu().numpy()
+            q2p = self.q2 / S
+            q2, q4 = q2p.mean(-1), (self.q4 / S).mean(-1)
+            qa = (self.q_abs / S).mean(-1)
+            q2_blocks = self.q2_blocks
+            d = self.disjoint
             # Pairs share replicas, so errors come from the disjoint pairs (0,1), (2,3), ...
             q2_err = q2p[:, d].std(-1, ddof=1) / math.sqrt(d.size) if d.size > 1 else \
                 _block_error(q2_blocks[..., 0], cnt)
             with np.errstate(invalid="ignore", divide="ignore"):
                 binder = 0.5 * (3.0 - q4 / q2 ** 2)
-            widths = np.diff(self.edges.cpu().numpy())
-            hist = self.hist.cpu().numpy()
-            pq = (hist / (hist.sum(-1, keepdims=True) * widths)).tolist()
+            widths = np.diff(self.edges)
+            pq = (self.hist / (self.hist.sum(-1, keepdims=True) * widths)).tolist()
         else:
             q2 = q4 = qa = q2_err = binder = np.full(T, np.nan)
             pq = [[] for _ in range(T)]
-        v = (self.v_sum.cpu().numpy() / S).tolist() if self.v_sum.shape[1] else [[] for _ in range(T)]
+        v = (self.v_sum / S).tolist() if self.v_sum.shape[1] else [[] for _ in range(T)]
         eq, detail = _equilibration(e_blocks, q2_blocks, cnt)
         return ReplicaResult(
             temperatures=temps.tolist(), replicas=R, sweeps=sweeps, burn_in=burn_in, n_spins=N,
             energy=e_rep.mean(-1).tolist(), energy_err=np.asarray(e_err).tolist(),
-            magnetisation=(self.m_sum.cpu().numpy() / S).mean(-1).tolist(),
+            magnetisation=(self.m_sum / S).mean(-1).tolist(),
             q_abs=np.asarray(qa).tolist(), q2=np.asarray(q2).tolist(), q2_err=np.asarray(q2_err).tolist(),
             q4=np.asarray(q4).tolist(), binder=np.asarray(binder).tolist(), chi_sg=(N * np.asarray(q2)).tolist(),
-            p_q=pq, q_bins=self.edges.cpu().numpy().tolist(), direction_overlaps=v,
+            p_q=pq, q_bins=self.edges.tolist(), direction_overlaps=v,
             exchange_acceptance=acceptance, equilibrated=eq, equilibration=detail)
 
 

@@ -11,7 +11,9 @@ import pytest
 import torch
 
 from qnnc.compiler.diagnostics import QnncError
+from qnnc.runtime import replicas_kernel as kernel
 from qnnc.runtime.replicas import DenseCouplings, LayeredCouplings, exchange, heat_bath, run_replicas
+from qnnc.runtime.replicas_samplers import FixedPointBlockSampler, SequentialSampler, fixed_point_digits
 
 F64 = torch.float64
 
@@ -62,11 +64,17 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_monte_carlo_matches_exact_enumeration(case):
+# Every case with its default engine (compiled: the fixed-point block update for layers,
+# the sequential update for a dense J) and with the torch engine (block update).
+@pytest.mark.parametrize("case,engine", [(c, e) for c in sorted(CASES) for e in ("auto", "torch") if e == "auto"
+                                         or c.startswith("layered")]
+                         + [pytest.param(c, "torch", marks=pytest.mark.slow) for c in ("sk", "sk+fields")])
+def test_monte_carlo_matches_exact_enumeration(case, engine):
     couplings, J, h = CASES[case]()
     temps = [0.6, 1.0, 1.8]
-    res = run_replicas(couplings, temps, replicas=16, sweeps=2000, burn_in=400, seed=11)
+    res = run_replicas(couplings, temps, replicas=16, sweeps=2000, burn_in=400, seed=11, engine=engine)
+    assert (res.engine, res.update) == ({"auto": "compiled", "torch": "torch"}[engine],
+                                         "sequential" if case.startswith("sk") and engine == "auto" else "block")
     for t, T in enumerate(temps):
         want = _exact(J, h, T)
         # Errors: the spread over 16 independent replicas (8 disjoint pairs for q²), 5 sigma,
@@ -94,6 +102,106 @@ def test_overlap_distribution_matches_exact_enumeration():
     assert got.shape == want.shape
     assert np.abs(got - want).max() < 0.02, (got.round(3), want.round(3))
     assert want[n // 2] > 0.01  # weight at q = 0: the test can see it
+
+
+def _codes(x, n):
+    """Configurations [K, n] of ±1 to integers (σ = −1 is a set bit, spin 0 the highest)."""
+    return ((np.asarray(x) < 0).astype(int) * (1 << np.arange(n)[::-1])).sum(1)
+
+
+def _assert_detailed_balance(p, start, end, k):
+    n = int(round(math.log2(p.size)))
+    P = np.zeros((p.size, p.size))
+    np.add.at(P, (_codes(start, n), _codes(end, n)), 1.0 / k)
+    flow = p[:, None] * P
+    err = np.sqrt(p[:, None] * p[None, :] * (P + P.T + 1 / k) / k)
+    assert np.all(np.abs(flow - flow.T) < 5 * err + 1e-12)
+    assert np.allclose(p @ P, p, atol=5 * math.sqrt(1 / k))
+    return P
+
+
+@pytest.mark.parametrize("group", [0, 1])
+def test_compiled_block_update_satisfies_detailed_balance(group):
+    couplings, J, h = _layered([2, 2, 1], 7, fields=True)
+    n, T, k = J.shape[0], 0.8, 20000
+    S, _, p = _boltzmann(J, h, 1 / T)
+    sampler = FixedPointBlockSampler(couplings, np.full(2 ** n * k, T), 1, 3, None)  # one chain per row
+    start = np.repeat(S, k, 0)
+    idx = sampler.idx
+    for g in (0, 1):
+        sampler.sigma[g][:] = start[:, idx[g]].astype(np.int8)
+    sampler.update_group(group)
+    end = start.copy()
+    end[:, idx[group]] = sampler.sigma[group]
+    assert np.array_equal(end[:, idx[1 - group]], start[:, idx[1 - group]])  # only the group changes
+    _assert_detailed_balance(p, start, end, k)
+
+
+def test_compiled_single_spin_update_satisfies_detailed_balance():
+    couplings, J, h = _sk(4, 5, fields=True)
+    n, T, k = J.shape[0], 0.7, 8000
+    S, _, p = _boltzmann(J, h, 1 / T)
+    sampler = SequentialSampler(couplings, np.full(2 ** n * k, T), 1, 4, None)
+    start = np.repeat(S, k, 0)
+    sampler.sigma[:] = start
+    sampler.fields[:] = start @ J + h
+    for i in range(n):  # each spin's update
+        kernel.sequential_sweep(sampler.sigma, sampler.fields, sampler.h, sampler.beta, sampler.J, sampler.state,
+                                sampler.energy, i, i + 1)
+        changed = np.flatnonzero(np.any(sampler.sigma != start, axis=0))
+        assert set(changed) <= {i}
+        _assert_detailed_balance(p, start, sampler.sigma, k)
+        x = sampler.sigma
+        assert np.allclose(sampler.fields, x @ J + h)  # the incremental fields stay exact
+        assert np.allclose(sampler.energy, -0.5 * np.einsum("ci,ij,cj->c", x, J, x) - x @ h)
+        sampler.sigma[:] = start
+        sampler.fields[:] = start @ J + h
+
+
+def test_compiled_exchange_move_satisfies_detailed_balance():
+    couplings, J, h = _layered([2, 2], 8)
+    n, m, k = J.shape[0], 16, 4000
+    betas = np.array([1 / 0.5, 1 / 1.5])
+    S, E, p0 = _boltzmann(J, h, betas[0])
+    _, _, p1 = _boltzmann(J, h, betas[1])
+    x = np.repeat(np.repeat(np.arange(m), m), k)  # state at t = 0
+    y = np.repeat(np.tile(np.arange(m), m), k)  # state at t = 1
+    R = m * m * k
+    a = np.concatenate([S[x], S[y]])  # rows: chain c = t R + r
+    energy = np.concatenate([E[x], E[y]])
+    accepted = np.zeros(1, dtype=np.int64)
+    key = np.random.SeedSequence(4).generate_state(1, np.uint64)[0]
+    kernel.exchange_rows(a, np.zeros((2 * R, 0)), energy, betas, R, 0, key, np.uint64(0), accepted)
+    swapped = np.all(a[:R] == S[y], axis=1) & np.all(a[R:] == S[x], axis=1) & (x != y)
+    kept = np.all(a[:R] == S[x], axis=1) & np.all(a[R:] == S[y], axis=1)
+    assert np.all(swapped | kept)
+    assert np.allclose(energy, -0.5 * np.einsum("ci,ij,cj->c", a, J, a))  # energies travel with them
+    acc = np.where(x == y, 1.0, swapped).reshape(m, m, k).mean(-1)
+    pi = p0[:, None] * p1[None, :]
+    flow = pi * acc
+    err = np.sqrt(pi * pi.T * (acc + acc.T + 1 / k) / k)
+    assert np.all(np.abs(flow - flow.T) < 5 * err + 1e-12)
+    assert acc.max() == pytest.approx(1.0) and acc.min() < 0.5
+
+
+def test_fixed_point_couplings_are_exact_to_24_bits():
+    J = np.random.default_rng(0).normal(0, 0.05, (40, 30))
+    scale, digits = fixed_point_digits(J)
+    n = (65536 * digits[0].astype(np.int64) + 256 * digits[1].astype(np.int64) + digits[2])
+    assert np.array_equal(n, np.rint(J / scale).astype(np.int64))
+    assert np.abs(n * scale - J).max() <= scale / 2 and scale == pytest.approx(np.abs(J).max() / 8_000_000)
+    assert digits.dtype == np.int8
+
+
+def test_the_compiled_energy_is_the_energy():
+    couplings, J, h = _layered([4, 5, 3, 2], 12, fields=True)
+    sampler = FixedPointBlockSampler(couplings, np.array([0.5, 1.0, 2.0]), 2, 1, None)
+    sampler.sweep()
+    sigma = np.zeros((6, J.shape[0]))
+    for g in (0, 1):
+        sigma[:, sampler.idx[g]] = sampler.sigma[g]
+    want = -0.5 * np.einsum("ci,ij,cj->c", sigma, J, sigma) - sigma @ h
+    assert np.allclose(sampler.energy, want, atol=1e-5)
 
 
 @pytest.mark.parametrize("group", [0, 1])

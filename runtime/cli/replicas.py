@@ -28,6 +28,9 @@ def add_arguments(p) -> None:
     p.add_argument("--sweeps", type=count(1, limits.MAX_COUNT_FLAG), default=2000, help="Monte Carlo sweeps (default 2000)")
     p.add_argument("--burn-in", type=count(0, limits.MAX_COUNT_FLAG), help="sweeps before measuring (default: half)")
     add_device_argument(p)
+    p.add_argument("--engine", choices=("auto", "torch", "compiled"), default="auto",
+                   help="torch: the block update as matrix products on --device; compiled: CPU, fixed-point "
+                        "integer products and a fused draw (default auto: compiled on the CPU)")
     p.add_argument("--json", action="store_true", help="print the result as JSON (the command envelope)")
     p.add_argument("-o", "--output", type=PATH, metavar="OUT", help="write the JSON result to OUT")
     p.add_argument("--plot", type=DIRECTORY, metavar="DIR", help="write P(q), Binder and hidden-order plots into DIR")
@@ -67,7 +70,7 @@ def run(args) -> int:
 
         bar = tqdm(total=args.sweeps, desc="sweeps", unit="sweep", leave=False)
     res = run_replicas(couplings, temps, replicas=args.replicas, sweeps=args.sweeps, burn_in=args.burn_in,
-                       seed=args.seed, directions=directions[None, :],
+                       seed=args.seed, directions=directions[None, :], engine=args.engine,
                        progress=(lambda s: bar.update(1)) if bar is not None else None)
     if bar is not None:
         bar.close()
@@ -101,7 +104,7 @@ def _top_eigenvector(model):
 def table(r: dict) -> str:
     lines = [f"replica exchange on network `{r['network']}` ({r['source']}): {r['n_spins']} spins, "
              f"{len(r['temperatures'])} temperatures x {r['replicas']} replicas, {r['sweeps']} sweeps "
-             f"(burn-in {r['burn_in']})",
+             f"(burn-in {r['burn_in']}), {r.get('update', 'block')} heat-bath, {r.get('engine', 'torch')} engine",
              "       T    E/N     <|m|>   <|q|>   <q^2>   Binder  chi_SG  overlap(v1)"]
     for i, T in enumerate(r["temperatures"]):
         v = r["direction_overlaps"][i][0] if r["direction_overlaps"][i] else float("nan")

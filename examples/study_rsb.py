@@ -1,0 +1,245 @@
+"""Replica symmetry breaking: the glass study (docs/spin-results.md, "Replica symmetry
+breaking: the glass").
+
+Parallel tempering (`qnnc.runtime.replicas.run_replicas`) over many disorder samples of
+
+* the Sherrington–Kirkpatrick model, J_ij ~ N(0, 1/N), N in --sk-sizes (the sequential
+  single-spin heat-bath with incremental fields), T_c = 1 exactly;
+* untrained layered networks with the layer ratios of examples/spin_binary.qnn
+  (784:512:512:10, weights N(0, 1/fan_in) as declared there), scaled by 1/8 .. 1 (the
+  block heat-bath), beside the analytic layered-SK T_c and the instances' TAP T_c.
+
+Each sample's measurements are appended to OUT/samples-{sk,layered}.jsonl as it finishes (a run can
+be stopped and resumed: finished samples are skipped), then `--analyse` writes the
+disorder averages: Binder cumulants g = ½(3 − [⟨q⁴⟩]/[⟨q²⟩]²), their crossings between
+consecutive sizes with bootstrap errors, the weight of P(q) at |q| < 0.2 at the lowest
+temperatures, plots and OUT/summary.md.
+
+    OMP_NUM_THREADS=1 .venv/bin/python examples/study_rsb.py --out runs/study-rsb --parts sk &
+    OMP_NUM_THREADS=1 .venv/bin/python examples/study_rsb.py --out runs/study-rsb --parts layered
+    .venv/bin/python examples/study_rsb.py --out runs/study-rsb --analyse
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+RATIOS = (784, 512, 512, 10)
+# (size, sweeps, samples): the default plan, about 18 CPU-minutes on one core. Samples
+# are run round-robin over the sizes (in proportion to their counts), so a run stopped
+# early still has every size, with proportionally fewer samples.
+SK_PLAN = {64: (2048, 800), 128: (4096, 400), 256: (8192, 128), 512: (8192, 48), 1024: (16384, 12)}
+LAYERED_PLAN = {8: (4096, 128), 4: (8192, 64), 2: (8192, 32), 1: (8192, 16)}  # divisor of the ratios
+SK_TEMPS = [float(x) for x in np.linspace(0.5, 1.5, 16)]
+LAYERED_TEMP_FACTORS = [float(x) for x in np.linspace(0.7, 1.3, 16)]  # × the analytic T_c
+Q_BINS = 50  # edges at multiples of 0.04: |q| < 0.2 is five whole bins
+
+
+def sk_couplings(n: int, sample: int, seed: int):
+    rng = np.random.default_rng([seed, 1, n, sample])
+    J = np.triu(rng.normal(0.0, 1.0 / math.sqrt(n), (n, n)), 1)
+    return J + J.T
+
+
+def layered_sizes(divisor: int) -> list[int]:
+    return [max(1, round(r / divisor)) for r in RATIOS]
+
+
+def layered_weights(sizes, sample: int, seed: int):
+    """W_k of shape [N_k, N_{k-1}], N(0, 1/fan_in): the declared initialisation."""
+    rng = np.random.default_rng([seed, 2, sum(sizes), sample])
+    return [rng.normal(0.0, 1.0 / math.sqrt(a), (b, a)) for a, b in zip(sizes, sizes[1:])]
+
+
+def run_sample(kind: str, size: int, sample: int, sweeps: int, seed: int) -> dict:
+    import torch
+
+    from qnnc.runtime.ising import IsingModel
+    from qnnc.runtime.replicas import DenseCouplings, LayeredCouplings, run_replicas
+    from qnnc.runtime.tap import analytic_tc, hessian_tc
+
+    extra = {}
+    t0 = time.perf_counter()
+    if kind == "sk":
+        couplings, temps = DenseCouplings(sk_couplings(size, sample, seed)), SK_TEMPS
+    else:
+        sizes = layered_sizes(size)
+        model = IsingModel.from_weights(layered_weights(sizes, sample, seed), [f"l{k}" for k in range(len(sizes))])
+        tc = analytic_tc(sizes, 1.0)
+        temps = [f * tc for f in LAYERED_TEMP_FACTORS]
+        couplings = LayeredCouplings.from_model(model, dtype=torch.float32)
+        extra = {"sizes": sizes, "analytic_tc": tc}
+        if sample < 4:  # the instance's TAP T_c (a few instances: it costs eigensolves)
+            extra["tap_tc"] = hessian_tc(model).tc
+    res = run_replicas(couplings, temps, replicas=2, sweeps=sweeps, seed=seed * 100003 + sample, q_bins=Q_BINS)
+    return {"kind": kind, "size": size, "n_spins": res.n_spins, "sample": sample, "sweeps": sweeps,
+            "update": res.update, "temperatures": res.temperatures, "q2": res.q2, "q4": res.q4,
+            "energy": res.energy, "p_q": res.p_q, "q_bins": res.q_bins,
+            "acceptance": res.exchange_acceptance, "equilibrated": res.equilibrated,
+            "min_p": res.equilibration.get("min_p"), "seconds": time.perf_counter() - t0, **extra}
+
+
+def simulate(out: Path, parts, sk_sizes, layered_divisors, seed: int, scale: float) -> None:
+    done = set()
+    for r in _rows(out):
+        done.add((r["kind"], r["size"], r["sample"]))
+    jobs = []
+    if "sk" in parts:
+        jobs += [("sk", n, *SK_PLAN[n]) for n in sk_sizes]
+    if "layered" in parts:
+        jobs += [("layered", d, *LAYERED_PLAN[d]) for d in layered_divisors]
+    queue = []
+    for kind, size, sweeps, samples in jobs:
+        samples = max(2, int(round(samples * scale)))
+        queue += [((k + 1) / samples, kind, size, k, sweeps, samples) for k in range(samples)]
+    for _, kind, size, k, sweeps, samples in sorted(queue, key=lambda j: j[0]):
+        if (kind, size, k) in done:
+            continue
+        r = run_sample(kind, size, k, sweeps, seed)
+        with (out / f"samples-{kind}.jsonl").open("a") as f:
+            f.write(json.dumps(r) + "\n")
+        print(f"{kind} size {size} ({r['n_spins']} spins) sample {k + 1}/{samples}: {r['seconds']:.1f} s, "
+              f"equilibrated {r['equilibrated']}", flush=True)
+
+
+def _rows(out: Path) -> list[dict]:
+    """Every finished sample: OUT/samples-sk.jsonl and OUT/samples-layered.jsonl (the two
+    parts can run as two processes)."""
+    rows = []
+    for path in sorted(out.glob("samples-*.jsonl")):
+        rows += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return rows
+
+
+# --------------------------------------------------------------------------- analysis
+
+
+def binder(q2: np.ndarray, q4: np.ndarray) -> np.ndarray:
+    """Disorder average over axis 0: g = ½(3 − [⟨q⁴⟩]/[⟨q²⟩]²)."""
+    return 0.5 * (3.0 - q4.mean(0) / q2.mean(0) ** 2)
+
+
+def crossing(T, g1, g2):
+    """The temperature where g1 − g2 changes sign (linear interpolation; the crossing
+    nearest the middle of the ladder when there are several), or nan."""
+    d = np.asarray(g1) - np.asarray(g2)
+    idx = [i for i in range(len(T) - 1) if np.sign(d[i]) != np.sign(d[i + 1]) and np.isfinite(d[i] + d[i + 1])]
+    if not idx:
+        return float("nan")
+    i = min(idx, key=lambda j: abs(j - len(T) / 2))
+    return float(T[i] + (T[i + 1] - T[i]) * d[i] / (d[i] - d[i + 1]))
+
+
+def analyse(out: Path, n_boot: int = 400) -> str:
+    from qnnc.runtime import plots
+
+    rows = _rows(out)
+    rng = np.random.default_rng(0)
+    md, figures = [], {}
+    for kind in ("sk", "layered"):
+        groups = {}
+        for r in rows:
+            if r["kind"] == kind:
+                groups.setdefault(r["size"], []).append(r)
+        if not groups:
+            continue
+        # SK: sizes grow; layered: the divisor shrinks as the network grows.
+        order = sorted(groups, key=lambda s: groups[s][0]["n_spins"])
+        curves, pq = {}, {}
+        md.append(f"### {'Sherrington–Kirkpatrick' if kind == 'sk' else 'Untrained layered networks'}\n")
+        head = ("| N | samples | sweeps | equilibrated | exchange acceptance (min) | g at lowest T "
+                "| weight of P(q) at abs(q) < 0.2, lowest T |")
+        if kind == "layered":
+            head += " analytic T_c | TAP T_c (mean of instances) |"
+        md += [head, "|" + "---|" * (head.count("|") - 1)]
+        data = {}
+        for s in order:
+            g = groups[s]
+            T = np.asarray(g[0]["temperatures"])
+            q2 = np.array([r["q2"] for r in g])
+            q4 = np.array([r["q4"] for r in g])
+            edges = np.asarray(g[0]["q_bins"])
+            w = np.diff(edges)
+            hist = np.array([np.asarray(r["p_q"]) * w for r in g])  # probabilities per bin [S, T, B]
+            centres = 0.5 * (edges[1:] + edges[:-1])
+            near0 = np.abs(centres) < 0.2
+            weight = hist[:, :, near0].sum(-1)  # [S, T]
+            n = g[0]["n_spins"]
+            boots = np.array([binder(q2[i], q4[i]) for i in rng.integers(0, len(g), (n_boot, len(g)))])
+            data[s] = dict(T=T, q2=q2, q4=q4, g=binder(q2, q4), g_err=boots.std(0), n=n, weight=weight,
+                           hist=hist.mean(0) / w, edges=edges, samples=len(g))
+            curves[n] = (T.tolist(), data[s]["g"].tolist(), data[s]["g_err"].tolist())
+            pq[n] = (edges.tolist(), (hist.mean(0)[0] / w).tolist(), float(T[0]))
+            eq = np.mean([r["equilibrated"] for r in g])
+            acc = np.min([min(r["acceptance"]) for r in g])
+            wt = weight[:, 0]
+            line = (f"| {n} | {len(g)} | {g[0]['sweeps']} | {eq:.0%} | {acc:.2f} | {data[s]['g'][0]:.3f} ± "
+                    f"{data[s]['g_err'][0]:.3f} | {wt.mean():.3f} ± {wt.std(ddof=1) / math.sqrt(len(g)):.3f} |")
+            if kind == "layered":
+                taps = [r["tap_tc"] for r in g if "tap_tc" in r]
+                line += f" {g[0]['analytic_tc']:.4f} | {np.mean(taps):.4f} ({len(taps)}) |"
+            md.append(line)
+        md.append("")
+        md.append("| sizes | Binder crossing T | bootstrap error | T / reference |")
+        md.append("|---|---|---|---|")
+        for a, b in zip(order, order[1:]):
+            A, B = data[a], data[b]
+            T = A["T"]
+            tc = crossing(T, A["g"], B["g"])
+            cs = []
+            for _ in range(n_boot):
+                ia = rng.integers(0, A["samples"], A["samples"])
+                ib = rng.integers(0, B["samples"], B["samples"])
+                cs.append(crossing(T, binder(A["q2"][ia], A["q4"][ia]), binder(B["q2"][ib], B["q4"][ib])))
+            cs = np.asarray(cs)
+            ref = 1.0 if kind == "sk" else groups[a][0]["analytic_tc"]
+            found = np.isfinite(cs)
+            err = np.nanstd(cs) if found.sum() > 2 else float("nan")
+            md.append(f"| {A['n']} / {B['n']} | {tc:.4f} | {err:.4f} (crossing found in {found.mean():.0%} of "
+                      f"resamples) | {tc / ref:.4f} |")
+        md.append("")
+        figures[f"{kind}_binder.png"] = plots.replica_binder_sizes(
+            curves, title=f"Binder cumulant, {'SK' if kind == 'sk' else 'layered networks'}",
+            reference=1.0 if kind == "sk" else groups[order[0]][0]["analytic_tc"])
+        figures[f"{kind}_p_q_sizes.png"] = plots.replica_overlaps_sizes(
+            pq, title=f"P(q) at the lowest temperature, {'SK' if kind == 'sk' else 'layered networks'}")
+        big = data[order[-1]]
+        figures[f"{kind}_p_q.png"] = plots.replica_overlaps({
+            "temperatures": big["T"].tolist(), "q_bins": big["edges"].tolist(), "p_q": big["hist"].tolist(),
+            "network": f"{'SK' if kind == 'sk' else 'layered'}, disorder average of {big['samples']}",
+            "n_spins": big["n"]})
+    for name, data in figures.items():
+        (out / name).write_bytes(data)
+    text = "\n".join(md) + "\n"
+    (out / "summary.md").write_text(text)
+    return text
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--parts", nargs="+", default=["sk", "layered"], choices=["sk", "layered"])
+    ap.add_argument("--sk-sizes", type=int, nargs="+", default=[64, 128, 256, 512], choices=sorted(SK_PLAN))
+    ap.add_argument("--layered-divisors", type=int, nargs="+", default=[8, 4, 2, 1], choices=sorted(LAYERED_PLAN))
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply every sample count (e.g. 0.1 for a smoke run)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--analyse", action="store_true", help="only analyse the samples already in OUT")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not args.analyse:
+        simulate(out, args.parts, args.sk_sizes, args.layered_divisors, args.seed, args.scale)
+    sys.stdout.write(analyse(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""The compiled inner loops of `qnnc.runtime.replicas` (numba; CPU only, one thread).
+
+State layout: one row per chain, [C, N] with C = T × R (chain c = t R + r: replica r at
+temperature t).
+
+* `sequential_sweep`: single-spin heat-bath in index order with incremental local
+  fields, for a dense J (the Sherrington–Kirkpatrick glass). Each chain keeps its fields
+  f_i = Σ_j J_ij σ_j + h_i; a spin is redrawn from its conditional distribution
+  P(σ_i = +1) = 1 / (1 + exp(−2β f_i)) and, only when it flips, its row of J is added to
+  the fields (2σ_i J_i·): a sweep costs N decisions plus N per flip, not N².
+* `block_heat_bath`: one group of the layered network's block update, fused in one pass
+  from the integer products of the fixed-point weight digits (`FixedPointLayers` in
+  replicas_samplers.py): the exact bond fields, the draw, the new spins, and the sums
+  the energy needs.
+* `exchange_rows`: the replica-exchange move between neighbouring temperatures.
+* `row_sums`: the measurements' sums (magnetisation, overlaps, direction overlaps).
+
+Random numbers: SplitMix64 (Steele, Lea, Flood 2014; passes BigCrush). The sequential
+kernel gives every chain its own stream (a state per chain); the block and exchange
+kernels evaluate the generator at a running counter (the n-th output of the stream
+seeded with their key), so nothing depends on the order of the loops. Uniforms have 53
+bits and are never 0. exp(−x) in the block kernel is a degree-10 polynomial after
+range reduction (relative error below 1e-12), so the loop vectorises.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_ONE = np.uint64(1)
+_S11, _S27, _S30, _S31 = np.uint64(11), np.uint64(27), np.uint64(30), np.uint64(31)
+_TO_UNIT = 1.0 / 9007199254740992.0  # 2^-53
+_LOG2E = 1.4426950408889634
+_LN2 = 0.6931471805599453
+_POW2 = np.array([math.ldexp(1.0, k) for k in range(-1022, 1024)])  # 2^k at k + 1022
+
+
+@nb.njit(inline="always")
+def _mix(z):
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+@nb.njit(inline="always")
+def _uniform_at(key, n):
+    """The n-th (from 0) uniform of the SplitMix64 stream seeded with `key`, in (0, 1)."""
+    return ((_mix(key + (n + _ONE) * GAMMA) >> _S11) + 0.5) * _TO_UNIT
+
+
+@nb.njit(inline="always")
+def _exp_neg(x, pow2):
+    """exp(−x) for finite x, relative error < 1e-12, clamped to [2^-1020, 2^1020]."""
+    y = -x * _LOG2E
+    y = min(max(y, -1020.0), 1020.0)
+    k = np.floor(y + 0.5)
+    r = (y - k) * _LN2  # |r| <= ln2 / 2
+    p = 1.0 + r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (
+        1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (1.0 / 3628800))))))))))
+    return p * pow2[np.int64(k) + 1022]
+
+
+@nb.njit(cache=True)
+def sequential_sweep(sigma, fields, h, beta, J, state, energy, lo, hi):  # pragma: no cover - compiled
+    """One sweep over the spins lo..hi−1 (a whole sweep: 0..N) of every chain (rows of
+    sigma/fields [C, N], float64; fields include h), chain c at inverse temperature
+    beta[c], generator state[c]. Writes each chain's energy −½ Σ σ_i (f_i + h_i) into
+    energy[c]."""
+    C, N = sigma.shape
+    for c in range(C):
+        s = state[c]
+        b2 = 2.0 * beta[c]
+        x = sigma[c]
+        f = fields[c]
+        for i in range(lo, hi):
+            s += GAMMA
+            u = ((_mix(s) >> _S11) + 0.5) * _TO_UNIT
+            # σ = +1 exactly when u < 1 / (1 + exp(−2βf)); exp overflow gives inf: σ = −1.
+            new = 1.0 if u * (1.0 + np.exp(-b2 * f[i])) < 1.0 else -1.0
+            if new != x[i]:
+                x[i] = new
+                d = 2.0 * new
+                row = J[i]
+                for j in range(N):
+                    f[j] += d * row[j]
+        state[c] = s
+        e = 0.0
+        for i in range(N):
+            e += x[i] * (f[i] + h[i])
+        energy[c] = -0.5 * e
+
+
+@nb.njit(cache=True, fastmath={"reassoc", "contract", "arcp", "nsz"})
+def block_heat_bath(r, scale, h, beta, key, counter, out, bond_sum, field_sum):  # pragma: no cover - compiled
+    """Redraw one group of every chain. r: int32 [C, 3n], the products of the chains'
+    other group with the three base-256 digits of the fixed-point couplings (bond field
+    = scale (65536 r₀ + 256 r₁ + r₂), exact); h [n]; out: int8 [C, n], the new spins.
+    Uniform number counter + c n + i of the stream `key` decides spin i of chain c.
+    bond_sum[c] = Σ σ_i × bond_i, field_sum[c] = Σ σ_i h_i (for the energy)."""
+    C, n = out.shape
+    pow2 = _POW2
+    for c in range(C):
+        b2 = 2.0 * beta[c]
+        base = counter + np.uint64(c * n)
+        bs = 0.0
+        fs = 0.0
+        for i in range(n):
+            bond = scale * (65536.0 * r[c, i] + 256.0 * r[c, n + i] + r[c, 2 * n + i])
+            u = _uniform_at(key, base + np.uint64(i))
+            s = 1.0 if u * (1.0 + _exp_neg(b2 * (bond + h[i]), pow2)) < 1.0 else -1.0
+            out[c, i] = np.int8(s)
+            bs += s * bond
+            fs += s * h[i]
+        bond_sum[c] = bs
+        field_sum[c] = fs
+
+
+@nb.njit(cache=True)
+def exchange_rows(a, b, energy, beta_t, R, parity, key, counter, accepted):  # pragma: no cover - compiled
+    """The exchange move for the pairs (t, t+1), t ≡ parity mod 2, every replica r: the
+    rows of a and b (configurations, or what travels with them) and the energies of
+    chains t R + r and (t+1) R + r swap with probability min(1, exp((β_t − β_{t+1})
+    (E_t − E_{t+1}))); uniform counter + t R + r decides. accepted[t] counts the swaps."""
+    T = beta_t.size
+    for t in range(parity, T - 1, 2):
+        for r in range(R):
+            c1 = t * R + r
+            c2 = c1 + R
+            d = (beta_t[t] - beta_t[t + 1]) * (energy[c1] - energy[c2])
+            u = _uniform_at(key, counter + np.uint64(c1))
+            if d >= 0.0 or u < np.exp(d):
+                for j in range(a.shape[1]):
+                    a[c1, j], a[c2, j] = a[c2, j], a[c1, j]
+                for j in range(b.shape[1]):
+                    b[c1, j], b[c2, j] = b[c2, j], b[c1, j]
+                energy[c1], energy[c2] = energy[c2], energy[c1]
+                accepted[t] += 1
+
+
+@nb.njit(cache=True, fastmath={"reassoc", "contract", "arcp", "nsz"})
+def row_sums(x, dirs, R, pair_a, pair_b, m, v, q):  # pragma: no cover - compiled
+    """Add to m[c] the sum of row c of x [C, n]; to v[c, d] its product with dirs[d];
+    to q[t, p] the product of rows t R + pair_a[p] and t R + pair_b[p]."""
+    C, n = x.shape
+    D = dirs.shape[0]
+    for c in range(C):
+        s = 0.0
+        for i in range(n):
+            s += x[c, i]
+        m[c] += s
+        for d in range(D):
+            s = 0.0
+            for i in range(n):
+                s += x[c, i] * dirs[d, i]
+            v[c, d] += s
+    T = C // R
+    for t in range(T):
+        for p in range(pair_a.size):
+            ca = t * R + pair_a[p]
+            cb = t * R + pair_b[p]
+            s = 0.0
+            for i in range(n):
+                s += x[ca, i] * x[cb, i]
+            q[t, p] += s
