@@ -183,6 +183,17 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
         self._register_state_dict_hook(_checkpoint_names)
         self._register_load_state_dict_pre_hook(_module_names, with_module=True)
 
+    # Caches that hold references to this model's own parameters (or a lock): a copy
+    # (copy.deepcopy, pickling) starts without them and builds its own.
+    _OWN_CACHES = ("_fused_cache", "_dp_route", "_dp_fused_cache", "_param_list", "_finite_key")
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        for k in self._OWN_CACHES:
+            state.pop(k, None)
+        state["_fused_layers"] = None
+        return state
+
     # ------------------------------------------------------------------ construction
 
     def _plan(self, program: ir.Program, net: ir.Network, force_generic: bool) -> list[_Plan]:
