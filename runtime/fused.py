@@ -7,9 +7,14 @@ evaluate per element, value and derivative; nothing here knows a squash or a neu
 `FusedSampler` runs a whole no-grad sampled pass of a chain whose first layer is a
 neuron layer and whose neuron layers take the R_y fast path (`NeuronKernel.fast_ry`)
 with a bounded angle: one torch matrix product for the first layer (once per image),
-then one numba call that does, layer after layer, the matrix product, the angle, the
-threshold, the counter-based random value (`counter_rng`: the same field values at the
-same positions as the general path) and the sample, in buffers owned by the sampler.
+then one numba call that does, layer after layer up to the last neuron layer, the
+matrix product, the angle, the threshold, the counter-based random value
+(`counter_rng`: the same field values at the same positions as the general path) and
+the sample, in buffers owned by the sampler; the classical layers after it (the
+logits) stay torch products (`QNNModel._sample_fused`).
+
+`FusedDP` / `FusedDPFunction`: the exact dynamic programme over layers and its
+written-out gradient in two numba kernels (`qnnc.runtime.exact_dp` is the torch one).
 
 Used only when numba is enabled (`counter_rng.numba_enabled`); a noisy, shifted or
 otherwise different model takes the general torch path.
@@ -36,17 +41,20 @@ _CONST_ARG = frozenset(range(25, 33))
 _STACK = 32
 
 
-def _real_const(n) -> bool:
-    return n[0] == "c" and isinstance(n[1], (int, float)) and not isinstance(n[1], bool)
+# Rows from which the sampler builds pattern tables on a first call.
 _TABLE_ROWS = 512
 # Widest layer the fused sampler takes: its matrix products are plain loops (or tables),
 # which lose to torch's BLAS on wide layers.
 MAX_WIDTH = 64
 
 
+def _real_const(n) -> bool:
+    return n[0] == "c" and isinstance(n[1], (int, float)) and not isinstance(n[1], bool)
+
+
 def compile_angle(form) -> Optional[tuple[list[tuple[int, int]], list[float]]]:
     """(program, constants) of a closed form: opcodes in postfix order (the kernels'
-    `eval_angle`), or None when the form has a node the kernels do not evaluate
+    `eval_angles`), or None when the form has a node the kernels do not evaluate
     (`limit`, a complex constant) or needs a deeper stack. `last` reads 1.0 (the value
     of a neuron without a carried qubit)."""
     prog: list[tuple[int, int]] = []
@@ -187,7 +195,7 @@ class FusedSampler:
 
         if not counter_rng.numba_enabled() or not plans or plans[0].kind != "neuron":
             return None
-        if max(p.size for p in plans) > MAX_WIDTH or max(p.fan_in for p in plans[1:] or plans) > MAX_WIDTH * 4:
+        if max(p.size for p in plans) > MAX_WIDTH:
             return None
         # The kernel runs up to the last neuron layer; the classical layers after it (the
         # logits) stay torch products, so the values handed out are torch's own.

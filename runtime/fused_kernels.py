@@ -2,18 +2,20 @@
 enabled, `qnnc.runtime.counter_rng.numba_enabled`).
 
 * `fill_u32` / `fill_u64`: the counter-based uniform fields (`counter_rng`), one pass.
-* `eval_angle` / `eval_angle_dual`: a neuron's closed-form angle (the one semantics,
+* `eval_angles` / `eval_angle_dual`: a neuron's closed-form angle (the one semantics,
   `qnnc.compiler.angles`), compiled once by `qnnc.runtime.fused.compile_angle` into a
-  small stack program, evaluated per element (with its derivative for the exact path).
+  small stack program, evaluated op by op over a vector, or per element with its
+  derivative (the exact path).
 * `sample_chain`: a whole sampled pass of a chain of R_y fast-path neuron layers and
   classical layers: per layer the matrix product, the angle, the threshold, the random
   value and the sample, fused, in owned buffers.
 * `dp_forward` / `dp_backward`: the dynamic programme over layers of the exact path
   (`qnnc.runtime.exact_dp`) and its written-out gradient.
 
-Arithmetic is in the dtype of the arrays (float32 or float64), in the order of the torch
-paths; only transcendental functions (libm's, not torch's vectorised ones) and the order
-of summation in the matrix products can differ in the last bit.
+The sampler's arithmetic is in the dtype of the arrays (float32 or float64), in the
+order of the torch paths; the cosine (`cos_poly`, fdlibm's kernels, not torch's
+vectorised one), other transcendental functions (libm's) and the order of summation in
+the matrix products can differ in the last bit. The exact DP works in float64.
 
 Kernels are compiled on first use and cached on disk (numba's `cache=True`).
 """
@@ -86,94 +88,6 @@ CONST, Z, NEG, ADD, SUB, MUL, DIV, POW, SIGN = 0, 1, 2, 3, 4, 5, 6, 7, 8
 SIN, COS, TAN, ASIN, ACOS, ATAN, EXP, LOG, SQRT, TANH, ABS, CLIP1 = 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21
 CLIP, MIN, MAX = 22, 23, 24
 ADDC, SUBC, MULC, DIVC, POWC, RSUBC, RDIVC, RPOWC = 25, 26, 27, 28, 29, 30, 31, 32  # x op c / c op x
-
-
-@njit(cache=True, nogil=True)
-def eval_angle(prog, pstart, pend, consts, z, stack):
-    """θ(z) of the program prog[pstart:pend] ([n, 2] int64: opcode, argument); the stack
-    has the dtype the arithmetic is done in."""
-    sp = 0
-    for i in range(pstart, pend):
-        op = prog[i, 0]
-        if op >= ADDC:
-            c = consts[prog[i, 1]]
-            a = stack[sp - 1]
-            if op == ADDC:
-                stack[sp - 1] = a + c
-            elif op == SUBC:
-                stack[sp - 1] = a - c
-            elif op == MULC:
-                stack[sp - 1] = a * c
-            elif op == DIVC:
-                stack[sp - 1] = a / c
-            elif op == POWC:
-                stack[sp - 1] = a ** c
-            elif op == RSUBC:
-                stack[sp - 1] = c - a
-            elif op == RDIVC:
-                stack[sp - 1] = c / a
-            else:
-                stack[sp - 1] = c ** a
-        elif op == CONST:
-            stack[sp] = consts[prog[i, 1]]
-            sp += 1
-        elif op == Z:
-            stack[sp] = z
-            sp += 1
-        elif op == NEG:
-            stack[sp - 1] = -stack[sp - 1]
-        elif op <= POW:
-            sp -= 1
-            a = stack[sp - 1]
-            b = stack[sp]
-            if op == ADD:
-                stack[sp - 1] = a + b
-            elif op == SUB:
-                stack[sp - 1] = a - b
-            elif op == MUL:
-                stack[sp - 1] = a * b
-            elif op == DIV:
-                stack[sp - 1] = a / b
-            else:
-                stack[sp - 1] = a ** b
-        elif op == SIGN:
-            stack[sp - 1] = 1.0 if stack[sp - 1] >= 0 else -1.0
-        elif op <= CLIP1:
-            a = stack[sp - 1]
-            if op == SIN:
-                stack[sp - 1] = math.sin(a)
-            elif op == COS:
-                stack[sp - 1] = math.cos(a)
-            elif op == TAN:
-                stack[sp - 1] = math.tan(a)
-            elif op == ASIN:
-                stack[sp - 1] = math.asin(a)
-            elif op == ACOS:
-                stack[sp - 1] = math.acos(a)
-            elif op == ATAN:
-                stack[sp - 1] = math.atan(a)
-            elif op == EXP:
-                stack[sp - 1] = math.exp(a)
-            elif op == LOG:
-                stack[sp - 1] = math.log(a)
-            elif op == SQRT:
-                stack[sp - 1] = math.sqrt(a)
-            elif op == TANH:
-                stack[sp - 1] = math.tanh(a)
-            elif op == ABS:
-                stack[sp - 1] = abs(a)
-            else:
-                stack[sp - 1] = min(max(a, -1.0), 1.0)
-        elif op == CLIP:
-            sp -= 2
-            stack[sp - 1] = min(max(stack[sp - 1], stack[sp]), stack[sp + 1])
-        else:
-            sp -= 1
-            if op == MIN:
-                stack[sp - 1] = min(stack[sp - 1], stack[sp])
-            else:
-                stack[sp - 1] = max(stack[sp - 1], stack[sp])
-    return stack[0]
 
 
 @njit(cache=True, nogil=True)

@@ -85,10 +85,12 @@ DEFAULT_CHUNK_ELEMENTS = 1 << 21
 # What is the same for every shot (the first layer's pre-activation or threshold) is
 # computed for blocks of images of this many values.
 _DET_BLOCK_ELEMENTS = 1 << 22
-# Passes of at most this many [images x shots, width] values go through the fused numba
-# sampler when the model has one (`runtime/fused.py`); larger ones through torch's
-# vectorised element-wise ops (benchmarks/bench_small.py).
-_FUSED_MAX_ELEMENTS = 1 << 21
+# Passes of at most this many [images x shots, widest neuron layer] values go through the
+# fused numba sampler when the model has one (`runtime/fused.py`); larger ones through
+# torch's vectorised element-wise ops, which were as fast from about 2,000 x 16 values on
+# (hardware network, thread CPU time: 2,000 passes 0.61 against 0.66 ms, 4,000 passes
+# 1.92 against 1.84 ms).
+_FUSED_MAX_ELEMENTS = 3 << 14
 
 
 def _buffer(ws: dict, key, rows: int, cols: int, dtype, device=None) -> torch.Tensor:
@@ -192,6 +194,17 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
         # works (the file's training state, `optimizer/...` and `rng/...`, is skipped).
         self._register_state_dict_hook(_checkpoint_names)
         self._register_load_state_dict_pre_hook(_module_names, with_module=True)
+
+    # Caches that hold references to this model's own parameters (or a lock): a copy
+    # (copy.deepcopy, pickling) starts without them and builds its own.
+    _OWN_CACHES = ("_fused_cache", "_dp_route", "_dp_fused_cache", "_param_list", "_finite_key")
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        for k in self._OWN_CACHES:
+            state.pop(k, None)
+        state["_fused_layers"] = None
+        return state
 
     # ------------------------------------------------------------------ construction
 
@@ -513,8 +526,8 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
     def _sample_chunked(self, x: torch.Tensor, shots: int, fields: RandomFields) -> torch.Tensor:
         B = x.shape[0]
         if self._lean_plan() is not None and B * shots * self.max_width <= self.chunk_elements:
-            fs = self._fused_sampler() if B * shots * self.max_width <= _FUSED_MAX_ELEMENTS else None
-            if fs is not None:
+            fs = self._fused_sampler()
+            if fs is not None and B * shots * fs.max_width <= _FUSED_MAX_ELEMENTS:
                 out = self._sample_fused(x, shots, fields, fs)
                 if out is not None:
                     return out
