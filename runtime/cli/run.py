@@ -131,29 +131,3 @@ def _progress(message: str) -> None:
 
     print(f"  {message}", file=sys.stderr, flush=True)
 
-
-def _plot(result: dict, path: str) -> None:
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3))
-    if "predictions" in result:
-        h = result["predictions"]["histogram"]
-        ax.bar(range(len(h)), h)
-        ax.set_xlabel("predicted class")
-    else:
-        name, r = list(result["layers"].items())[-1]
-        ax.bar(range(len(r["mean"])), r["mean"])
-        ax.set_xlabel(f"neuron of {name}")
-    ax.set_ylabel("count")
-    s = result["summary"]
-    ax.set_title(f"{s['network']} · {s['target']} · {result['simulator']} · {result['shots']} shots")
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    output.write_bytes(path, buf.getvalue())
