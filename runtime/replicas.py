@@ -251,7 +251,7 @@ def _sampler(couplings, update, engine, temps, R, seed, dirs, dtype, device):
         raise error(BAD_SETTING, f"engine = {engine!r}: choose one of {', '.join(ENGINES)}")
     dense, cpu = isinstance(couplings, DenseCouplings), device.type == "cpu"
     if update == "auto":
-        update = "sequential" if dense and cpu else "block"
+        update = "sequential" if dense and cpu and engine != "torch" else "block"
     if engine == "auto":
         engine = "compiled" if cpu and (update == "sequential" or not dense) and _have_numba() else "torch"
     if engine == "compiled" and not _have_numba():
