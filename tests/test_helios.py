@@ -308,7 +308,7 @@ def test_qir_refuses_host_bound_symbols():
 @pytest.mark.slow
 def test_trained_hardware_vote_accuracy_matches_simulator(tmp_path):
     """hardware.qnn (a = 0.5, clip), trained one epoch: its vote accuracy over 10 shots on
-    Selene, over 50 test images (one program, 50 forward passes per shot), lies in the 95%
+    Selene, over 200 test images (one program, 200 forward passes per shot), lies in the 95%
     interval of the simulator's vote accuracy on the same images (the interval of a sum of
     independent per-image votes, with each image's vote probability estimated from 40
     simulator votes)."""
@@ -331,7 +331,10 @@ def test_trained_hardware_vote_accuracy_matches_simulator(tmp_path):
 
     last = sorted((run / "checkpoints").glob("step-*.safetensors"))[-1]
     weights, _, _ = weight_source.load_weights(prog, net, str(last), 0)
-    n_img, shots = 50, 10
+    # The issue asks for at least 50 images. At 50 the comparison sat at z = -2.2 (Selene
+    # seed 1) and -1.1, -1.1, -2.8 (seeds 2-4), too coarse to tell chance from a bias;
+    # 200 images resolve it (z = -0.6 per 10-shot vote, single shots agree).
+    n_img, shots = 200, 10
     ds = load_dataset("mnist.test")
     xs = preprocess(ds.images[:n_img], net.input).astype(np.float64)
     labels = ds.labels[:n_img].astype(int)
