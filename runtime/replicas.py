@@ -63,6 +63,9 @@ class LayeredCouplings(Couplings):
 
     def __init__(self, blocks: Sequence[np.ndarray], sizes: Sequence[int], h: Optional[np.ndarray] = None, *,
                  dtype=torch.float64, device="cpu"):
+        if not blocks:  # one layer has no bonds: nothing to sample as a layered model
+            raise error(BAD_SETTING, "layered couplings need at least two layers (one block of bonds)",
+                        help="a network with one layer of spins has no couplings; use DenseCouplings for a bare field")
         self.sizes = [int(s) for s in sizes]
         self.n = sum(self.sizes)
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)]).astype(int)

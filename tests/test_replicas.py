@@ -319,3 +319,13 @@ def test_replicas_command_refuses_an_unknown_device(tmp_path, capsys):
     f.write_text("network n {\n    input x[2]\n    output y[2] = linear of dense(x)\n}\n")
     assert main(["replicas", str(f), "--device", "warp9", "--sweeps", "10"]) == 2
     assert "Q0407" in capsys.readouterr().err
+
+
+def test_one_layer_of_spins_is_refused_not_crashed():
+    """A layered model needs a block of bonds: one layer gets Q0611, not an IndexError."""
+    from qnnc.compiler.diagnostics import QnncError
+    from qnnc.runtime.replicas import LayeredCouplings
+
+    with pytest.raises(QnncError) as e:
+        LayeredCouplings([], [5], np.zeros(5))
+    assert e.value.diagnostics[0].code == "Q0611"
