@@ -156,6 +156,38 @@ def random_weights(network: ir.Network, seed: int = 0, scale: float = 1.0) -> di
     return out
 
 
+def random_case(neuron: str, width: int, depth: int, a: float, g: float, f: str, seed: int, bias: bool):
+    """(network, weights, input) of a chain of `depth` layers of `width` `neuron`s on 3
+    inputs with 2 outputs: the case drawn by the targets' hypothesis tests."""
+    args = {"a": a, "f": f} if neuron == "rotation" else {"a": a, "g": g, "f": f}
+    net = chain_network(3, [width] * depth, neuron, args, 2)
+    w = random_weights(net, seed)
+    if bias:
+        net = with_random_bias(net, w, np.random.default_rng(seed + 1))
+    x = np.random.default_rng(seed + 2).uniform(-1, 1, 3)
+    return net, w, x
+
+
+def torch_exact_distribution(net: ir.Network, w: dict, x, neurons=NEURONS) -> dict[int, float]:
+    """The torch simulator's exact outcome distribution (outcome code -> probability), in
+    float64 weights and input (the model itself is float32)."""
+    import pytest
+
+    sim = pytest.importorskip("qnnc.runtime.simulator")
+    torch = pytest.importorskip("torch")
+    from qnnc.runtime.targets.network import outcomes_to_codes
+
+    prog = ir.Program("<test>", (), (), tuple(neurons.values()), (net,), ())
+    model = sim.QNNModel(prog, net.name, seed=0)
+    model.load_tensors({k: torch.tensor(v, dtype=torch.float64) for k, v in w.items()})
+    with torch.no_grad():
+        outs, probs = model.exact_outcome_distribution(torch.tensor(x, dtype=torch.float64))
+    out: dict[int, float] = {}
+    for c, p in zip(outcomes_to_codes(outs.numpy()).tolist(), probs.double().numpy().tolist()):
+        out[c] = out.get(c, 0.0) + p
+    return out
+
+
 def hardware_network(width: int = 16, depth: int = 3, a: float = 0.5) -> ir.Network:
     """784-16-16-16-10 with clip rotation neurons, like examples/hardware.qnn."""
     return chain_network(784, [width] * depth, "rotation", {"a": a, "f": "clip"}, 10, "hardware")

@@ -17,7 +17,6 @@ vote accuracy on Selene against the simulator's on the same 50 test images."""
 from __future__ import annotations
 
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,47 +29,22 @@ pytest.importorskip("guppylang")
 pytest.importorskip("selene_sim")
 
 from cli_harness import run_cli  # noqa: E402
-from ir_builders_targets import NEURONS, chain_network, random_weights, with_random_bias  # noqa: E402
+from ir_builders_targets import (NEURONS, chain_network, random_case, random_weights,  # noqa: E402
+                                 torch_exact_distribution)
+from test_targets_golden import check_golden, small  # noqa: E402
 from qnnc.compiler import ir  # noqa: E402
 from qnnc.compiler.diagnostics import QnncError  # noqa: E402
 from qnnc.runtime.targets import compile_network, run_compiled  # noqa: E402
 from qnnc.runtime.targets.helios.guppy_source import (TANH_MAX_ERROR, _tanh_source,  # noqa: E402
                                                       tanh_approx)
 from qnnc.runtime.targets.helios.selene import SeleneRunner, compile_source  # noqa: E402
-from qnnc.runtime.targets.network import outcomes_to_codes, tv_bound, tv_distance  # noqa: E402
+from qnnc.runtime.targets.network import tv_bound, tv_distance  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-GOLDEN = Path(__file__).parent / "golden" / "targets"
-UPDATE = os.environ.get("QNNC_UPDATE_GOLDEN") == "1"
-
-
-def torch_exact(net, w, x, neurons=NEURONS) -> dict[int, float]:
-    """The torch simulator's exact outcome distribution (code -> probability)."""
-    sim = pytest.importorskip("qnnc.runtime.simulator")
-    torch = pytest.importorskip("torch")
-    prog = ir.Program("<test>", (), (), tuple(neurons.values()), (net,), ())
-    model = sim.QNNModel(prog, net.name, seed=0)
-    model.load_tensors({k: torch.tensor(v, dtype=torch.float64) for k, v in w.items()})
-    with torch.no_grad():
-        outs, probs = model.exact_outcome_distribution(torch.tensor(x, dtype=torch.float64))
-    out: dict[int, float] = {}
-    for c, p in zip(outcomes_to_codes(outs.numpy()).tolist(), probs.double().numpy().tolist()):
-        out[c] = out.get(c, 0.0) + p
-    return out
-
-
-def case(neuron, width, depth, a, g, f, seed, bias):
-    args = {"a": a, "f": f} if neuron == "rotation" else {"a": a, "g": g, "f": f}
-    net = chain_network(3, [width] * depth, neuron, args, 2)
-    w = random_weights(net, seed)
-    if bias:
-        net = with_random_bias(net, w, np.random.default_rng(seed + 1))
-    x = np.random.default_rng(seed + 2).uniform(-1, 1, 3)
-    return net, w, x
 
 
 def assert_matches_simulator(net, w, x, shots, seed, neurons=NEURONS):
-    exact = torch_exact(net, w, x, neurons)
+    exact = torch_exact_distribution(net, w, x, neurons)
     compiled = compile_network(net, neurons, w, x, target="helios")
     assert compiled.strategy == "program"
     out = run_compiled(compiled, shots, "ideal", seed=seed)
@@ -90,7 +64,7 @@ cases = st.tuples(st.sampled_from(["rotation", "weak"]), st.integers(1, 2), st.i
           suppress_health_check=[HealthCheck.too_slow])
 @given(c=cases)
 def test_selene_matches_simulator(c):
-    assert_matches_simulator(*case(*c), shots=1500, seed=c[6])
+    assert_matches_simulator(*random_case(*c), shots=1500, seed=c[6])
 
 
 @pytest.mark.slow
@@ -100,7 +74,7 @@ def test_selene_matches_simulator(c):
                    st.sampled_from([0.0, 0.2, 0.5, 1.5, 4.0]), st.floats(0.1, math.pi / 2),
                    st.sampled_from(["tanh", "clip"]), st.integers(0, 10_000), st.booleans()))
 def test_selene_matches_simulator_many(c):
-    assert_matches_simulator(*case(*c), shots=6000, seed=c[6])
+    assert_matches_simulator(*random_case(*c), shots=6000, seed=c[6])
 
 
 def test_mixed_chain_of_models_a_and_b():
@@ -158,22 +132,6 @@ def test_tanh_approx_on_selene():
 
 
 # --------------------------------------------------------------------------- golden text
-
-
-def small(neuron: str):
-    from test_targets_golden import small as small_net
-
-    net, w, x = small_net(neuron)
-    return net, w, x
-
-
-def check_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if UPDATE or not path.exists():
-        if not UPDATE:
-            pytest.fail(f"missing golden file {path}; run with QNNC_UPDATE_GOLDEN=1")
-        path.write_text(text, encoding="utf-8")
-    assert text == path.read_text(encoding="utf-8"), f"{name} differs from its golden file"
 
 
 @pytest.mark.parametrize("neuron", ["rotation", "weak"])
@@ -240,7 +198,7 @@ def test_carried_layer_beyond_helios_is_refused_with_what_fits():
 
 
 def test_missing_extra_is_a_clear_refusal(monkeypatch):
-    net, w, x = case("rotation", 1, 1, 0.5, 1.0, "clip", 1, False)
+    net, w, x = random_case("rotation", 1, 1, 0.5, 1.0, "clip", 1, False)
     monkeypatch.setitem(sys.modules, "guppylang", None)  # import fails
     d = _code(lambda: compile_network(net, NEURONS, w, x, target="helios"))
     assert d.code == "Q0310" and "qnnc[helios]" in d.help
@@ -254,7 +212,7 @@ def test_wider_than_the_local_emulator_is_refused():
 
 
 def test_program_strategy_needs_float_arithmetic_and_no_rounding():
-    net, w, x = case("rotation", 2, 2, 0.5, 1.0, "clip", 1, False)
+    net, w, x = random_case("rotation", 2, 2, 0.5, 1.0, "clip", 1, False)
     d = _code(lambda: compile_network(net, NEURONS, w, x, target="quantinuum", strategy="program"))
     assert d.code == "Q0303" and any("floating-point" in n for n in d.notes)
     d = _code(lambda: compile_network(net, NEURONS, w, x, target="helios", weight_bits=4))

@@ -15,25 +15,16 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from ir_builders_targets import NEURONS, chain_network, random_weights, with_random_bias
+from ir_builders_targets import (NEURONS, chain_network, random_case, random_weights,
+                                 torch_exact_distribution)
 from qnnc.compiler import ir
 from qnnc.runtime.targets import compile_network, exact_distribution, resolve, run_compiled
-from qnnc.runtime.targets.network import outcomes_to_codes, tv_bound, tv_distance
+from qnnc.runtime.targets.network import tv_bound, tv_distance
 
 SHOTS = 6000
 COMBOS = [("ibm", "dynamic"), ("ibm", "layered"), ("ibm", "deferred"),
           ("ionq", "deferred"), ("ionq", "layered"),
           ("quantinuum", "dynamic"), ("quantinuum", "layered"), ("quantinuum", "deferred")]
-
-
-def _case(neuron, width, depth, a, g, f, seed, bias):
-    args = {"a": a, "f": f} if neuron == "rotation" else {"a": a, "g": g, "f": f}
-    net = chain_network(3, [width] * depth, neuron, args, 2)
-    w = random_weights(net, seed)
-    if bias:
-        net = with_random_bias(net, w, np.random.default_rng(seed + 1))
-    x = np.random.default_rng(seed + 2).uniform(-1, 1, 3)
-    return net, w, x
 
 
 cases = st.tuples(st.sampled_from(["rotation", "weak"]), st.integers(1, 3), st.integers(1, 2),
@@ -46,7 +37,7 @@ cases = st.tuples(st.sampled_from(["rotation", "weak"]), st.integers(1, 3), st.i
           suppress_health_check=[HealthCheck.too_slow])
 @given(case=cases)
 def test_sampled_matches_exact(target, strategy, case):
-    net, w, x = _case(*case)
+    net, w, x = random_case(*case)
     exact = exact_distribution(resolve(net, NEURONS, w, x))
     _assert_sampled_matches(net, NEURONS, w, x, target, strategy, exact, seed=case[6])
 
@@ -54,16 +45,7 @@ def test_sampled_matches_exact(target, strategy, case):
 def _torch_gap(net, w, x, neurons=NEURONS) -> float:
     """Largest probability difference between our numpy branch enumeration and the
     torch simulator's exact outcome distribution."""
-    sim = pytest.importorskip("qnnc.runtime.simulator")
-    torch = pytest.importorskip("torch")
-    prog = ir.Program("<test>", (), (), tuple(neurons.values()), (net,), ())
-    model = sim.QNNModel(prog, net.name, seed=0)
-    model.load_tensors({k: torch.tensor(v, dtype=torch.float64) for k, v in w.items()})
-    with torch.no_grad():
-        outs, probs = model.exact_outcome_distribution(torch.tensor(x, dtype=torch.float64))
-    theirs: dict = {}
-    for c, p in zip(outcomes_to_codes(outs.numpy()).tolist(), probs.double().numpy().tolist()):
-        theirs[c] = theirs.get(c, 0.0) + p
+    theirs = torch_exact_distribution(net, w, x, neurons)
     mine = exact_distribution(resolve(net, neurons, w, x))
     return max(abs(theirs.get(k, 0) - mine.get(k, 0)) for k in set(theirs) | set(mine))
 
@@ -71,13 +53,13 @@ def _torch_gap(net, w, x, neurons=NEURONS) -> float:
 def test_exact_reference_agrees_with_torch_simulator():
     for case in [("rotation", 2, 3, 0.7, 1.0, "clip", 1, False), ("weak", 2, 3, 0.5, 0.9, "tanh", 2, True),
                  ("weak", 3, 2, 0.0, 0.4, "tanh", 3, False), ("rotation", 3, 2, 0.0, 1.0, "tanh", 4, True)]:
-        assert _torch_gap(*_case(*case)) < 1e-5  # the simulator works in float32
+        assert _torch_gap(*random_case(*case)) < 1e-5  # the simulator works in float32
 
 
 def test_layered_seed_advances_per_call():
     """A fixed simulator seed per run call would repeat the same draws in every layer
     and every job; the executor draws a fresh seed each call."""
-    net, w, x = _case("rotation", 1, 2, 1e6, 1.0, "tanh", 0, False)  # fair coins
+    net, w, x = random_case("rotation", 1, 2, 1e6, 1.0, "tanh", 0, False)  # fair coins
     compiled = compile_network(net, NEURONS, w, x, target="ibm", strategy="layered", copies=1)
     out = run_compiled(compiled, 400, "ideal", seed=5)
     # with a repeated seed, layer 2 would copy layer 1's draws shot for shot
