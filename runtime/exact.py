@@ -244,7 +244,7 @@ class ExactEnumeration:
         neuron takes the R_y fast path with an angle `dual` differentiates."""
         ok = getattr(self, "_dp_analytic_cache", None)
         if ok is None:
-            ok = self._dp_analytic_cache = all(p.kernel.fast_ry and p.kernel.noise is None for p in chain) and dp_supported(
+            ok = self._dp_analytic_cache = all(p.kernel.ideal_ry for p in chain) and dp_supported(
                 [p.kernel.ops[0][3] for p in chain], self.dtype, self.device)
         return ok
 

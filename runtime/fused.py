@@ -203,8 +203,7 @@ class FusedSampler:
         progs = []
         for p in plans[:tail]:
             if p.kind == "neuron":
-                # Device noise changes P(+1) per neuron: noisy kernels keep the torch path.
-                if not (p.kernel.fast_ry and bounded(p.kernel.ops[0][3])) or getattr(p.kernel, "noise", None) is not None:
+                if not (p.kernel.ideal_ry and bounded(p.kernel.ops[0][3])):
                     return None
                 pc = compile_angle(p.kernel.ops[0][3])
                 if pc is None:
@@ -335,7 +334,7 @@ class FusedDP:
             return None
         progs = []
         for p in chain:
-            if p.kind != "neuron" or not p.kernel.fast_ry or getattr(p.kernel, "noise", None) is not None:
+            if p.kind != "neuron" or not p.kernel.ideal_ry:
                 return None
             pc = compile_angle(p.kernel.ops[0][3])
             if pc is None or _depth(pc[0]) > _STACK:

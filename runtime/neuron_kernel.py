@@ -92,6 +92,13 @@ class NeuronKernel:
                         and n == 2 and self.ops[0][:2] == ("gate", "ry") and self.ops[1][0] == "measure"
                         and self.ops[1][2])
 
+    @property
+    def ideal_ry(self) -> bool:
+        """The fast R_y path without device noise: P(+1) = cos²(θ/2) exactly, what the
+        compiled numba kernels (`runtime/fused.py`) and the written-out exact gradient
+        (`runtime/exact_dp.py`) assume. A noisy kernel keeps the torch paths."""
+        return self.fast_ry and self.noise is None
+
     # ----------------------------------------------------------------- gates
 
     def _angle(self, i: int, ev: "_Evaluator"):
