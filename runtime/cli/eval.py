@@ -9,7 +9,7 @@ from qnnc.runtime.cli.device_args import add_device_argument, device_from_args
 from qnnc.runtime.cli.flag_types import PATH, SEED, count
 from qnnc.runtime.cli.json_output import emit
 from qnnc.runtime.cli.noise_args import add_noise_argument, noise_from_args
-from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args
+from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, required_network
 from qnnc.runtime.cli.weight_args import add_weight_arguments, load_weights
 
 
@@ -33,9 +33,7 @@ def run(args) -> int:
 
     device = device_from_args(args)  # before any work: an unavailable device is Q0634
     program = load_from_args(args)
-    network = network_from_args(args, program)
-    if network is None:
-        raise error("Q0232", f"{args.file} defines no network")
+    network = required_network(args, program)
     shots = args.shots if args.shots is not None else network.readout.shots
     if shots < 1 or (args.limit is not None and args.limit < 1):
         raise error("Q0407", "--shots and --limit must be at least 1", exit_code=2)

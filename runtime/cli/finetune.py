@@ -11,7 +11,7 @@ from qnnc.compiler import limits
 from qnnc.runtime.cli.flag_types import PATH, SEED, count, non_negative, positive
 from qnnc.runtime.cli.json_output import emit
 from qnnc.runtime.cli.noise_args import add_noise_argument, noise_from_args
-from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args
+from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, required_network
 from qnnc.runtime.cli.weight_args import add_weight_arguments, load_weights
 from qnnc.runtime.targets.capabilities import STRATEGIES, TARGETS
 
@@ -58,9 +58,7 @@ def run(args) -> int:
     from qnnc.runtime.gradients.finetune import finetune
 
     program = load_from_args(args)
-    network = network_from_args(args, program)
-    if network is None:
-        raise error("Q0232", f"{args.file} defines no network")
+    network = required_network(args, program)
     if args.momentum >= 1:
         raise error("Q0722", f"--momentum {args.momentum} must be below 1", exit_code=2)
     if args.plot:

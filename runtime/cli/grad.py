@@ -12,7 +12,7 @@ from qnnc.compiler import limits
 from qnnc.runtime.cli.flag_types import SEED, count
 from qnnc.runtime.cli.json_output import emit
 from qnnc.runtime.cli.noise_args import add_noise_argument, noise_from_args
-from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args
+from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, required_network
 from qnnc.runtime.cli.weight_args import add_weight_arguments, load_weights
 from qnnc.runtime.targets.capabilities import STRATEGIES, TARGETS
 
@@ -50,9 +50,7 @@ def run(args) -> int:
     from qnnc.runtime.gradients import estimate, exact_gradient, make_executor, view_model
 
     program = load_from_args(args)
-    network = network_from_args(args, program)
-    if network is None:
-        raise error("Q0232", f"{args.file} defines no network")
+    network = required_network(args, program)
     w = load_weights(args, program, network)
     ds = load_dataset(args.data)
     if args.image + args.images > len(ds):

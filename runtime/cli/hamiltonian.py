@@ -13,7 +13,7 @@ import math
 from qnnc.runtime.cli.flag_types import PATH, SEED, positive
 from qnnc.runtime.cli import output
 from qnnc.runtime.cli.json_output import envelope_text
-from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args
+from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, required_network
 from qnnc.runtime.cli.weight_args import add_weight_arguments, load_weights
 
 
@@ -39,9 +39,7 @@ def run(args) -> int:
     if args.format == "npz" and not args.output:
         raise error("Q0407", "--format npz writes a file: give -o OUT.npz", exit_code=2)
     program = load_from_args(args)
-    network = network_from_args(args, program)
-    if network is None:
-        raise error("Q0232", f"{args.file} defines no network")
+    network = required_network(args, program)
     if args.json:
         args.format = "json"
     nw = network_weights(network, load_weights(args, program, network))

@@ -11,7 +11,7 @@ import sys
 from qnnc.runtime.cli import output
 from qnnc.runtime.cli.flag_types import PATH, SEED, count, non_negative
 from qnnc.runtime.cli.json_output import emit, envelope_text
-from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args
+from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, required_network
 from qnnc.runtime.cli.weight_args import add_weight_arguments, load_weights
 
 
@@ -64,13 +64,10 @@ def load_image(args, network):
 
 
 def run(args) -> int:
-    from qnnc.compiler.diagnostics import error
     from qnnc.runtime.landscape import landscape_of
 
     program = load_from_args(args)
-    network = network_from_args(args, program)
-    if network is None:
-        raise error("Q0232", f"{args.file} defines no network")
+    network = required_network(args, program)
     if args.output:
         output.check_writable(args.output)
     w = load_weights(args, program, network)

@@ -50,3 +50,12 @@ def load_from_args(args, path: Optional[str] = None):
 def network_from_args(args, program):
     """The network `--network` names, else the program's first; None when it has none."""
     return program.network(args.network) if args.network else program.network()
+
+
+def required_network(args, program, help=None):
+    """`network_from_args`, for a command that needs a network: Q0232 when the file
+    defines none."""
+    network = network_from_args(args, program)
+    if network is None:
+        raise error("Q0232", f"{args.file} defines no network", help=help)
+    return network

@@ -12,7 +12,7 @@ from qnnc.runtime.cli import output
 from qnnc.runtime.cli.device_args import add_device_argument, device_from_args
 from qnnc.runtime.cli.flag_types import DIRECTORY, PATH, SEED, count, positive
 from qnnc.runtime.cli.json_output import emit, envelope_text
-from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args
+from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, required_network
 from qnnc.runtime.cli.weight_args import add_weight_arguments, load_weights
 
 
@@ -48,9 +48,7 @@ def run(args) -> int:
     device = device_from_args(args)  # before any work: an unavailable device is Q0634
     check_dtype(device, torch.float64, "the Monte Carlo")
     program = load_from_args(args)
-    network = network_from_args(args, program)
-    if network is None:
-        raise error("Q0232", f"{args.file} defines no network")
+    network = required_network(args, program)
     if args.burn_in is not None and args.burn_in >= args.sweeps:
         raise error("Q0407", f"--burn-in {args.burn_in} must be below --sweeps {args.sweeps}", exit_code=2)
     nw = network_weights(network, load_weights(args, program, network))

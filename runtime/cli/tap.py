@@ -16,7 +16,7 @@ from qnnc.runtime.cli.flag_types import PATH, count, positive
 from qnnc.runtime.cli import output
 from qnnc.runtime.cli.device_args import add_device_argument, device_from_args
 from qnnc.runtime.cli.json_output import emit, envelope_text
-from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args
+from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, required_network
 from qnnc.runtime.cli.weight_args import add_run_argument, run_dir_from_args
 
 
@@ -47,9 +47,7 @@ def run(args) -> int:
         raise error("Q0407", f"--window {args.window[0]:g} {args.window[1]:g}: the first step must be "
                     "smaller than the second", help="e.g. `--window 10 1000`", exit_code=2)
     program = load_from_args(args)
-    network = network_from_args(args, program)
-    if network is None:
-        raise error("Q0232", f"{args.file} defines no network")
+    network = required_network(args, program)
     from qnnc.runtime.tap import analyse_run  # imported here: the tap package loads scipy
 
     r = analyse_run(program, network, run_dir_from_args(args, network), args.temperature, args.starts,

@@ -11,7 +11,7 @@ from qnnc.runtime.cli import output
 from qnnc.runtime.cli.device_args import add_device_argument, device_from_args
 from qnnc.runtime.cli.json_output import emit
 from qnnc.runtime.cli.noise_args import add_noise_argument, noise_from_args
-from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, network_from_args, set_pairs
+from qnnc.runtime.cli.program_args import add_program_arguments, load_from_args, required_network, set_pairs
 
 
 def add_arguments(p) -> None:
@@ -37,9 +37,7 @@ def run(args) -> int:
 
     device = device_from_args(args)  # before any work: an unavailable device is Q0634
     program = load_from_args(args)
-    network = network_from_args(args, program)
-    if network is None:
-        raise error("Q0232", f"{args.file} defines no network", help="declare one: `network NAME { ... }`")
+    network = required_network(args, program, help="declare one: `network NAME { ... }`")
     overrides = {}
     for key in ("epochs", "lr", "momentum", "batch", "seed"):
         v = getattr(args, key)
