@@ -436,3 +436,12 @@ def test_internal_error_is_reported_not_raised(capsys, monkeypatch):
     monkeypatch.setenv("QNNC_DEBUG", "1")
     with pytest.raises(ZeroDivisionError):
         main(["check", str(MNIST)])
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "hamiltonian", "tap", "replicas", "landscape", "grad",
+                                     "finetune"])
+def test_a_command_that_needs_a_network_refuses_a_file_without_one(capsys, tmp_path, command):
+    path = tmp_path / "nonet.qnn"
+    path.write_text("param a: real in [0, inf] = 0.5\n")
+    rc, _, err = run(capsys, command, str(path), *(["--image", "0"] if command == "landscape" else []))
+    assert rc == 1 and f"error[Q0232]: {path} defines no network" in err and "Traceback" not in err
