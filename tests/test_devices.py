@@ -8,6 +8,8 @@ import collections
 import traceback
 
 import numpy as np
+import json
+
 import pytest
 import torch
 from torch.overrides import TorchFunctionMode
@@ -167,6 +169,8 @@ def test_an_unavailable_device_is_q0634_with_a_hint():
     ["tap", "examples/hardware.qnn"],
     ["replicas", "examples/hardware.qnn", "--sweeps", "4"],
     ["run", "examples/hardware.qnn", "--target", "ibm", "--shots", "1"],
+    # the torch simulator behind `run` takes the torch device, whatever the target
+    ["run", "examples/hardware.qnn", "--target", "ionq", "--simulator", "qnnc", "--shots", "1"],
 ])
 def test_every_command_refuses_an_unavailable_device_before_working(command, tmp_path, capsys):
     code = main(command + ["--device", "cuda"] + (["--out", str(tmp_path / "r")] if command[0] == "train" else []))
@@ -347,6 +351,33 @@ def test_run_refuses_a_gpu_for_a_cpu_only_simulator(capsys):
     code = main(["run", "examples/hardware.qnn", "--target", "ionq", "--shots", "1", "--device", "cuda"])
     err = capsys.readouterr().err
     assert code == 2 and "error[Q0635]" in err and "help:" in err
+
+
+def test_run_on_the_torch_simulator_honours_the_device(monkeypatch, capsys):
+    """`run --simulator qnnc` builds its model on --device (auto resolves to the CPU here)
+    and gives the same outcomes as on the CPU."""
+    import qnnc.runtime.simulator as simulator
+
+    seen = []
+    real = simulator.QNNModel
+
+    class Recording(real):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            seen.append(k.get("device"))  # what `run` asked for, not the default
+
+    monkeypatch.setattr(simulator, "QNNModel", Recording)
+    outs = []
+    for name in ("cpu", "auto"):
+        code = main(["run", "examples/weak.qnn", "--target", "ibm", "--simulator", "qnnc", "--shots", "64",
+                     "--seed", "3", "--json", "--device", name])
+        assert code == 0
+        result = json.loads(capsys.readouterr().out)["result"]
+        outs.append((result["layers"], result["predictions"]))
+    auto = resolve_device("auto")
+    assert [getattr(d, "type", None) for d in seen] == ["cpu", auto.type]
+    if auto.type == "cpu":  # same device, same seed: the same samples
+        assert outs[0] == outs[1]
 
 
 def test_the_circuit_simulator_device():

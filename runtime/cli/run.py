@@ -9,7 +9,7 @@ from qnnc.compiler import limits
 from qnnc.runtime.cli.flag_types import PATH, count
 from qnnc.runtime.cli import output
 from qnnc.runtime.cli.circuit_args import add_compile_arguments, compile_from_args, write_output
-from qnnc.runtime.cli.device_args import add_device_argument, circuit_device
+from qnnc.runtime.cli.device_args import add_device_argument, circuit_device, device_from_args
 from qnnc.runtime.cli.json_output import emit
 from qnnc.runtime.cli.noise_args import add_noise_argument
 from qnnc.runtime.cli.outcomes import outcome_report, render_outcomes
@@ -24,7 +24,8 @@ def add_arguments(p) -> None:
     add_noise_argument(p)
     p.add_argument("--plot", type=PATH, metavar="PNG", help="write a histogram of the predictions (or outcomes)")
     add_device_argument(p, help="where the local simulator runs: cpu (default); cuda or auto: Aer on a GPU "
-                        "(target ibm, with qiskit-aer-gpu)")
+                        "(target ibm, with qiskit-aer-gpu); with --simulator qnnc, the torch device "
+                        "(cpu, cuda, cuda:N, mps or auto)")
 
 
 def run(args) -> int:
@@ -35,10 +36,12 @@ def run(args) -> int:
 
     if args.shots < 1:
         raise refuse("Q0308", f"--shots must be at least 1, not {args.shots}")
-    device = circuit_device(args.target, args.device)  # before any work: Q0634 / Q0635
+    fast = args.simulator == "qnnc"
+    # Before any work: Q0634 / Q0635. The torch simulator runs where torch does; the
+    # circuit simulators where their vendor allows (runtime/cli/device_args.py).
+    device = device_from_args(args) if fast else circuit_device(args.target, args.device)
     if args.plot:
         output.check_writable(args.plot)
-    fast = args.simulator == "qnnc"
     if args.noise is not None and not fast:
         from qnnc.compiler.diagnostics import error
 
@@ -53,7 +56,7 @@ def run(args) -> int:
              f"seeds only the host's draws, so runs are not reproducible")
     t0 = time.perf_counter()
     if fast:
-        out = _run_torch(args, compiled)
+        out = _run_torch(args, compiled, device)
     else:
         out = run_compiled(compiled, args.shots, args.simulator, args.seed,
                            progress=None if args.json else _progress, device=device)
@@ -80,10 +83,10 @@ def run(args) -> int:
     return 0
 
 
-def _run_torch(args, compiled):
+def _run_torch(args, compiled, device):
     """The compiled network (its weights, after any quantisation, and its input) sampled
-    by the torch simulator: rows of ±1 hidden outcomes like `run_compiled`'s. With
-    `--noise`, an IBM model takes the neurons' qubits from these compiled circuits."""
+    by the torch simulator on `device`: rows of ±1 hidden outcomes like `run_compiled`'s.
+    With `--noise`, an IBM model takes the neurons' qubits from these compiled circuits."""
     import numpy as np
     import torch
 
@@ -107,7 +110,9 @@ def _run_torch(args, compiled):
 
             noise = bind_network(noise, program, network)
     spec = compiled.spec
-    model = QNNModel(program, network, seed=args.seed, dtype=torch.float64, noise=noise)
+    from qnnc.runtime.devices import host_array
+
+    model = QNNModel(program, network, seed=args.seed, dtype=torch.float64, noise=noise, device=device)
     tensors = {}
     for h in spec.hidden:
         tensors[h.name] = torch.from_numpy(np.asarray(h.weight, dtype=np.float64))
@@ -123,7 +128,7 @@ def _run_torch(args, compiled):
     gen = torch.Generator().manual_seed(args.seed)
     rec = model.sample(x, args.shots, generator=gen)
     cols = [rec[p.name][:, 0, :] for p in model.plans if p.kind == "neuron"]
-    return torch.cat(cols, dim=-1).numpy().astype(np.int8)
+    return host_array(torch.cat(cols, dim=-1)).astype(np.int8)
 
 
 def _progress(message: str) -> None:
