@@ -15,7 +15,8 @@ axis (a measurement commutes with the gates on other qubits), so narrow networks
 (width <= 4 per layer) need at most ~10 live qubits. numpy only.
 
 Circuits with classical conditions, resets or a qubit measured twice are refused
-(Q0710): those are the `dynamic` strategy's, which the per-neuron channels model.
+(Q0710): those are the `dynamic` strategy's, which the per-neuron channels model. A gate
+the model has no entry for on its qubits is Q0711; more live qubits than `MAX_LIVE`, Q0713.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class _State:
 
     def add(self, q: int) -> None:
         if len(self.live) >= MAX_LIVE:
-            raise error("Q0710", f"the circuit holds more than {MAX_LIVE} live qubits at once; the exact "
+            raise error("Q0713", f"the circuit holds more than {MAX_LIVE} live qubits at once; the exact "
                         "circuit-level noise model handles narrow networks",
                         help="use a narrower network (width <= 4 per layer), or sample it on Aer")
         n = len(self.live)
