@@ -240,3 +240,14 @@ def exact_outcome_distribution(compiled, model: NoiseModel) -> dict[int, float]:
         if p > 0:
             out[c] = out.get(c, 0.0) + p
     return out
+
+
+def sample_outcomes(compiled, model: NoiseModel, shots: int, seed: int = 0) -> np.ndarray:
+    """`shots` rows of ±1 hidden outcomes drawn from `exact_outcome_distribution` (numpy
+    generator seeded by `seed`), like `run_compiled`'s rows."""
+    dist = exact_outcome_distribution(compiled, model)
+    codes = np.array(sorted(dist), dtype=np.int64)
+    p = np.array([dist[c] for c in codes.tolist()])
+    draw = codes[np.random.default_rng(seed).choice(codes.size, size=shots, p=p / p.sum())]
+    width = compiled.spec.num_outcomes
+    return (1 - 2 * ((draw[:, None] >> np.arange(width)) & 1)).astype(np.int8)
