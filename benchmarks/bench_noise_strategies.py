@@ -1,6 +1,6 @@
 """What modelling each IBM strategy's noise costs, side by side in one run (ratios).
 
-    python benchmarks/bench_noise_strategies.py [--shots 2000] [--repeats 3]
+    python benchmarks/bench_noise_strategies.py [--shots 2000] [--repeats 7] [--aer-shots 2000]
 
 1. Model B (`weak` neurons, a = 0.5, g = 1), 3 inputs, hidden widths [16, 16], random
    weights (seed 1), FakeBrisbane's noise on qubits 0.. in pairs: noisy sampling with the
@@ -28,22 +28,25 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 
-def _rate(model, x, shots, repeats):
+def _rates(models: dict, x, shots, repeats) -> dict:
+    """Samples per second of each model, best of `repeats`, the models interleaved in
+    every repeat (so that contention hits both alike)."""
     import torch
 
-    best = float("inf")
+    best = {k: float("inf") for k in models}
     for r in range(repeats):
-        t = time.perf_counter()
-        with torch.no_grad():
-            model.sample(x, shots, generator=torch.Generator().manual_seed(r))
-        best = min(best, time.perf_counter() - t)
-    return shots * x.shape[0] / best
+        for k, model in models.items():
+            t = time.perf_counter()
+            with torch.no_grad():
+                model.sample(x, shots, generator=torch.Generator().manual_seed(r))
+            best[k] = min(best[k], time.perf_counter() - t)
+    return {k: shots * x.shape[0] / v for k, v in best.items()}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shots", type=int, default=2000)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--aer-shots", type=int, default=2000)
     args = ap.parse_args(argv)
 
@@ -69,10 +72,8 @@ def main(argv=None) -> int:
         net = chain_network(3, [16, 16], kind, args_, None, name="b")
         w = random_weights(net, 1)
         lay = [disjoint[:16]] * 2 if kind == "weak" else [[(q,) for q in range(16)], [(q,) for q in range(16, 32)]]
-        rates = {}
-        for strategy in ("dynamic", "layered"):
-            m = torch_model(net, w, with_layout(bris, lay, "bench", strategy))
-            rates[strategy] = _rate(m, x, args.shots, args.repeats)
+        rates = _rates({s: torch_model(net, w, with_layout(bris, lay, "bench", s)) for s in ("dynamic", "layered")},
+                       x, args.shots, args.repeats)
         print(f"{kind} [16, 16], {x.shape[0]} inputs x {args.shots} shots: dynamic {rates['dynamic']:.3g}/s, "
               f"layered {rates['layered']:.3g}/s, ratio layered/dynamic {rates['layered'] / rates['dynamic']:.2f}")
     xs = np.array([0.3, -0.2, 0.9])

@@ -78,10 +78,17 @@ class LayerNoise:
         self.prep = None
         if self.host_carry:
             _check_host_record(kernel, layer_name)
-            self.prep = []
+            maps = []
             for gate in ("ry", "rz"):
                 per = [self._op_map(gate, (0,), True, q, layer_name, probes=False) for q in qubits]
-                self.prep.append(tuple(np.stack([p[j] for p in per]) for j in range(3)))
+                maps.append([np.stack([p[j] for p in per]) for j in range(3)])
+            # The prepared state is bilinear in (1, cos θ, sin θ) and (1, cos φ, sin φ) of the
+            # fixed |0...0>: nine vectors per neuron, prep[i, j] = Rz_j Ry_i |0...0> [N, D].
+            v0 = np.array([1.0, 0.0, 0.0, 1.0])
+            for _ in range(1, self.k):
+                v0 = np.kron(v0, np.array([1.0, 0.0, 0.0, 1.0]))
+            self.prep = np.stack([np.stack([np.einsum("nij,njk,k->ni", maps[1][j], maps[0][i], v0)
+                                            for j in range(3)]) for i in range(3)])  # [3, 3, N, D]
         self._torch: dict = {}
         self.coefficients = self._rotation_coefficients(kernel) if kernel.fast_ry else None
 
@@ -171,8 +178,8 @@ class LayerNoise:
                 t = torch.as_tensor(self.readout, dtype=dtype)
             elif name == "idle":
                 t = torch.as_tensor(self.idle, dtype=dtype)
-            elif name.startswith("prep"):
-                t = tuple(torch.as_tensor(m, dtype=dtype) for m in self.prep[int(name[4:])])
+            elif name == "prep":
+                t = torch.as_tensor(self.prep, dtype=dtype)
             else:
                 i = int(name)
                 t = tuple(None if m is None else torch.as_tensor(m, dtype=dtype) for m in self.parts[i])
@@ -250,11 +257,6 @@ class LayerNoise:
         ry(θ) then rz(φ) with θ, φ as `host.prep_angles`, each through the device's
         decomposition and channels; ancillas |0>."""
         width = shape[-1]
-        zero = torch.tensor([1.0, 0.0, 0.0, 1.0], dtype=dtype)  # |0><0| as a Pauli vector
-        v0 = zero
-        for _ in range(1, self.k):
-            v0 = torch.kron(v0, zero)
-        v = v0.expand(tuple(shape) + (1, self.D))
         if state is None:
             cy, sy = torch.ones((), dtype=dtype), torch.zeros((), dtype=dtype)
             cz, sz = cy, sy
@@ -271,13 +273,17 @@ class LayerNoise:
             safe = torch.where(ok, r, torch.ones_like(r))
             cz = torch.where(ok, re / safe, torch.ones_like(r)).to(dtype)
             sz = torch.where(ok, im / safe, torch.zeros_like(r)).to(dtype)
-        for j, (c, s) in enumerate(((cy, sy), (cz, sz))):
-            k0, kc, ks = self.tensor(f"prep{j}", dtype)
-            if width != self.size:
-                k0, kc, ks = k0[:1], kc[:1], ks[:1]
-            c, s = c.expand(tuple(shape))[..., None, None], s.expand(tuple(shape))[..., None, None]
-            v = torch.einsum("nij,...nlj->...nli", k0, v) + c * torch.einsum("nij,...nlj->...nli", kc, v) \
-                + s * torch.einsum("nij,...nlj->...nli", ks, v)
+        prep = self.tensor("prep", dtype)  # [3, 3, N, D]
+        if width != self.size:
+            prep = prep[:, :, :1]
+        wy = (torch.ones_like(cy), cy, sy)
+        wz = (torch.ones_like(cz), cz, sz)
+        v = None
+        for i in range(3):
+            for j in range(3):
+                w = (wy[i] * wz[j]).expand(tuple(shape))[..., None, None]
+                term = w * prep[i, j][:, None, :]
+                v = term if v is None else v + term
         return v
 
     def host_post(self, kernel, ev, state, recorded: torch.Tensor, shift=None):
