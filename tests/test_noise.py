@@ -393,3 +393,49 @@ def test_eval_under_published_noise(monkeypatch):
                             "--shots", "2", "--json"])
     r = json.loads(out)["result"]
     assert rc == 0 and r["noise"] == "ionq:aria" and r["images"] == 20
+
+
+# --------------------------------------------------------------------------- the circuit-level model
+
+
+def _deferred(kind="rotation", widths=(2, 2), strategy="deferred"):
+    from qnnc.runtime.targets import compile_network
+
+    args = {"a": 0.3} if kind == "rotation" else {"a": 0.5, "g": 1.0}
+    net = chain_network(3, list(widths), kind, args, None, name="cl")
+    w = random_weights(net, 3)
+    return compile_network(net, NEURONS, w, X, target="ibm", strategy=strategy,
+                           copies=1 if strategy == "layered" else None)
+
+
+def test_circuit_level_refusals(brisbane, monkeypatch):
+    """Not one deferred circuit (Q0710), a gate the model lacks on its qubits (Q0711),
+    more live qubits than it holds (Q0713): clear errors, no traceback."""
+    from qnnc.runtime.noise import circuit
+
+    cases = [(lambda: circuit.exact_outcome_distribution(_deferred(strategy="dynamic"), brisbane), "Q0710")]
+    no_ecr = replace(brisbane, gates=tuple(g for g in brisbane.gates if g.gate != "ecr"))
+    cases.append((lambda: circuit.exact_outcome_distribution(_deferred(), no_ecr), "Q0711"))
+    for run, code in cases:
+        with pytest.raises(QnncError) as exc:
+            run()
+        assert exc.value.diagnostics[0].code == code
+    monkeypatch.setattr(circuit, "MAX_LIVE", 2)
+    with pytest.raises(QnncError) as exc:
+        circuit.exact_outcome_distribution(_deferred(), brisbane)
+    assert exc.value.diagnostics[0].code == "Q0713"
+
+
+def test_circuit_level_samples_follow_its_distribution(brisbane):
+    """`sample_outcomes` (what `run --simulator qnnc` prints for `deferred`) draws from the
+    exact circuit-level distribution."""
+    from qnnc.runtime.noise.circuit import exact_outcome_distribution, sample_outcomes
+
+    c = _deferred()
+    exact = exact_outcome_distribution(c, brisbane)
+    assert abs(sum(exact.values()) - 1) < 1e-12
+    out = sample_outcomes(c, brisbane, 20000, seed=4)
+    assert out.shape == (20000, 4) and set(np.unique(out)) <= {-1, 1}
+    assert tv_distance(out, exact) <= tv_bound(20000, 16)
+    se = np.sqrt(np.maximum(1 - out.mean(0) ** 2, 1e-3) / 20000)
+    assert np.all(np.abs(out.mean(0) - means_of(exact, 4)) < 4 * se)
