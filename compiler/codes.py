@@ -232,6 +232,10 @@ TABLE: tuple[Code, ...] = (
     Code("Q0707", "a neuron's qubits are not coupled on the device", NOISE),
     Code("Q0708", "the noise model's layout does not fit the network", NOISE),
     Code("Q0709", "noise requested where it does not apply", NOISE),
+    Code("Q0710", "a circuit the circuit-level noise model cannot run", NOISE),
+    Code("Q0711", "a gate of the circuit that the noise model does not describe on its qubits", NOISE),
+    Code("Q0712", "the per-neuron noise channels cannot model the strategy's circuits", NOISE),
+    Code("Q0713", "a circuit too wide for the exact circuit-level noise model", NOISE),
     # the energy landscape of one image (qnnc.runtime.landscape, `qnnc landscape`)
     Code("Q0760", "the network has no landscape of the supported kind", LANDSCAPE),
     Code("Q0761", "a landscape setting is out of range", LANDSCAPE),

@@ -184,6 +184,19 @@ def test_a_layout_of_another_network_is_refused():
 # --------------------------------------------------------------------------- against Aer
 
 
+def _fast_noisy(brisbane, net, w, c, strategy):
+    """The noisy model's exact distribution for the strategy's circuits: per neuron for
+    `dynamic` and `layered` (the torch simulator, its model bound to the compiled qubits
+    and strategy), per circuit for `deferred` (runtime/noise/circuit.py)."""
+    from qnnc.runtime.noise.circuit import exact_outcome_distribution
+    from qnnc.runtime.noise.ibm import layout_from_compiled
+
+    if strategy == "deferred":
+        return exact_outcome_distribution(c, brisbane)
+    model = with_layout(brisbane, layout_from_compiled(c), strategy, strategy)
+    return exact_codes(torch_model(net, w, model), X)
+
+
 def _against_aer(brisbane, kind, strategy, widths, shots, seed=5):
     from qnnc.runtime.noise.ibm import layout_from_compiled
     from qnnc.runtime.targets import compile_network, run_compiled
@@ -193,8 +206,7 @@ def _against_aer(brisbane, kind, strategy, widths, shots, seed=5):
     w = random_weights(net, 1)
     c = compile_network(net, NEURONS, w, X, target="ibm", strategy=strategy,
                         copies=1 if strategy == "layered" else None)
-    model = with_layout(brisbane, layout_from_compiled(c), strategy)
-    noisy = exact_codes(torch_model(net, w, model), X)
+    noisy = _fast_noisy(brisbane, net, w, c, strategy)
     ideal = exact_codes(torch_model(net, w), X)
     out = run_compiled(c, shots, "noisy", seed=seed)
     H = out.shape[1]
@@ -214,23 +226,79 @@ def test_fast_noisy_simulator_matches_aer_quick(brisbane):
     assert np.all(np.abs(out.mean(0) - means_of(noisy, H)) < 4 * se)
 
 
-_OTHER_GATES = pytest.mark.xfail(
-    strict=False, reason="the strategy realises the angles with other gates (deferred: controlled rotations on "
-    "the previous layer's qubits; layered model B: the carried qubit re-prepared from the host's record), whose "
-    "noise the per-neuron channels do not model (docs/hardware-in-the-loop.md, 'Noise models')")
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("kind,strategy", [
     ("rotation", "dynamic"), ("rotation", "layered"), ("weak", "dynamic"),
-    pytest.param("rotation", "deferred", marks=_OTHER_GATES), pytest.param("weak", "layered", marks=_OTHER_GATES),
-    pytest.param("weak", "deferred", marks=_OTHER_GATES)])
+    ("rotation", "deferred"), ("weak", "layered"), ("weak", "deferred")])
 def test_fast_noisy_simulator_matches_aer(brisbane, kind, strategy):
+    """Every strategy IBM runs, models A and B, widths [3, 3]: Aer's samples of the compiled
+    circuits fit the noisy model of those circuits within the TV bound, every neuron's mean
+    within 4 standard errors."""
     shots = 8000
     out, noisy, ideal, H = _against_aer(brisbane, kind, strategy, [3, 3], shots)
     assert tv_distance(out, noisy) <= tv_bound(shots, 2 ** H)
     se = np.sqrt(np.maximum(1 - out.mean(0) ** 2, 1e-3) / shots)
     assert np.all(np.abs(out.mean(0) - means_of(noisy, H)) < 4 * se)
+
+
+@pytest.mark.parametrize("kind,strategy,seed", [("weak", "layered", 2), ("rotation", "deferred", 1),
+                                                ("weak", "deferred", 1)])
+def test_strategy_noise_is_exact_at_zero_noise(brisbane, kind, strategy, seed):
+    """The strategy's noisy model with every error zero is the ideal distribution: the
+    host's re-preparation (layered) and the transpiled circuit's density matrix
+    (deferred, routed on the heavy-hex map) change nothing but the noise."""
+    from qnnc.runtime.targets import compile_network
+
+    args = {"a": 0.3} if kind == "rotation" else {"a": 0.5, "g": 1.0}
+    net = chain_network(3, [2, 3] if kind == "rotation" else [3, 3], kind, args, None, name="zn")
+    w = random_weights(net, seed)
+    c = compile_network(net, NEURONS, w, X, target="ibm", strategy=strategy,
+                        copies=1 if strategy == "layered" else None)
+    got = _fast_noisy(_zero_noise(brisbane), net, w, c, strategy)
+    ideal = exact_codes(torch_model(net, w), X)
+    assert max(abs(ideal.get(k, 0) - got.get(k, 0)) for k in set(ideal) | set(got)) < 1e-9
+    noisy = _fast_noisy(brisbane, net, w, c, strategy)
+    assert max(abs(ideal.get(k, 0) - noisy.get(k, 0)) for k in set(ideal) | set(noisy)) > 1e-3
+
+
+def test_layered_neuron_matches_its_transpiled_circuit(brisbane):
+    """One `layered` circuit of carried weak neurons (prep ry, rz bound from the host's
+    state, then the neuron): the per-neuron channel's P(+1) equals the density matrix of
+    the transpiled circuit with those parameters bound (within the merges the transpiler
+    makes of fixed one-qubit gates, ~1e-4)."""
+    from qnnc.runtime.noise.circuit import exact_clbit_distribution
+    from qnnc.runtime.noise.ibm import layout_from_compiled
+    from qnnc.runtime.targets import compile_network
+    from qnnc.runtime.targets.host import prep_angles
+    from qnnc.runtime.torch_angles import _Evaluator
+
+    net = chain_network(3, [3, 3], "weak", {"a": 0.5, "g": 1.0}, None, name="lw")
+    w = random_weights(net, 1)
+    c = compile_network(net, NEURONS, w, X, target="ibm", strategy="layered", copies=1)
+    m = torch_model(net, w, with_layout(brisbane, layout_from_compiled(c), "layered", "layered"))
+    kern = [p.kernel for p in m.plans if p.kind == "neuron"][1]
+    amps = np.array([[0.8, 0.6], [0.6, -0.8], [math.cos(0.3), math.sin(0.3)]])
+    z = torch.tensor([[0.4, -0.7, 1.3]], dtype=torch.float64)
+    last = torch.tensor([[1.0, -1.0, 1.0]], dtype=torch.float64)
+    fast = kern.branch(z, last, tuple(torch.tensor(amps[None, :, j]) for j in range(2))).probs[0, :, 0].numpy()
+    theta = kern._angle(0, _Evaluator(z[0], last[0], False, z_owned=False)).numpy()
+    pa = prep_angles(amps.astype(complex))
+    values = {}
+    for p in c.native.isa[1].parameters:
+        i = int(p.name.split("_n")[1].split("_")[0])
+        values[p] = pa[i, 0] if p.name.endswith("prep_y") else pa[i, 1] if p.name.endswith("prep_z") else theta[i]
+    bits, probs = exact_clbit_distribution(c.native.isa[1].assign_parameters(values), brisbane)
+    circuit = np.array([probs[bits[:, j] == 0].sum() for j in range(3)])
+    assert np.max(np.abs(fast - circuit)) < 5e-4
+    assert np.max(np.abs(fast - circuit)) < np.max(np.abs(fast - 0.5)) / 10  # not vacuous
+
+
+def test_deferred_model_is_refused_per_neuron(brisbane):
+    net = chain_network(3, [2, 2], "rotation", {"a": 0.4}, None, name="d")
+    model = with_layout(brisbane, [[(0,), (1,)], [(2,), (3,)]], "test", "deferred")
+    with pytest.raises(QnncError) as exc:
+        torch_model(net, random_weights(net, 1), model)
+    assert exc.value.diagnostics[0].code == "Q0712"
 
 
 @pytest.mark.slow
@@ -325,3 +393,49 @@ def test_eval_under_published_noise(monkeypatch):
                             "--shots", "2", "--json"])
     r = json.loads(out)["result"]
     assert rc == 0 and r["noise"] == "ionq:aria" and r["images"] == 20
+
+
+# --------------------------------------------------------------------------- the circuit-level model
+
+
+def _deferred(kind="rotation", widths=(2, 2), strategy="deferred"):
+    from qnnc.runtime.targets import compile_network
+
+    args = {"a": 0.3} if kind == "rotation" else {"a": 0.5, "g": 1.0}
+    net = chain_network(3, list(widths), kind, args, None, name="cl")
+    w = random_weights(net, 3)
+    return compile_network(net, NEURONS, w, X, target="ibm", strategy=strategy,
+                           copies=1 if strategy == "layered" else None)
+
+
+def test_circuit_level_refusals(brisbane, monkeypatch):
+    """Not one deferred circuit (Q0710), a gate the model lacks on its qubits (Q0711),
+    more live qubits than it holds (Q0713): clear errors, no traceback."""
+    from qnnc.runtime.noise import circuit
+
+    cases = [(lambda: circuit.exact_outcome_distribution(_deferred(strategy="dynamic"), brisbane), "Q0710")]
+    no_ecr = replace(brisbane, gates=tuple(g for g in brisbane.gates if g.gate != "ecr"))
+    cases.append((lambda: circuit.exact_outcome_distribution(_deferred(), no_ecr), "Q0711"))
+    for run, code in cases:
+        with pytest.raises(QnncError) as exc:
+            run()
+        assert exc.value.diagnostics[0].code == code
+    monkeypatch.setattr(circuit, "MAX_LIVE", 2)
+    with pytest.raises(QnncError) as exc:
+        circuit.exact_outcome_distribution(_deferred(), brisbane)
+    assert exc.value.diagnostics[0].code == "Q0713"
+
+
+def test_circuit_level_samples_follow_its_distribution(brisbane):
+    """`sample_outcomes` (what `run --simulator qnnc` prints for `deferred`) draws from the
+    exact circuit-level distribution."""
+    from qnnc.runtime.noise.circuit import exact_outcome_distribution, sample_outcomes
+
+    c = _deferred()
+    exact = exact_outcome_distribution(c, brisbane)
+    assert abs(sum(exact.values()) - 1) < 1e-12
+    out = sample_outcomes(c, brisbane, 20000, seed=4)
+    assert out.shape == (20000, 4) and set(np.unique(out)) <= {-1, 1}
+    assert tv_distance(out, exact) <= tv_bound(20000, 16)
+    se = np.sqrt(np.maximum(1 - out.mean(0) ** 2, 1e-3) / 20000)
+    assert np.all(np.abs(out.mean(0) - means_of(exact, 4)) < 4 * se)

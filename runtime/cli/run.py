@@ -103,8 +103,12 @@ def _run_torch(args, compiled, device):
         if noise.name.startswith("ibm:") and compiled.target == "ibm" and noise.layout is None:
             from qnnc.runtime.noise.ibm import layout_from_compiled
 
+            if compiled.strategy == "deferred":  # not per neuron: the circuit's exact distribution
+                from qnnc.runtime.noise.circuit import sample_outcomes
+
+                return sample_outcomes(compiled, noise, args.shots, args.seed)
             noise = with_layout(noise, layout_from_compiled(compiled),
-                                f"qubits of these `{compiled.strategy}` circuits (copy 0)")
+                                f"qubits of these `{compiled.strategy}` circuits (copy 0)", compiled.strategy)
         elif noise.layout is None and noise.name.startswith("ibm:"):
             from qnnc.runtime.noise.ibm import bind_network
 

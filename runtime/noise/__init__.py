@@ -9,7 +9,10 @@ MODEL (the `--noise` flag, `parse`):
     quantinuum:h1        Quantinuum H1-1, published rates (illustrative)
     PATH.json            a file written by `qnnc noise show --json` (validated)
 An IBM model bound to a network takes the physical qubits of the network compiled for
-that backend (`layered` strategy, one copy), which is how the compiled circuit runs it.
+that backend (`layered` strategy, one copy), which is how the compiled circuit runs it;
+its carried qubits are then re-prepared each layer from the host's record, as `layered`
+runs them (`NoiseModel.strategy`). The `deferred` strategy's noise is not per neuron:
+`circuit.exact_outcome_distribution` gives it for narrow networks.
 Diagnostics: Q0701-Q0719.
 """
 
@@ -85,6 +88,11 @@ def attach(model: NoiseModel, plans) -> None:
     qubits (fine for a uniform model; an IBM model bound to a network carries its own)."""
     from qnnc.runtime.noise.neuron import LayerNoise
 
+    if model.strategy == "deferred":
+        raise error("Q0712", f"noise model `{model.name}` is bound to `deferred` circuits, whose controlled "
+                    "rotations put correlated errors on the previous layer's qubits: not a per-neuron channel",
+                    help="use `qnnc.runtime.noise.circuit.exact_outcome_distribution` on the compiled network "
+                    "(narrow networks), or bind the model for `layered` or `dynamic`")
     layout = model.layout if model.layout is not None else _trivial_layout(plans)
     neuron_plans = [p for p in plans if p.kind == "neuron"]
     if len(layout) != len(neuron_plans):
@@ -107,6 +115,9 @@ def render(model: NoiseModel, limit: Optional[int] = 8) -> str:
     for n in model.notes:
         out.append(f"  note: {n}")
     out.append(f"  idle (feed-forward wait of carried qubits): {model.idle:g} s")
+    if model.strategy:
+        out.append(f"  strategy: {model.strategy}" + (" (carried qubits re-prepared from the host's record)"
+                                                      if model.strategy == "layered" else ""))
     used = None
     if model.layout is not None:
         used = sorted({q for layer in model.layout for n in layer for q in n})

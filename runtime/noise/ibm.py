@@ -164,4 +164,4 @@ def bind_network(model: NoiseModel, program, network=None, backend: Optional[str
                                copies=1 if strategy == "layered" else None)
     return with_layout(model, layout_from_compiled(compiled),
                        f"qubits of the `{strategy}` circuits compiled for {compiled.backend}"
-                       + (" (one copy)" if strategy == "layered" else ""))
+                       + (" (one copy)" if strategy == "layered" else ""), strategy)

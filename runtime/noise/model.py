@@ -88,6 +88,12 @@ class NoiseModel:
     # Noise probes (the hardware paper's): K pairs (√X, √X†) after every neuron rotation,
     # each √X† run as rz(π) √X rz(π), as the compiled probes are (docs/targets.md).
     probe_pairs: int = 0
+    # How the compiled circuits carry a neuron's qubit from layer to layer (the strategy the
+    # layout was read from): "" or "dynamic": it stays on the device (its noisy state goes
+    # on); "layered": the host re-prepares it each layer from its record of the measured
+    # branch (the ideal state of the recorded outcomes, through the noisy preparation
+    # gates); "deferred": not per neuron (`circuit.exact_outcome_distribution`).
+    strategy: str = ""
 
     # ------------------------------------------------------------------ look-ups
 
@@ -127,6 +133,7 @@ class NoiseModel:
         d = {"format": FORMAT, "name": self.name, "source": self.source,
              "illustrative": self.illustrative, "idle": self.idle,
              "layout_source": self.layout_source, "notes": list(self.notes), "probe_pairs": self.probe_pairs,
+             "strategy": self.strategy,
              "qubits": [asdict(q) for q in self.qubits],
              "gates": [{**asdict(g), "qubits": list(g.qubits)} for g in self.gates],
              "natives": [{"gate": n.gate, "oriented": n.oriented,
@@ -136,9 +143,15 @@ class NoiseModel:
         return d
 
 
-def with_layout(model: NoiseModel, layout, source: str) -> NoiseModel:
-    return replace(model, layout=tuple(tuple(tuple(int(q) for q in n) for n in layer) for layer in layout),
-                   layout_source=source)
+STRATEGIES = ("", "dynamic", "layered", "deferred")
+
+
+def with_layout(model: NoiseModel, layout, source: str, strategy: Optional[str] = None) -> NoiseModel:
+    """The model bound to the physical qubits `layout` (per layer, per neuron); `strategy`
+    (when given): the strategy whose circuits the layout was read from (`NoiseModel.strategy`)."""
+    out = replace(model, layout=tuple(tuple(tuple(int(q) for q in n) for n in layer) for layer in layout),
+                  layout_source=source)
+    return out if strategy is None else replace(out, strategy=strategy)
 
 
 # --------------------------------------------------------------------------- validation
@@ -246,9 +259,13 @@ def from_json(d: Any, where: str = "noise model") -> NoiseModel:
     pairs = d.get("probe_pairs", 0)
     if isinstance(pairs, bool) or not isinstance(pairs, int) or not 0 <= pairs <= 10000:
         raise _bad(where + ": probe_pairs", f"expected an integer in [0, 10000], got {json.dumps(pairs)}")
+    strategy = d.get("strategy", "")
+    if strategy not in STRATEGIES:
+        raise _bad(where + ": strategy", f"expected one of {', '.join(map(json.dumps, STRATEGIES))}, "
+                   f"got {json.dumps(strategy)}")
     return NoiseModel(d["name"], d.get("source", ""), d.get("illustrative", False), tuple(qubits), tuple(gates),
                       tuple(natives), layout, _num(d.get("idle", 0.0), where + ".idle", 0, 1),
-                      d.get("layout_source", ""), tuple(notes), pairs)
+                      d.get("layout_source", ""), tuple(notes), pairs, strategy)
 
 
 def load(path: str | Path) -> NoiseModel:

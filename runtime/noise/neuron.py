@@ -71,17 +71,38 @@ class LayerNoise:
         if kernel.carried and model.idle > 0:
             self.idle = np.stack([ch.thermal_relaxation(model.qubit(q[0]).t1, model.qubit(q[0]).t2, model.idle)
                                   for q in qubits])  # [N, 4, 4]
+        # `layered`: the host re-prepares the carried qubit each layer (ry then rz, bound
+        # from its record, `host.prep_angles`), so its state is the ideal one of the
+        # recorded outcomes, through the device's preparation gates and their channels.
+        self.host_carry = kernel.carried and model.strategy == "layered"
+        self.prep = None
+        if self.host_carry:
+            _check_host_record(kernel, layer_name)
+            maps = []
+            for gate in ("ry", "rz"):
+                per = [self._op_map(gate, (0,), True, q, layer_name, probes=False) for q in qubits]
+                maps.append([np.stack([p[j] for p in per]) for j in range(3)])
+            # The prepared state is bilinear in (1, cos θ, sin θ) and (1, cos φ, sin φ) of the
+            # fixed |0...0>: nine vectors per neuron, prep[i, j] = Rz_j Ry_i |0...0> [N, D].
+            v0 = np.array([1.0, 0.0, 0.0, 1.0])
+            for _ in range(1, self.k):
+                v0 = np.kron(v0, np.array([1.0, 0.0, 0.0, 1.0]))
+            self.prep = np.stack([np.stack([np.einsum("nij,njk,k->ni", maps[1][j], maps[0][i], v0)
+                                            for j in range(3)]) for i in range(3)])  # [3, 3, N, D]
         self._torch: dict = {}
         self.coefficients = self._rotation_coefficients(kernel) if kernel.fast_ry else None
 
     # ------------------------------------------------------------------ binding
 
-    def _op_map(self, gate: str, regs: tuple[int, ...], has_angle: bool, phys: tuple[int, ...], layer: str):
-        """(K0, Kc, Ks) on the neuron's k registers for one gate op on registers `regs`."""
+    def _op_map(self, gate: str, regs: tuple[int, ...], has_angle: bool, phys: tuple[int, ...], layer: str,
+                probes: bool = True):
+        """(K0, Kc, Ks) on the neuron's k registers for one gate op on registers `regs`
+        (`probes`: with the noise probe's pairs after a rotation, as the compiled neuron
+        rotations have them; the host's preparation gates have none)."""
         targets = tuple(phys[r] for r in regs)
         dec = self._decomposition(gate, targets, layer)
         steps = list(dec.steps)
-        if has_angle and self.model.probe_pairs and len(regs) == 1:
+        if probes and has_angle and self.model.probe_pairs and len(regs) == 1:
             pair = [NativeStep("sx", (0,)), NativeStep("rz", (0,), 0.0, math.pi)] * 2
             steps += pair * self.model.probe_pairs
         arity = len(regs)
@@ -157,6 +178,8 @@ class LayerNoise:
                 t = torch.as_tensor(self.readout, dtype=dtype)
             elif name == "idle":
                 t = torch.as_tensor(self.idle, dtype=dtype)
+            elif name == "prep":
+                t = torch.as_tensor(self.prep, dtype=dtype)
             else:
                 i = int(name)
                 t = tuple(None if m is None else torch.as_tensor(m, dtype=dtype) for m in self.parts[i])
@@ -197,6 +220,8 @@ class LayerNoise:
         """The registers' Pauli vector [*shape, 1, D]: register 0 from `state` (carried:
         amplitudes (a0, a1) or Bloch (x, y, z)) or |0>, ancillas |0>."""
         width = shape[-1]
+        if self.host_carry:
+            return self._prepared(state, shape, dtype)
         reg0 = torch.zeros(tuple(shape) + (1, 4), dtype=dtype)
         reg0[..., 0] = 1.0
         if state is None:
@@ -225,6 +250,72 @@ class LayerNoise:
             anc = torch.tensor([1.0, 0.0, 0.0, 1.0], dtype=dtype)
             v = (v.unsqueeze(-1) * anc).flatten(-2)
         return v
+
+    def _prepared(self, state, shape, dtype) -> torch.Tensor:
+        """The registers after the host's preparation of the carried qubit in `state`
+        (amplitudes; None: |0>, which the circuit still prepares with ry(0) rz(0)):
+        ry(θ) then rz(φ) with θ, φ as `host.prep_angles`, each through the device's
+        decomposition and channels; ancillas |0>."""
+        width = shape[-1]
+        if state is None:
+            cy, sy = torch.ones((), dtype=dtype), torch.zeros((), dtype=dtype)
+            cz, sz = cy, sy
+        else:
+            a0, a1 = (torch.as_tensor(s) for s in state)
+            m0, m1 = a0.abs(), a1.abs()
+            n = torch.clamp(m0 * m0 + m1 * m1, min=torch.finfo(dtype).tiny)
+            cy, sy = ((m0 * m0 - m1 * m1) / n).to(dtype), (2 * m0 * m1 / n).to(dtype)
+            cross = a0.conj() * a1 if (a0.is_complex() or a1.is_complex()) else a0 * a1
+            re = cross.real if cross.is_complex() else cross
+            im = cross.imag if cross.is_complex() else torch.zeros_like(cross)
+            r = m0 * m1
+            ok = (m0 > 1e-12) & (m1 > 1e-12)
+            safe = torch.where(ok, r, torch.ones_like(r))
+            cz = torch.where(ok, re / safe, torch.ones_like(r)).to(dtype)
+            sz = torch.where(ok, im / safe, torch.zeros_like(r)).to(dtype)
+        prep = self.tensor("prep", dtype)  # [3, 3, N, D]
+        if width != self.size:
+            prep = prep[:, :, :1]
+        wy = (torch.ones_like(cy), cy, sy)
+        wz = (torch.ones_like(cz), cz, sz)
+        v = None
+        for i in range(3):
+            for j in range(3):
+                w = (wy[i] * wz[j]).expand(tuple(shape))[..., None, None]
+                term = w * prep[i, j][:, None, :]
+                v = term if v is None else v + term
+        return v
+
+    def host_post(self, kernel, ev, state, recorded: torch.Tensor, shift=None):
+        """The host's record of the carried qubit after the layer: the ideal neuron run on
+        the host's state `state` (amplitudes, None: |0>), its emitted register projected
+        on the recorded outcome (±1, broadcast like the angles [..., N, L]), normalised:
+        amplitudes (a0, a1), each [..., N, L]. An outcome the ideal neuron cannot give
+        (probability 0) leaves |0>."""
+        u = lambda a: a.unsqueeze(-1) if isinstance(a, torch.Tensor) else a
+        amps = kernel._fresh_amps(None if state is None else (u(state[0]), u(state[1])))
+        for i, op in enumerate(kernel.ops):
+            if op[0] == "gate":
+                theta = kernel._angle(i, ev) if op[3] is not None else None
+                if shift is not None and i in shift:
+                    theta = theta + shift[i].unsqueeze(-1)
+                kernel._apply_gate(amps, op[1], op[2], theta)
+                continue
+            m = 1 << (kernel.k - 1 - op[1])
+            one = (recorded < 0).to(recorded.dtype)
+            for b in range(len(amps)):
+                if amps[b] is not None:
+                    amps[b] = amps[b] * (one if b & m else 1 - one)
+        dtype = recorded.dtype
+        shape = recorded.shape
+        zero = torch.zeros(shape, dtype=dtype)
+        top = 1 << (kernel.k - 1)
+        q = [sum((amps[b] for b in range(len(amps)) if bool(b & top) == bool(h) and amps[b] is not None),
+                 zero) + zero for h in (0, 1)]
+        norm2 = sum((a.abs() ** 2 if a.is_complex() else a * a) for a in q)
+        ok = norm2 > 0
+        inv = torch.where(ok, torch.rsqrt(torch.where(ok, norm2, torch.ones_like(norm2))), torch.zeros_like(norm2))
+        return q[0] * inv + torch.where(ok, zero, zero + 1.0), q[1] * inv
 
     def apply(self, i: int, v: torch.Tensor, theta) -> torch.Tensor:
         """Gate op i on v [..., N, L, D]; theta broadcastable to [..., N, L] (or None)."""
@@ -313,7 +404,9 @@ class LayerNoise:
                 flip = sample_pm1(2 * q - 1, fields.uniform_12(key + (i, 7), start, shape))
                 d = true * flip
         post = None
-        if kernel.carried:
+        if self.host_carry:
+            post = tuple(a.squeeze(-1) for a in self.host_post(kernel, ev, state, d.unsqueeze(-1), shift))
+        elif kernel.carried:
             post = tuple(s.squeeze(-1) for s in self.carried_state(v))
         return d, post
 
@@ -344,5 +437,23 @@ class LayerNoise:
             emit = [0] * n + [1] * n + [0] * n + [1] * n
         probs = v[..., 0]
         emit_pm = tuple(1 - 2 * b for b in emit)
+        if self.host_carry:  # the next layer sees the record only: merge by recorded outcome
+            merged = torch.stack([sum(probs[..., l] for l in range(len(emit)) if emit_pm[l] == e)
+                                  for e in (1, -1)], -1)
+            rec = torch.tensor([1.0, -1.0], dtype=dtype).expand(merged.shape)
+            return merged, (1, -1), self.host_post(kernel, ev, state, rec)
         post = self.carried_state(v) if kernel.carried else None
         return probs, emit_pm, post
+
+
+def _check_host_record(kernel, layer: str) -> None:
+    """The host's record of a carried neuron is its emitted bit: the neuron must measure
+    once (the emit), reset nothing, and leave its other registers in a basis state (at
+    most two registers, the emit on the ancilla or on the qubit itself)."""
+    others = [op for op in kernel.ops if op[0] != "gate"]
+    if len(others) != 1 or others[0][0] != "measure" or not others[0][2] or kernel.k > 2 or \
+            (kernel.k == 2 and others[0][1] != 1):
+        raise error("Q0712", f"layer `{layer}`: neuron `{kernel.neuron.name}` carries its qubit through the "
+                    "host's record, which the noisy simulator models for neurons that measure once (the "
+                    "emitted bit) with at most one ancilla",
+                    help="bind the model for the `dynamic` strategy (`with_layout(..., strategy='dynamic')`)")
