@@ -182,6 +182,7 @@ def _int_products(src: torch.Tensor, A: torch.Tensor) -> np.ndarray:
 
 
 PRODUCTS = ("auto", "onednn", "int_mm")
+ONEDNN_MIN = 64  # "auto" takes oneDNN's product from this inner size on
 
 
 class Int8Products:
@@ -191,8 +192,8 @@ class Int8Products:
     (AMX or VNNI; `torch.ops.onednn.qlinear_pointwise`, scales 1, zero points 0), float32
     output: every sum is an integer of magnitude <= 128 K < 2^24, so float32 holds it
     exactly. "int_mm": `torch._int_mm` (int32 output; A repacked on every call). "auto":
-    onednn where it is present and reproduces `_int_products` on a test product (else
-    int_mm)."""
+    onednn where it is present, reproduces `_int_products` on a test product, and K >= 64
+    (below, oneDNN runs a slow reference kernel), else int_mm."""
 
     def __init__(self, A: torch.Tensor, rows: int, kind: str = "auto"):
         if kind not in PRODUCTS:
@@ -207,7 +208,9 @@ class Int8Products:
                 self._op = op
                 x = torch.where(torch.rand((rows, K), generator=torch.Generator().manual_seed(0)) < 0.5, 1, -1)
                 x = x.to(torch.int8)
-                if np.array_equal(self._onednn(x), _int_products(x, A)):
+                # auto: only where oneDNN has its matrix-unit kernel (on shapes this small it
+                # falls back to a slow reference kernel); both are exact: only the speed differs
+                if np.array_equal(self._onednn(x), _int_products(x, A)) and (kind == "onednn" or K >= ONEDNN_MIN):
                     self.kind = "onednn"
             except (RuntimeError, AttributeError, TypeError):  # pragma: no cover - torch without the op
                 pass
@@ -392,19 +395,19 @@ class FixedPointBlockSampler:
                 mid.abort()
                 end.abort()
 
-        if W == 1:
-            work(0)
-        else:
-            threads_before = torch.get_num_threads()
+        # the workers are the parallelism: torch runs each one's products on one thread
+        threads_before = torch.get_num_threads()
+        if threads_before != 1:
             torch.set_num_threads(1)
-            try:
-                helpers = [threading.Thread(target=work, args=(w,), daemon=True) for w in range(1, W)]
-                for t in helpers:
-                    t.start()
-                work(0)
-                for t in helpers:
-                    t.join()
-            finally:
+        try:
+            helpers = [threading.Thread(target=work, args=(w,), daemon=True) for w in range(1, W)]
+            for t in helpers:
+                t.start()
+            work(0)
+            for t in helpers:
+                t.join()
+        finally:
+            if threads_before != 1:
                 torch.set_num_threads(threads_before)
         if errors:
             raise next((e for e in errors if not isinstance(e, threading.BrokenBarrierError)), errors[0])
