@@ -154,6 +154,28 @@ def block_exchange(row_of, beta_row, energy_row, beta_t, R, parity, key, counter
                 accepted[t] += 1
 
 
+@nb.njit(cache=True, nogil=True)
+def block_end_of_sweep(bonds, fields, scale, h_scale, energy_row, row_of, beta_row, beta_t, R, parity, key, counter,
+                       accepted, energy_out):  # pragma: no cover - compiled
+    """After a sweep of the block sampler: each row's energy −scale Σ_w bonds[w] −
+    h_scale Σ fields (the workers' integer sums: the odd group's bond sums count every
+    bond once), then (parity >= 0) `block_exchange`, then (energy_out not empty) each
+    chain's energy into energy_out."""
+    W, C = bonds.shape
+    for c in range(C):
+        b = 0.0
+        f = 0.0
+        for w in range(W):
+            b += bonds[w, c]
+            f += fields[0, w, c] + fields[1, w, c]
+        energy_row[c] = -scale * b - h_scale * f
+    if parity >= 0:
+        block_exchange(row_of, beta_row, energy_row, beta_t, R, parity, key, counter, accepted)
+    if energy_out.size:
+        for c in range(C):
+            energy_out[c] = energy_row[row_of[c]]
+
+
 @nb.njit(cache=True, nogil=True, fastmath={"reassoc", "contract", "arcp", "nsz"})
 def block_measure(x, lo, hi, dirs, row_of, R, pair_a, pair_b, m, v, q):  # pragma: no cover - compiled
     """The measurements' sums over columns lo..hi−1 of x [rows, n] (int8 spins), chain c

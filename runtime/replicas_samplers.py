@@ -343,7 +343,7 @@ class FixedPointBlockSampler:
         energies, and the sums of `measure` added to M[j], V[j], Q[j]."""
         import threading
 
-        from qnnc.runtime.replicas_kernel import block_exchange, block_heat_bath, block_measure
+        from qnnc.runtime.replicas_kernel import block_end_of_sweep, block_heat_bath, block_measure
 
         W, C, sig, tsig = self.workers, self.C, self.sigma, self.torch_sigma
         n_g = [s.shape[1] for s in sig]
@@ -354,18 +354,14 @@ class FixedPointBlockSampler:
         parts = [(M, V, Q)] + [(np.zeros_like(M), np.zeros_like(V), np.zeros_like(Q)) if measured else None
                                for _ in range(W - 1)]
         done = [0]
+        no_acc, no_energy = np.zeros(max(self.T - 1, 1), dtype=np.int64), np.zeros(0)
 
         def end_of_sweep():  # one worker, while the others wait
             j = done[0]
-            # −Σ_odd σ_i bond_i − Σ σ_i h_i: every bond joins the two groups, so the odd group's
-            # bond fields count each once; both sums are exact sums of integers
-            np.multiply(self._bonds.sum(0), -self.scale, out=self.energy_row)
-            self.energy_row -= self.h_scale * self._fields.sum((0, 1))
-            if parity is not None:
-                block_exchange(self.row_of, self.beta_row, self.energy_row, self.beta_t, self.R, (parity + j) % 2,
-                               self.keys[1], np.uint64(xbase + j * C), accepted)
-            if measured:
-                E[j] = self.energy_row[self.row_of]
+            block_end_of_sweep(self._bonds, self._fields, self.scale, self.h_scale, self.energy_row, self.row_of,
+                               self.beta_row, self.beta_t, self.R, -1 if parity is None else (parity + j) % 2,
+                               self.keys[1], np.uint64(xbase + j * C), accepted if parity is not None else no_acc,
+                               E[j] if measured else no_energy)
             done[0] = j + 1
 
         mid, end = threading.Barrier(W), threading.Barrier(W, action=end_of_sweep)
