@@ -114,18 +114,25 @@ def block_heat_bath(r, scale, h, kh, beta, key, counter, lo, out, bond_sum, fiel
     C, n = out.shape
     m = r.shape[1] // 3
     pow2 = _POW2
+    # (row slices, indexed from 0: with offsets in the indices the loop runs ~1.7x slower)
+    hs = h[lo:lo + m]
+    ks = kh[lo:lo + m]
     for c in range(C):
         b2 = 2.0 * beta[c]
         base = counter + np.uint64(c * n + lo)
+        r0 = r[c, 0:m]
+        r1 = r[c, m:2 * m]
+        r2 = r[c, 2 * m:3 * m]
+        o = out[c, lo:lo + m]
         bs = 0.0
         fs = 0.0
         for i in range(m):
-            nb = 65536.0 * r[c, i] + 256.0 * r[c, m + i] + r[c, 2 * m + i]
+            nb = 65536.0 * r0[i] + 256.0 * r1[i] + r2[i]
             u = _uniform_at(key, base + np.uint64(i))
-            s = 1.0 if u * (1.0 + _exp_neg(b2 * (scale * nb + h[lo + i]), pow2)) < 1.0 else -1.0
-            out[c, lo + i] = np.int8(s)
+            s = 1.0 if u * (1.0 + _exp_neg(b2 * (scale * nb + hs[i]), pow2)) < 1.0 else -1.0
+            o[i] = np.int8(s)
             bs += s * nb
-            fs += s * kh[lo + i]
+            fs += s * ks[i]
         bond_sum[c] = bs
         field_sum[c] = fs
 
@@ -183,25 +190,27 @@ def block_measure(x, lo, hi, dirs, row_of, R, pair_a, pair_b, m, v, q):  # pragm
     dirs[d] [D, n], to q[t, p] the product of chains t R + pair_a[p] and t R + pair_b[p]."""
     C = row_of.size
     D = dirs.shape[0]
+    n = hi - lo
     for c in range(C):
-        row = row_of[c]
-        s = 0.0
-        for i in range(lo, hi):
-            s += x[row, i]
-        m[c] += s
+        xr = x[row_of[c], lo:hi]
+        k = 0
+        for i in range(n):
+            k += xr[i]
+        m[c] += k
         for d in range(D):
+            dr = dirs[d, lo:hi]
             s = 0.0
-            for i in range(lo, hi):
-                s += x[row, i] * dirs[d, i]
+            for i in range(n):
+                s += xr[i] * dr[i]
             v[c, d] += s
     T = C // R
     for t in range(T):
         for p in range(pair_a.size):
-            ra = row_of[t * R + pair_a[p]]
-            rb = row_of[t * R + pair_b[p]]
+            xa = x[row_of[t * R + pair_a[p]], lo:hi]
+            xb = x[row_of[t * R + pair_b[p]], lo:hi]
             k = 0
-            for i in range(lo, hi):
-                k += np.int32(x[ra, i]) * np.int32(x[rb, i])
+            for i in range(n):
+                k += np.int32(xa[i] * xb[i])
             q[t, p] += k
 
 
