@@ -206,8 +206,7 @@ class Int8Products:
                 packed = torch.ops.onednn.qlinear_prepack(A.t().contiguous(), [rows, K])
                 self._args = (packed, torch.ones(M), torch.zeros(M, dtype=torch.long))
                 self._op = op
-                x = torch.where(torch.rand((rows, K), generator=torch.Generator().manual_seed(0)) < 0.5, 1, -1)
-                x = x.to(torch.int8)
+                x = torch.from_numpy(np.random.default_rng(0).integers(0, 2, (rows, K), dtype=np.int8) * 2 - 1)
                 # auto: only where oneDNN has its matrix-unit kernel (on shapes this small it
                 # falls back to a slow reference kernel); both are exact: only the speed differs
                 if np.array_equal(self._onednn(x), _int_products(x, A)) and (kind == "onednn" or K >= ONEDNN_MIN):
@@ -252,11 +251,21 @@ class FixedPointBlockSampler:
         self.keys = _keys(seed, 2)
         self.counter = self.xcounter = 0
         idx = [c.groups[g].cpu().numpy() for g in (0, 1)]
-        J = np.zeros((c.n, c.n))
+        # B = J[even spins, odd spins], block by block (every bond joins the two groups)
+        at = [{}, {}]  # layer -> its first column within its group
+        for g in (0, 1):
+            pos = 0
+            for k in c.layers_of[g]:
+                at[g][k], pos = pos, pos + c.sizes[k]
+        B = np.zeros((idx[0].size, idx[1].size))
         for k, b in enumerate(c.blocks):
-            J[c.offsets[k]:c.offsets[k + 1], c.offsets[k + 1]:c.offsets[k + 2]] = b.double().cpu().numpy()
-        J = J + J.T
-        self.scale = fixed_point_scale(J)
+            b = b.double().cpu().numpy()  # [N_k, N_k+1]
+            if k % 2:  # layer k odd, k + 1 even
+                b, e, o = b.T, k + 1, k
+            else:
+                e, o = k, k + 1
+            B[at[0][e]:at[0][e] + c.sizes[e], at[1][o]:at[1][o] + c.sizes[o]] = b
+        self.scale = fixed_point_scale(B)
         h = np.zeros(c.n) if c.h is None else c.h.double().cpu().numpy()
         # h in fixed point too, h_scale × kh with |kh| <= 2^31 (rounding <= max|h| / 2^32):
         # the energy's sums are then sums of integers, exact in any order (N <= 2^21)
@@ -268,11 +277,11 @@ class FixedPointBlockSampler:
         kh = np.rint(h / self.h_scale)
         self.kh = [np.ascontiguousarray(kh[i]) for i in idx]
         self.h = [self.h_scale * k for k in self.kh]
-        self.idx, self.A = idx, []
-        for g in (0, 1):
-            _, digits = fixed_point_digits(J[np.ix_(idx[g], idx[1 - g])], self.scale)
-            # [n_src, 3 n_g]: σ_src [C, n_src] @ this = [C, 3 n_g], digit-major columns
-            self.A.append(torch.from_numpy(np.ascontiguousarray(digits.reshape(-1, idx[1 - g].size).T)))
+        self.idx = idx
+        _, digits = fixed_point_digits(B, self.scale)  # [3, n_0, n_1]
+        # [n_src, 3 n_g]: σ_src [C, n_src] @ this = [C, 3 n_g], digit-major columns
+        self.A = [torch.from_numpy(np.ascontiguousarray(digits.transpose(2, 0, 1).reshape(idx[1].size, -1))),
+                  torch.from_numpy(np.ascontiguousarray(digits.transpose(1, 0, 2).reshape(idx[0].size, -1)))]
         rng = np.random.default_rng([int(seed), 0x5EC])
         self.sigma = [np.where(rng.random((self.C, i.size)) < 0.5, 1, -1).astype(np.int8) for i in idx]
         self.torch_sigma = [torch.from_numpy(s) for s in self.sigma]
