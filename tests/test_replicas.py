@@ -434,3 +434,19 @@ def test_block_sampler_is_the_plain_heat_bath_it_claims():
         assert np.array_equal(out["M"][j], sum(sig[g][row_of].sum(1) for g in (0, 1)))
     assert np.array_equal(sig[0], s.sigma[0]) and np.array_equal(sig[1], s.sigma[1])
     assert np.array_equal(row_of, s.row_of)
+
+
+@pytest.mark.parametrize("worker,group", [(0, 0), (1, 1), (2, 0)])
+def test_a_failing_worker_stops_the_chunk_with_its_error(worker, group):
+    """An error in any worker reaches the caller, and no worker is left waiting."""
+    couplings, J, h = _layered([70, 66, 64], 24)
+    s = FixedPointBlockSampler(couplings, np.array([0.5, 1.0]), 2, 0, None, workers=3)
+
+    def broken(src):
+        raise RuntimeError("boom")
+
+    s.products[worker][group] = broken
+    accepted, threads = np.zeros(1, dtype=np.int64), torch.get_num_threads()
+    with pytest.raises(RuntimeError, match="boom"):
+        s.run_chunk(5, 0, accepted)
+    assert torch.get_num_threads() == threads  # the run gave torch its threads back
