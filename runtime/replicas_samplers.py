@@ -304,10 +304,10 @@ class FixedPointBlockSampler:
         self.scale = fixed_point_scale(B)
         h = np.zeros(c.n) if c.h is None else c.h.double().cpu().numpy()
         # h in fixed point too, h_scale × kh with |kh| <= 2^31 (rounding <= max|h| / 2^32):
-        # the energy's sums are then sums of integers, exact in any order (N <= 2^21)
-        if c.n > 2 ** 21:
-            raise error(BAD_SETTING, f"{c.n} spins: the compiled block update takes up to 2^21",
-                        help="use engine='torch'")
+        # the energy's sums are then sums of integers, exact in any order while below 2^53
+        if c.n > 2 ** 21 or FIXED_POINT_MAX * float(B.size) >= 2.0 ** 53:
+            raise error(BAD_SETTING, f"{c.n} spins, {B.size} even-odd pairs: too large for the compiled block "
+                        "update's exact integer sums (up to 2^21 spins and 10^9 pairs)", help="use engine='torch'")
         top = float(np.abs(h).max()) if h.size else 0.0
         self.h_scale = top / 2 ** 31 if top > 0 else 1.0
         kh = np.rint(h / self.h_scale)
