@@ -5,15 +5,19 @@ engine, three samplers with one protocol.
   matrix products on any device (`heat_bath`, `exchange` in replicas.py).
 * `FixedPointBlockSampler` (update "block", engine "compiled", CPU): the same block
   heat-bath, with the couplings in 24-bit fixed point (three int8 base-256 digits, so
-  each group's fields are three exact int8 × int8 → int32 products, which torch runs
-  on the CPU's integer matrix units) and the draw fused in one compiled pass.
+  each group's fields are exact int8 × int8 products, which oneDNN or torch run on the
+  CPU's matrix units) and the draw fused in one compiled pass, on as many worker
+  threads as torch has (each group's columns split between them).
 * `SequentialSampler` (update "sequential", engine "compiled", CPU): single-spin
   heat-bath with incremental local fields for a dense J.
 
 Protocol: `sweep()` updates every chain once and leaves the energies in `energy`
 (float64 [C], chain c = t R + r); `exchange(parity, accepted)` performs the exchange
 move; `measure(m, v, q)` adds the sums of the current configurations (Σσ per chain,
-σ·v_d per chain and direction, σ_a·σ_b per temperature and replica pair).
+σ·v_d per chain and direction, σ_a·σ_b per temperature and replica pair). A sampler
+may also offer `run_chunk(n, parity, accepted, E, M, V, Q)`: n sweeps, exchanges and
+measurements at once (`run_replicas` then uses it: the block sampler's threads meet
+inside a chunk, not once a sweep in Python).
 """
 
 from __future__ import annotations
