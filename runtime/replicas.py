@@ -314,15 +314,18 @@ def run_replicas(couplings: Couplings, temperatures: Sequence[float], *, replica
         if measuring:
             E, M = np.zeros((n, T * R)), np.zeros((n, T * R))
             V, Q = np.zeros((n, T * R, D)), np.zeros((n, T, P))
+        if hasattr(sampler, "run_chunk"):  # the sampler runs the chunk's sweeps itself (threads)
+            sampler.run_chunk(n, s % 2 if T > 1 else None, accepted, *((E, M, V, Q) if measuring else ()))
         for j in range(n):
-            sampler.sweep()
+            if not hasattr(sampler, "run_chunk"):
+                sampler.sweep()
+                if T > 1:
+                    sampler.exchange((s + j) % 2, accepted)
+                if measuring:
+                    E[j] = sampler.energy
+                    sampler.measure(M[j], V[j], Q[j])
             if T > 1:
-                parity = (s + j) % 2
-                sampler.exchange(parity, accepted)
-                attempts[parity::2] += 1
-            if measuring:
-                E[j] = sampler.energy
-                sampler.measure(M[j], V[j], Q[j])
+                attempts[(s + j) % 2::2] += 1
             if progress is not None:
                 progress(s + j)
         if measuring:

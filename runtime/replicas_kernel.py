@@ -8,10 +8,12 @@ temperature t).
   f_i = Σ_j J_ij σ_j + h_i; a spin is redrawn from its conditional distribution
   P(σ_i = +1) = 1 / (1 + exp(−2β f_i)) and, only when it flips, its row of J is added to
   the fields (2σ_i J_i·): a sweep costs N decisions plus N per flip, not N².
-* `block_heat_bath`: one group of the layered network's block update, fused in one pass
-  from the integer products of the fixed-point weight digits (`FixedPointLayers` in
-  replicas_samplers.py): the exact bond fields, the draw, the new spins, and the sums
-  the energy needs.
+* `block_heat_bath`: one group (or a range of its columns) of the layered network's
+  block update, fused in one pass from the integer products of the fixed-point weight
+  digits (`FixedPointBlockSampler` in replicas_samplers.py): the exact bond fields, the
+  draw, the new spins, and the sums the energy needs.
+* `block_exchange`, `block_measure`: the block sampler's exchange (a relabelling of
+  which row holds which chain) and measurement sums (over a range of columns).
 * `exchange_rows`: the replica-exchange move between neighbouring temperatures.
 * `row_sums`: the measurements' sums (magnetisation, overlaps, direction overlaps).
 
@@ -96,29 +98,120 @@ def sequential_sweep(sigma, fields, h, beta, J, state, energy, lo, hi):  # pragm
         energy[c] = -0.5 * e
 
 
-@nb.njit(cache=True, fastmath={"reassoc", "contract", "arcp", "nsz"})
-def block_heat_bath(r, scale, h, beta, key, counter, out, bond_sum, field_sum):  # pragma: no cover - compiled
-    """Redraw one group of every chain. r: int32 [C, 3n], the products of the chains'
-    other group with the three base-256 digits of the fixed-point couplings (bond field
-    = scale (65536 r₀ + 256 r₁ + r₂), exact); h [n]; out: int8 [C, n], the new spins.
-    Uniform number counter + c n + i of the stream `key` decides spin i of chain c.
-    bond_sum[c] = Σ σ_i × bond_i, field_sum[c] = Σ σ_i h_i (for the energy)."""
+@nb.njit(cache=True, nogil=True, fastmath={"reassoc", "contract", "arcp", "nsz"})
+def block_heat_bath(r, scale, h, kh, beta, key, counter, lo, out, bond_sum, field_sum):  # pragma: no cover - compiled
+    """Redraw columns lo..lo+m−1 of one group of every chain (row). r [C, 3m] (int32, or
+    float32 holding integers): the products of the rows' other group with the three
+    base-256 digits of those columns' fixed-point couplings (bond field = scale (65536 r₀ +
+    256 r₁ + r₂), exact); h [n]: the group's fields, h = (the fields' scale) × kh with
+    kh integers (float64); beta [C]: each row's inverse temperature; out: int8 [C, n], the
+    group's spins, of which the m columns are rewritten. Uniform number counter + c n +
+    (lo + i) of the stream `key` decides spin lo + i of row c, so splitting the columns
+    between threads changes no draw. bond_sum[c] = Σ σ_i (65536 r₀ + 256 r₁ + r₂)_i and
+    field_sum[c] = Σ σ_i kh_i over the m columns: integers, summed exactly (below 2^53),
+    so the energies do not depend on how the columns were split either. Holds no GIL:
+    the threads of `FixedPointBlockSampler` run it side by side."""
     C, n = out.shape
+    m = r.shape[1] // 3
     pow2 = _POW2
+    # (row slices, indexed from 0: with offsets in the indices the loop runs ~1.7x slower)
+    hs = h[lo:lo + m]
+    ks = kh[lo:lo + m]
     for c in range(C):
         b2 = 2.0 * beta[c]
-        base = counter + np.uint64(c * n)
+        base = counter + np.uint64(c * n + lo)
+        r0 = r[c, 0:m]
+        r1 = r[c, m:2 * m]
+        r2 = r[c, 2 * m:3 * m]
+        o = out[c, lo:lo + m]
         bs = 0.0
         fs = 0.0
-        for i in range(n):
-            bond = scale * (65536.0 * r[c, i] + 256.0 * r[c, n + i] + r[c, 2 * n + i])
+        for i in range(m):
+            nb = 65536.0 * r0[i] + 256.0 * r1[i] + r2[i]
             u = _uniform_at(key, base + np.uint64(i))
-            s = 1.0 if u * (1.0 + _exp_neg(b2 * (bond + h[i]), pow2)) < 1.0 else -1.0
-            out[c, i] = np.int8(s)
-            bs += s * bond
-            fs += s * h[i]
+            s = 1.0 if u * (1.0 + _exp_neg(b2 * (scale * nb + hs[i]), pow2)) < 1.0 else -1.0
+            o[i] = np.int8(s)
+            bs += s * nb
+            fs += s * ks[i]
         bond_sum[c] = bs
         field_sum[c] = fs
+
+
+@nb.njit(cache=True, nogil=True)
+def block_exchange(row_of, beta_row, energy_row, beta_t, R, parity, key, counter, accepted):  # pragma: no cover
+    """The exchange move of the block sampler, as a relabelling: chain c = t R + r lives in
+    row row_of[c] (rows never move; beta_row[row] is its inverse temperature). For the
+    pairs (t, t+1), t ≡ parity mod 2, every replica r, the chains swap temperatures with
+    probability min(1, exp((β_t − β_{t+1})(E_t − E_{t+1}))); uniform counter + t R + r
+    decides (the numbers `exchange_rows` uses). accepted[t] counts the swaps."""
+    T = beta_t.size
+    for t in range(parity, T - 1, 2):
+        for r in range(R):
+            c1 = t * R + r
+            c2 = c1 + R
+            a = row_of[c1]
+            b = row_of[c2]
+            d = (beta_t[t] - beta_t[t + 1]) * (energy_row[a] - energy_row[b])
+            u = _uniform_at(key, counter + np.uint64(c1))
+            if d >= 0.0 or u < np.exp(d):
+                row_of[c1] = b
+                row_of[c2] = a
+                beta_row[a] = beta_t[t + 1]
+                beta_row[b] = beta_t[t]
+                accepted[t] += 1
+
+
+@nb.njit(cache=True, nogil=True)
+def block_end_of_sweep(bonds, fields, scale, h_scale, energy_row, row_of, beta_row, beta_t, R, parity, key, counter,
+                       accepted, energy_out):  # pragma: no cover - compiled
+    """After a sweep of the block sampler: each row's energy −scale Σ_w bonds[w] −
+    h_scale Σ fields (the workers' integer sums: the odd group's bond sums count every
+    bond once), then (parity >= 0) `block_exchange`, then (energy_out not empty) each
+    chain's energy into energy_out."""
+    W, C = bonds.shape
+    for c in range(C):
+        b = 0.0
+        f = 0.0
+        for w in range(W):
+            b += bonds[w, c]
+            f += fields[0, w, c] + fields[1, w, c]
+        energy_row[c] = -scale * b - h_scale * f
+    if parity >= 0:
+        block_exchange(row_of, beta_row, energy_row, beta_t, R, parity, key, counter, accepted)
+    if energy_out.size:
+        for c in range(C):
+            energy_out[c] = energy_row[row_of[c]]
+
+
+@nb.njit(cache=True, nogil=True, fastmath={"reassoc", "contract", "arcp", "nsz"})
+def block_measure(x, lo, hi, dirs, row_of, R, pair_a, pair_b, m, v, q):  # pragma: no cover - compiled
+    """The measurements' sums over columns lo..hi−1 of x [rows, n] (int8 spins), chain c
+    in row row_of[c]: add to m[c] the sum of its row, to v[c, d] its product with
+    dirs[d] [D, n], to q[t, p] the product of chains t R + pair_a[p] and t R + pair_b[p]."""
+    C = row_of.size
+    D = dirs.shape[0]
+    n = hi - lo
+    for c in range(C):
+        xr = x[row_of[c], lo:hi]
+        k = 0
+        for i in range(n):
+            k += xr[i]
+        m[c] += k
+        for d in range(D):
+            dr = dirs[d, lo:hi]
+            s = 0.0
+            for i in range(n):
+                s += xr[i] * dr[i]
+            v[c, d] += s
+    T = C // R
+    for t in range(T):
+        for p in range(pair_a.size):
+            xa = x[row_of[t * R + pair_a[p]], lo:hi]
+            xb = x[row_of[t * R + pair_b[p]], lo:hi]
+            k = 0
+            for i in range(n):
+                k += np.int32(xa[i] * xb[i])
+            q[t, p] += k
 
 
 @nb.njit(cache=True)

@@ -5,15 +5,19 @@ engine, three samplers with one protocol.
   matrix products on any device (`heat_bath`, `exchange` in replicas.py).
 * `FixedPointBlockSampler` (update "block", engine "compiled", CPU): the same block
   heat-bath, with the couplings in 24-bit fixed point (three int8 base-256 digits, so
-  each group's fields are three exact int8 × int8 → int32 products, which torch runs
-  on the CPU's integer matrix units) and the draw fused in one compiled pass.
+  each group's fields are exact int8 × int8 products, which oneDNN or torch run on the
+  CPU's matrix units) and the draw fused in one compiled pass, on as many worker
+  threads as torch has (each group's columns split between them).
 * `SequentialSampler` (update "sequential", engine "compiled", CPU): single-spin
   heat-bath with incremental local fields for a dense J.
 
 Protocol: `sweep()` updates every chain once and leaves the energies in `energy`
 (float64 [C], chain c = t R + r); `exchange(parity, accepted)` performs the exchange
 move; `measure(m, v, q)` adds the sums of the current configurations (Σσ per chain,
-σ·v_d per chain and direction, σ_a·σ_b per temperature and replica pair).
+σ·v_d per chain and direction, σ_a·σ_b per temperature and replica pair). A sampler
+may also offer `run_chunk(n, parity, accepted, E, M, V, Q)`: n sweeps, exchanges and
+measurements at once (`run_replicas` then uses it: the block sampler's threads meet
+inside a chunk, not once a sweep in Python).
 """
 
 from __future__ import annotations
@@ -143,15 +147,20 @@ class SequentialSampler(_Compiled):
         row_sums(self.sigma, self.dirs, self.R, self.pa, self.pb, m, v, q)
 
 
+def fixed_point_scale(J: np.ndarray) -> float:
+    """max|J| / 8,000,000: the scale of `fixed_point_digits` (1 for J = 0)."""
+    top = float(np.abs(J).max()) if np.size(J) else 0.0
+    return top / FIXED_POINT_MAX if top > 0 else 1.0
+
+
 def fixed_point_digits(J: np.ndarray, scale=None):
     """J ≈ scale × n, n integer with |n| <= 8,000,000 (24 bits), n = 65536 a₀ + 256 a₁ + a₂
     with int8 digits a_k ∈ [−128, 127]. Returns (scale, digits [3, *J.shape] int8); the
     rounding error is at most scale / 2 = max|J| / 16,000,000 per coupling. `scale`
-    defaults to max|J| / 8,000,000."""
+    defaults to `fixed_point_scale(J)`."""
     J = np.asarray(J, dtype=np.float64)
     if scale is None:
-        top = float(np.abs(J).max()) if J.size else 0.0
-        scale = top / FIXED_POINT_MAX if top > 0 else 1.0
+        scale = fixed_point_scale(J)
     n = np.rint(J / scale).astype(np.int64)
     if n.size and np.abs(n).max() > FIXED_POINT_MAX:
         raise error(BAD_SETTING, "couplings outside the fixed-point range of their scale")
@@ -176,61 +185,282 @@ def _int_products(src: torch.Tensor, A: torch.Tensor) -> np.ndarray:
     return (src.double() @ A.double()).numpy()  # pragma: no cover
 
 
-class FixedPointBlockSampler(_Compiled):
+PRODUCTS = ("auto", "onednn", "int_mm")
+ONEDNN_MIN = 64  # "auto" takes oneDNN's product from this inner size on
+
+
+class Int8Products:
+    """σ [C, K] int8 @ A [K, M] int8 (A fixed), exactly, the fastest way torch offers.
+
+    "onednn": oneDNN's int8 matrix product with A packed once for the CPU's matrix units
+    (AMX or VNNI; `torch.ops.onednn.qlinear_pointwise`, scales 1, zero points 0), float32
+    output: every sum is an integer of magnitude <= 128 K < 2^24, so float32 holds it
+    exactly. "int_mm": `torch._int_mm` (int32 output; A repacked on every call). "auto":
+    onednn where it is present, reproduces `_int_products` on a test product, and K >= 64
+    (below, oneDNN runs a slow reference kernel), else int_mm."""
+
+    def __init__(self, A: torch.Tensor, rows: int, kind: str = "auto"):
+        if kind not in PRODUCTS:
+            raise error(BAD_SETTING, f"products = {kind!r}: choose one of {', '.join(PRODUCTS)}")
+        self.A, self.kind = A, "int_mm"
+        K, M = A.shape
+        if kind != "int_mm" and K and M and 128 * K < 2 ** 24 and hasattr(torch.ops, "onednn"):
+            try:
+                op = torch.ops.onednn.qlinear_pointwise.default
+                packed = torch.ops.onednn.qlinear_prepack(A.t().contiguous(), [rows, K])
+                self._args = (packed, torch.ones(M), torch.zeros(M, dtype=torch.long))
+                self._op = op
+                x = torch.from_numpy(np.random.default_rng(0).integers(0, 2, (rows, K), dtype=np.int8) * 2 - 1)
+                # auto: only where oneDNN has its matrix-unit kernel (on shapes this small it
+                # falls back to a slow reference kernel); both are exact: only the speed differs
+                if np.array_equal(self._onednn(x), _int_products(x, A)) and (kind == "onednn" or K >= ONEDNN_MIN):
+                    self.kind = "onednn"
+            except (RuntimeError, AttributeError, TypeError):  # pragma: no cover - torch without the op
+                pass
+        if kind == "onednn" and self.kind != "onednn":
+            raise error(BAD_SETTING, "the oneDNN int8 product is not available (or not exact) in this torch",
+                        help="use products='int_mm'")
+
+    def _onednn(self, src):
+        packed, ones, zeros = self._args
+        return self._op(src, 1.0, 0, packed, ones, zeros, None, 1.0, 0, torch.float32, "none", [], "").numpy()
+
+    def __call__(self, src: torch.Tensor) -> np.ndarray:
+        return self._onednn(src) if self.kind == "onednn" else _int_products(src, self.A)
+
+
+class _Aborted(Exception):
+    """Another worker failed: leave the meeting."""
+
+
+class _Meeting:
+    """A reusable meeting point of W threads, worker 0 running `action` while the others
+    wait, on C-implemented queues (a `threading.Barrier` costs ~10 µs a meeting, and a
+    sweep has two). `abort()` releases everyone with `_Aborted`."""
+
+    _ABORT = object()
+
+    def __init__(self, W, action=None):
+        import queue
+
+        self.W, self.action = W, action
+        self.q = [queue.SimpleQueue() for _ in range(W)]
+
+    def wait(self, w):
+        if w == 0:
+            for _ in range(self.W - 1):
+                if self.q[0].get() is self._ABORT:
+                    raise _Aborted
+            if self.action is not None:
+                self.action()
+            for k in range(1, self.W):
+                self.q[k].put(True)
+        else:
+            self.q[0].put(True)
+            if self.q[w].get() is self._ABORT:
+                raise _Aborted
+
+    def abort(self):
+        for q in self.q:
+            q.put(self._ABORT)
+
+
+class FixedPointBlockSampler:
     """The layered block heat-bath on the CPU: the even layers' spins and the odd
-    layers' as two int8 arrays [C, n_g], each group's fields one integer product with
-    the digits of J[group, other group]."""
+    layers' as two int8 arrays [C, n_g] (one row per chain), each group's fields one
+    exact integer product with the digits of J[group, other group] (`Int8Products`),
+    then one compiled pass (`block_heat_bath`) for fields, draws and spins.
 
-    update = "block"
+    Threads (`workers`, default torch's thread count): each group's columns are split
+    between the workers; each one multiplies every chain's other group by its columns'
+    digits (a product per worker, with torch on one thread, so no thread pool spins
+    against another) and draws those columns. A sweep has two meeting points: after the
+    even group (the odd group's fields need all of it) and after the odd one, where one
+    worker adds up the energies and performs the exchange. The exchange is a relabelling:
+    rows never move, chain t R + r lives in row `row_of[t R + r]`, and an accepted swap
+    exchanges two rows' temperatures. Every draw depends only on (row, spin, sweep), so
+    the chains do not depend on the number of workers."""
 
-    def __init__(self, couplings, temps, R, seed, dirs):
-        super().__init__(temps, R, seed)
+    update, engine = "block", "compiled"
+
+    def __init__(self, couplings, temps, R, seed, dirs, workers=None, products="auto"):
         c = couplings
-        self.N = c.n
+        self.T, self.R, self.C, self.N = temps.size, R, temps.size * R, c.n
+        self.beta_t = 1.0 / temps
+        self.pa, self.pb = _pairs(R)
+        self.keys = _keys(seed, 2)
+        self.counter = self.xcounter = 0
         idx = [c.groups[g].cpu().numpy() for g in (0, 1)]
-        J = np.zeros((c.n, c.n))
-        for k, b in enumerate(c.blocks):
-            b = b.double().cpu().numpy()
-            J[c.offsets[k]:c.offsets[k + 1], c.offsets[k + 1]:c.offsets[k + 2]] = b
-        J = J + J.T
-        self.scale, _ = fixed_point_digits(J)
-        h = np.zeros(c.n) if c.h is None else c.h.double().cpu().numpy()
-        self.idx, self.h, self.A = idx, [np.ascontiguousarray(h[i]) for i in idx], []
+        # B = J[even spins, odd spins], block by block (every bond joins the two groups)
+        at = [{}, {}]  # layer -> its first column within its group
         for g in (0, 1):
-            _, digits = fixed_point_digits(J[np.ix_(idx[g], idx[1 - g])], self.scale)
-            # [n_src, 3 n_g]: σ_src [C, n_src] @ this = [C, 3 n_g], digit-major columns
-            self.A.append(torch.from_numpy(np.ascontiguousarray(digits.reshape(-1, idx[1 - g].size).T)))
+            pos = 0
+            for k in c.layers_of[g]:
+                at[g][k], pos = pos, pos + c.sizes[k]
+        B = np.zeros((idx[0].size, idx[1].size))
+        for k, b in enumerate(c.blocks):
+            b = b.double().cpu().numpy()  # [N_k, N_k+1]
+            if k % 2:  # layer k odd, k + 1 even
+                b, e, o = b.T, k + 1, k
+            else:
+                e, o = k, k + 1
+            B[at[0][e]:at[0][e] + c.sizes[e], at[1][o]:at[1][o] + c.sizes[o]] = b
+        self.scale = fixed_point_scale(B)
+        h = np.zeros(c.n) if c.h is None else c.h.double().cpu().numpy()
+        # h in fixed point too, h_scale × kh with |kh| <= 2^31 (rounding <= max|h| / 2^32):
+        # the energy's sums are then sums of integers, exact in any order while below 2^53
+        if c.n > 2 ** 21 or FIXED_POINT_MAX * float(B.size) >= 2.0 ** 53:
+            raise error(BAD_SETTING, f"{c.n} spins, {B.size} even-odd pairs: too large for the compiled block "
+                        "update's exact integer sums (up to 2^21 spins and 10^9 pairs)", help="use engine='torch'")
+        top = float(np.abs(h).max()) if h.size else 0.0
+        self.h_scale = top / 2 ** 31 if top > 0 else 1.0
+        kh = np.rint(h / self.h_scale)
+        self.kh = [np.ascontiguousarray(kh[i]) for i in idx]
+        self.h = [self.h_scale * k for k in self.kh]
+        self.idx = idx
+        _, digits = fixed_point_digits(B, self.scale)  # [3, n_0, n_1]
+        # [n_src, 3 n_g]: σ_src [C, n_src] @ this = [C, 3 n_g], digit-major columns
+        self.A = [torch.from_numpy(np.ascontiguousarray(digits.transpose(2, 0, 1).reshape(idx[1].size, -1))),
+                  torch.from_numpy(np.ascontiguousarray(digits.transpose(1, 0, 2).reshape(idx[0].size, -1)))]
         rng = np.random.default_rng([int(seed), 0x5EC])
         self.sigma = [np.where(rng.random((self.C, i.size)) < 0.5, 1, -1).astype(np.int8) for i in idx]
         self.torch_sigma = [torch.from_numpy(s) for s in self.sigma]
         self.dirs = [np.zeros((0, i.size)) if dirs is None else np.ascontiguousarray(dirs[:, i], dtype=np.float64)
                      for i in idx]
-        self.counter = 0
-        self._bonds = np.zeros(self.C)
-        self._fields = [np.zeros(self.C), np.zeros(self.C)]
+        self.row_of = np.arange(self.C, dtype=np.int64)  # chain -> row
+        self.beta_row = np.repeat(self.beta_t, R)  # row -> inverse temperature
+        self.energy_row = np.zeros(self.C)
+        if workers is None:  # threads pay for their two meetings a sweep only on large sweeps
+            workers = torch.get_num_threads() if self.C * idx[0].size * idx[1].size >= 2 ** 22 else 1
+        W = int(workers)
+        self.workers = W = max(1, min(W, 64, *(i.size for i in idx)))
+        # worker w draws columns cols[g][w]..cols[g][w+1] of group g
+        self.cols = [np.linspace(0, i.size, W + 1).astype(np.int64) for i in idx]
+        self.products = []
+        for w in range(W):
+            per = []
+            for g in (0, 1):
+                n, lo, hi = idx[g].size, self.cols[g][w], self.cols[g][w + 1]
+                take = np.concatenate([np.arange(lo, hi) + k * n for k in range(DIGITS)])
+                per.append(Int8Products(self.A[g][:, take].contiguous(), self.C, products))
+            self.products.append(per)
+        self._bonds = np.zeros((W, self.C))
+        self._fields = np.zeros((2, W, self.C))
+
+    @property
+    def beta(self):
+        """Each row's inverse temperature."""
+        return self.beta_row
+
+    @property
+    def energy(self):
+        """Each chain's energy, chain c = t R + r."""
+        return self.energy_row[self.row_of]
 
     def update_group(self, g):
-        """Redraw group g (0: even layers, 1: odd layers) of every chain; returns
-        (Σ σ_i bond_i, Σ σ_i h_i) over the group, per chain."""
+        """Redraw group g (0: even layers, 1: odd layers) of every row, in this thread;
+        returns (Σ σ_i bond_i, Σ σ_i h_i) over the group, per row."""
         from qnnc.runtime.replicas_kernel import block_heat_bath
 
         r = _int_products(self.torch_sigma[1 - g], self.A[g])
-        block_heat_bath(r, self.scale, self.h[g], self.beta, self.keys[0], np.uint64(self.counter),
-                        self.sigma[g], self._bonds, self._fields[g])
+        bonds, fields = np.zeros(self.C), np.zeros(self.C)
+        block_heat_bath(r, self.scale, self.h[g], self.kh[g], self.beta_row, self.keys[0], np.uint64(self.counter),
+                        0, self.sigma[g], bonds, fields)
         self.counter += self.sigma[g].size
-        return self._bonds, self._fields[g]
+        return self.scale * bonds, self.h_scale * fields
 
     def sweep(self):
-        for g in (0, 1):
-            self.update_group(g)
-        # every bond joins the two groups: the last group's Σ σ_i bond_i counts each once
-        np.subtract(-self._bonds, self._fields[0] + self._fields[1], out=self.energy)
+        self.run_chunk(1)
 
     def exchange(self, parity, accepted):
-        self._exchange(self.sigma[0], self.sigma[1], parity, accepted)
+        from qnnc.runtime.replicas_kernel import block_exchange
+
+        block_exchange(self.row_of, self.beta_row, self.energy_row, self.beta_t, self.R, parity, self.keys[1],
+                       np.uint64(self.xcounter), accepted)
+        self.xcounter += self.C
 
     def measure(self, m, v, q):
-        from qnnc.runtime.replicas_kernel import row_sums
+        from qnnc.runtime.replicas_kernel import block_measure
 
         for g in (0, 1):
-            row_sums(self.sigma[g], self.dirs[g], self.R, self.pa, self.pb, m, v, q)
+            block_measure(self.sigma[g], 0, self.sigma[g].shape[1], self.dirs[g], self.row_of, self.R, self.pa,
+                          self.pb, m, v, q)
+
+    def run_chunk(self, n, parity=None, accepted=None, E=None, M=None, V=None, Q=None):
+        """n sweeps, each followed (parity not None) by the exchange of parity
+        (parity + j) % 2 and (E not None) by the measurements: E[j] the chains'
+        energies, and the sums of `measure` added to M[j], V[j], Q[j]."""
+        import threading
+
+        from qnnc.runtime.replicas_kernel import block_end_of_sweep, block_heat_bath, block_measure
+
+        W, C, sig, tsig = self.workers, self.C, self.sigma, self.torch_sigma
+        n_g = [s.shape[1] for s in sig]
+        # the counters of sweep j: group 0 at base + j C N, group 1 after it; exchange at xbase + j C
+        base, xbase = self.counter, self.xcounter
+        key = self.keys[0]
+        measured = E is not None
+        parts = [(M, V, Q)] + [(np.zeros_like(M), np.zeros_like(V), np.zeros_like(Q)) if measured else None
+                               for _ in range(W - 1)]
+        done = [0]
+        no_acc, no_energy = np.zeros(max(self.T - 1, 1), dtype=np.int64), np.zeros(0)
+
+        def end_of_sweep():  # one worker, while the others wait
+            j = done[0]
+            block_end_of_sweep(self._bonds, self._fields, self.scale, self.h_scale, self.energy_row, self.row_of,
+                               self.beta_row, self.beta_t, self.R, -1 if parity is None else (parity + j) % 2,
+                               self.keys[1], np.uint64(xbase + j * C), accepted if parity is not None else no_acc,
+                               E[j] if measured else no_energy)
+            done[0] = j + 1
+
+        mid, end = _Meeting(W), _Meeting(W, action=end_of_sweep)
+        errors = []
+
+        def work(w):
+            try:
+                if W > 1:
+                    torch.set_num_threads(1)
+                prod, bonds, f0, f1 = self.products[w], self._bonds[w], self._fields[0, w], self._fields[1, w]
+                (lo0, hi0), (lo1, hi1) = (self.cols[g][w:w + 2] for g in (0, 1))
+                for j in range(n):
+                    at = np.uint64(base + j * C * self.N)
+                    block_heat_bath(prod[0](tsig[1]), self.scale, self.h[0], self.kh[0], self.beta_row, key, at,
+                                    lo0, sig[0], bonds, f0)
+                    mid.wait(w)
+                    block_heat_bath(prod[1](tsig[0]), self.scale, self.h[1], self.kh[1], self.beta_row, key,
+                                    at + np.uint64(C * n_g[0]), lo1, sig[1], bonds, f1)
+                    end.wait(w)
+                    if measured:
+                        m, v, q = parts[w]
+                        for g, lo, hi in ((0, lo0, hi0), (1, lo1, hi1)):
+                            block_measure(sig[g], lo, hi, self.dirs[g], self.row_of, self.R, self.pa, self.pb,
+                                          m[j], v[j], q[j])
+            except BaseException as exc:  # let the others leave their barriers, then re-raise
+                errors.append(exc)
+                mid.abort()
+                end.abort()
+
+        # the workers are the parallelism: torch runs each one's products on one thread
+        threads_before = torch.get_num_threads()
+        if threads_before != 1:
+            torch.set_num_threads(1)
+        try:
+            helpers = [threading.Thread(target=work, args=(w,), daemon=True) for w in range(1, W)]
+            for t in helpers:
+                t.start()
+            work(0)
+            for t in helpers:
+                t.join()
+        finally:
+            if threads_before != 1:
+                torch.set_num_threads(threads_before)
+        if errors:
+            raise next((e for e in errors if not isinstance(e, _Aborted)), errors[0])
+        self.counter += n * C * self.N
+        if parity is not None:
+            self.xcounter += n * C
+        if measured:
+            for m, v, q in parts[1:]:
+                M += m
+                V += v
+                Q += q

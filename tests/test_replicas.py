@@ -329,3 +329,124 @@ def test_one_layer_of_spins_is_refused_not_crashed():
     with pytest.raises(QnncError) as e:
         LayeredCouplings([], [5], np.zeros(5))
     assert e.value.diagnostics[0].code == "Q0611"
+
+
+def test_block_exchange_relabelling_satisfies_detailed_balance():
+    """The block sampler's exchange swaps which row holds which chain (and the rows'
+    temperatures): the same move as `exchange_rows`, with the same numbers."""
+    couplings, J, h = _layered([2, 2], 8)
+    m, k = 16, 4000
+    betas = np.array([1 / 0.5, 1 / 1.5])
+    S, E, p0 = _boltzmann(J, h, betas[0])
+    _, _, p1 = _boltzmann(J, h, betas[1])
+    x = np.repeat(np.repeat(np.arange(m), m), k)
+    y = np.repeat(np.tile(np.arange(m), m), k)
+    R = m * m * k
+    rows = np.concatenate([S[x], S[y]])
+    energy = np.concatenate([E[x], E[y]])
+    row_of, beta_row = np.arange(2 * R), np.repeat(betas, R)
+    accepted = np.zeros(1, dtype=np.int64)
+    key = np.random.SeedSequence(4).generate_state(1, np.uint64)[0]
+    kernel.block_exchange(row_of, beta_row, energy, betas, R, 0, key, np.uint64(0), accepted)
+    a = rows[row_of]  # the configuration of chain c = t R + r
+    assert np.array_equal(beta_row[row_of], np.repeat(betas, R))  # each row knows its temperature
+    assert np.allclose(energy[row_of], -0.5 * np.einsum("ci,ij,cj->c", a, J, a))
+    swapped = (row_of[:R] != np.arange(R)) & (x != y)
+    assert np.array_equal(row_of[:R] != np.arange(R), row_of[R:] != np.arange(R, 2 * R))
+    # the same decisions as the row-moving exchange of the other samplers
+    b, e2, acc2 = np.concatenate([S[x], S[y]]), np.concatenate([E[x], E[y]]), np.zeros(1, dtype=np.int64)
+    kernel.exchange_rows(b, np.zeros((2 * R, 0)), e2, betas, R, 0, key, np.uint64(0), acc2)
+    assert np.array_equal(a, b) and accepted[0] == acc2[0]
+    acc = np.where(x == y, 1.0, swapped).reshape(m, m, k).mean(-1)
+    pi = p0[:, None] * p1[None, :]
+    flow = pi * acc
+    err = np.sqrt(pi * pi.T * (acc + acc.T + 1 / k) / k)
+    assert np.all(np.abs(flow - flow.T) < 5 * err + 1e-12)
+    assert acc.max() == pytest.approx(1.0) and acc.min() < 0.5
+
+
+def _chunk(sampler, n, parity=0):
+    C, T, P, D = sampler.C, sampler.T, len(sampler.pa), sampler.dirs[0].shape[0]
+    out = dict(E=np.zeros((n, C)), M=np.zeros((n, C)), V=np.zeros((n, C, D)), Q=np.zeros((n, T, P)))
+    accepted = np.zeros(T - 1, dtype=np.int64)
+    sampler.run_chunk(n, parity, accepted, out["E"], out["M"], out["V"], out["Q"])
+    return out, accepted
+
+
+def test_block_chains_do_not_depend_on_threads_or_products():
+    """Workers split each group's columns and every draw depends only on (row, spin,
+    sweep); the energies are sums of integers: 1, 2 or 3 workers, oneDNN's or torch's
+    int8 product, give the very same chains, energies, exchanges and measurements (the
+    overlaps with real directions up to rounding)."""
+    couplings, J, h = _layered([70, 66, 64], 21, fields=True)
+    temps, dirs = np.geomspace(0.5, 2.0, 4), np.random.default_rng(0).normal(size=(2, J.shape[0]))
+    runs = []
+    for workers, products in [(1, "int_mm"), (2, "auto"), (3, "auto"), (2, "int_mm")]:
+        s = FixedPointBlockSampler(couplings, temps, 3, 9, dirs, workers=workers, products=products)
+        assert s.workers == workers
+        out, acc = _chunk(s, 25)
+        runs.append((out, acc, s.sigma[0].copy(), s.sigma[1].copy(), s.row_of.copy(), s.energy))
+    kinds = {p.kind for p in s.products[0]}
+    for other in runs[1:]:
+        for key in "EMQ":
+            assert np.array_equal(other[0][key], runs[0][0][key]), key
+        # σ·v with real v: summed in column blocks, so equal up to the order of the additions
+        np.testing.assert_allclose(other[0]["V"], runs[0][0]["V"], rtol=1e-12, atol=1e-12)
+        for a, b in zip(other[1:], runs[0][1:]):
+            assert np.array_equal(a, b)
+    assert runs[0][1].sum() > 0 and kinds  # exchanges happened
+
+
+def test_block_sampler_is_the_plain_heat_bath_it_claims():
+    """A plain Python loop of the same algorithm (exact integer fields from the digits,
+    np.exp, the same counter-based uniforms, exchange by relabelling) gives the same
+    chains as the threaded compiled sampler."""
+    couplings, J, h = _layered([70, 66, 64], 22, fields=True)
+    temps, R, n_sweeps = np.array([0.6, 1.2]), 2, 6
+    s = FixedPointBlockSampler(couplings, temps, R, 4, None, workers=2)
+    out, _ = _chunk(s, n_sweeps)
+    ref = FixedPointBlockSampler(couplings, temps, R, 4, None, workers=1)
+    n_int = []  # [n_src, n_g]: the integer couplings, from the sampler's int8 digits
+    for g in (0, 1):
+        a = ref.A[g].numpy().astype(np.int64).reshape(ref.A[g].shape[0], 3, -1)
+        n_int.append(65536 * a[:, 0] + 256 * a[:, 1] + a[:, 2])
+    C, N = ref.C, ref.N
+    sig = [x.astype(np.int64) for x in ref.sigma]
+    row_of, beta_row = np.arange(C), np.repeat(1 / temps, R)
+    for j in range(n_sweeps):
+        counter = j * C * N
+        bond_int = None
+        for g in (0, 1):
+            n_g = sig[g].shape[1]
+            fields = sig[1 - g] @ n_int[g]  # exact integers
+            for c in range(C):
+                for i in range(n_g):
+                    u = kernel._uniform_at(ref.keys[0], np.uint64(counter + c * n_g + i))
+                    x = 2 * beta_row[c] * (ref.scale * float(fields[c, i]) + ref.h[g][i])
+                    sig[g][c, i] = 1 if u * (1 + math.exp(-x)) < 1 else -1
+            counter += C * n_g
+            bond_int = (sig[g] * fields).sum(1)
+        energy_row = -ref.scale * bond_int.astype(float) - ref.h_scale * sum((sig[g] * ref.kh[g]).sum(1)
+                                                                             for g in (0, 1))
+        np.testing.assert_allclose(out["E"][j], energy_row[row_of], rtol=0, atol=1e-9)
+        acc = np.zeros(1, dtype=np.int64)
+        kernel.block_exchange(row_of, beta_row, energy_row, 1 / temps, R, j % 2, ref.keys[1], np.uint64(j * C), acc)
+        assert np.array_equal(out["M"][j], sum(sig[g][row_of].sum(1) for g in (0, 1)))
+    assert np.array_equal(sig[0], s.sigma[0]) and np.array_equal(sig[1], s.sigma[1])
+    assert np.array_equal(row_of, s.row_of)
+
+
+@pytest.mark.parametrize("worker,group", [(0, 0), (1, 1), (2, 0)])
+def test_a_failing_worker_stops_the_chunk_with_its_error(worker, group):
+    """An error in any worker reaches the caller, and no worker is left waiting."""
+    couplings, J, h = _layered([70, 66, 64], 24)
+    s = FixedPointBlockSampler(couplings, np.array([0.5, 1.0]), 2, 0, None, workers=3)
+
+    def broken(src):
+        raise RuntimeError("boom")
+
+    s.products[worker][group] = broken
+    accepted, threads = np.zeros(1, dtype=np.int64), torch.get_num_threads()
+    with pytest.raises(RuntimeError, match="boom"):
+        s.run_chunk(5, 0, accepted)
+    assert torch.get_num_threads() == threads  # the run gave torch its threads back
