@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -99,9 +100,131 @@ def finetune_study(args) -> dict:
     return out
 
 
+def _single_pass_se(ex, view, x, y, shots):
+    """Single-pass accuracy, its standard error over images (each image's fraction of
+    right passes is one sample: the shots of an image are not independent of its
+    difficulty), the vote accuracy and the mean loss."""
+    from qnnc.runtime.gradients.estimators import shot_loss
+
+    (outs,) = ex.sample(x, shots, [None])
+    logits = outs[-1] @ view.w_out.t() + (view.b_out if view.b_out is not None else 0)
+    right = (logits.argmax(-1).numpy() == np.asarray(y)[None]).mean(0)  # per image
+    loss, _ = shot_loss(view, outs[-1], torch.as_tensor(y))
+    per_img_loss = loss.mean(0).numpy()
+    return {"single_shot_accuracy": float(right.mean()),
+            "single_shot_accuracy_se": float(right.std(ddof=1) / len(right) ** 0.5),
+            "loss": float(per_img_loss.mean()), "loss_se": float(per_img_loss.std(ddof=1) / len(right) ** 0.5),
+            "images": int(len(right)), "shots": int(shots)}
+
+
+def aer_finetune(args) -> dict:
+    """Fine-tune hardware.qnn with gradients measured on Aer (compiled `layered` circuits,
+    one copy, FakeBrisbane's noise); beside it the same steps (settings, seed, batches)
+    measured on the fast noisy executor and, as the control, on the fast ideal one.
+    Accuracy under the noise on the fast noisy executor every --eval-every steps, and on
+    Aer before and after. Writes partial results as it goes."""
+    from qnnc.runtime.data import load_dataset, preprocess
+    from qnnc.runtime.gradients import CircuitExecutor, make_executor, net_view, view_model
+    from qnnc.runtime.gradients.finetune import finetune
+    from qnnc.runtime.noise import parse
+
+    out = Path(args.out)
+    prog, net, t = _load(args.run)
+    noise = parse("ibm:fake_brisbane", prog, net)
+    ds = load_dataset("mnist.test")
+    xe = preprocess(ds.images[:args.eval_images], net.input).astype(np.float64)
+    ye = ds.labels[:args.eval_images].astype(np.int64)
+    xa, ya = xe[:args.aer_eval_images], ye[:args.aer_eval_images]
+    model = view_model(prog, net)
+    part = out / "gradient-finetune-aer.partial.json"
+    res = json.loads(part.read_text()) if part.exists() and args.resume else {"runs": {}}
+    res["settings"] = {"layers": args.layers or "all", "steps": args.steps, "batch": args.batch, "shots": args.shots, "lr": args.lr,
+                       "momentum": 0.9, "seed": args.seed, "eval_images": args.eval_images,
+                       "eval_shots": 10, "eval_seed": 101, "aer_eval_images": args.aer_eval_images,
+                       "aer": "ibm layered, 1 copy, AerSimulator.from_backend(FakeBrisbane()) noise "
+                              "(cut to the circuits' qubits), matrix product states"}
+
+    def save():
+        part.write_text(json.dumps(res, indent=2) + "\n")
+
+    def judge(w, seed=101):
+        ex = make_executor("sim", prog, net, w, seed=seed, noise=noise)
+        return _single_pass_se(ex, net_view(model, w), xe, ye, 10)
+
+    def aer_judge(w, seed=202):
+        ex = CircuitExecutor(prog, net, w, target="ibm", strategy="layered", simulator="noisy", seed=seed)
+        t0 = time.perf_counter()
+        r = _single_pass_se(ex, net_view(model, w), xa, ya, 10)
+        r["seconds"] = time.perf_counter() - t0
+        return r
+
+    if "start" not in res:
+        res["start"] = {"fast noisy": judge(t), "fast ideal": _single_pass_se(
+            make_executor("sim", prog, net, t, seed=101), net_view(model, t), xe, ye, 10)}
+        print("start:", res["start"], flush=True)
+        save()
+    kinds = [("fast noisy", "sim", noise), ("fast ideal (control)", "sim", None), ("aer", "aer", None)]
+    for label, kind, nz in kinds:
+        if label.split(" (")[0] not in args.runs:
+            continue
+        if label in res["runs"] and res["runs"][label].get("done"):
+            continue
+        if kind == "sim":
+            ex = make_executor("sim", prog, net, t, seed=args.seed, noise=nz)
+        else:
+            ex = CircuitExecutor(prog, net, t, target="ibm", strategy="layered", simulator="noisy",
+                                 seed=args.seed)
+        run = res["runs"].setdefault(label, {})
+        run["history"] = []
+
+        def on_eval(rec, w, run=run, label=label):
+            rec.update({k + "_judged": v for k, v in judge(w).items()})
+            run["history"].append(rec)
+            slug = label.split(" (")[0].replace(" ", "-")
+            np.savez(out / f"gradient-finetune-aer-{slug}.npz", **{k: np.asarray(v) for k, v in w.items()})
+            print(f"  [{label}] step {rec['step']}: noisy single pass {rec['single_shot_accuracy_judged']:.4f} "
+                  f"± {rec['single_shot_accuracy_se_judged']:.4f}, loss {rec['loss_judged']:.4f}, "
+                  f"{rec['seconds']:.0f} s", flush=True)
+            save()
+
+        r = finetune(prog, net, t, ex, steps=args.steps, batch=args.batch, shots=args.shots, lr=args.lr,
+                     momentum=0.9, eval_images=1, eval_shots=2, eval_every=args.eval_every, seed=args.seed,
+                     eval_executor=make_executor("sim", prog, net, t, seed=7), on_eval=on_eval,
+                     layers=args.layers)
+        run.update(done=True, seconds=r["seconds"], gradient_circuits=r["gradient_circuits"],
+                   final=judge(r["weights"]))
+        if kind == "aer":
+            run["aer_calls"] = getattr(ex._local[1], "calls", None) if ex._local else None
+        save()
+        if kind == "aer" and args.aer_eval_images:
+            res["aer_eval"] = {"start": aer_judge(t), "fine-tuned on Aer": aer_judge(r["weights"])}
+            print("Aer evaluation:", res["aer_eval"], flush=True)
+            save()
+    return res
+
+
+def _aer_plot(r) -> bytes:
+    from qnnc.runtime import plots
+
+    runs = {}
+    for label, run in r["runs"].items():
+        runs[f"measured on {label}"] = [{"step": h["step"], **{k[:-len("_judged")]: v for k, v in h.items()
+                                                               if k.endswith("_judged")}}
+                                        for h in run["history"]]
+    st = r["start"]
+    ref = {m: {"start, ideal": st["fast ideal"][m]} for m in ("loss", "single_shot_accuracy")}
+    s = r["settings"]
+    return plots.finetune_curves(
+        runs, reference=ref, metrics=("loss", "single_shot_accuracy"),
+        title=f"hardware.qnn fine-tuned with gradients measured on Aer / the fast executor "
+              f"(batch {s['batch']}, {s['shots']} shots, lr {s['lr']}, seed {s['seed']});\n"
+              f"evaluated under FakeBrisbane noise (fast noisy executor, mnist.test[0:{s['eval_images']}], "
+              f"± 1 s.e.)")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("part", choices=("variance", "finetune"))
+    ap.add_argument("part", choices=("variance", "finetune", "aer"))
     ap.add_argument("--run", required=True)
     ap.add_argument("--out", default=str(ROOT / "docs" / "figures"))
     ap.add_argument("--steps", type=int, default=150)
@@ -111,6 +234,12 @@ def main(argv=None) -> int:
     ap.add_argument("--eval-images", type=int, default=1000)
     ap.add_argument("--eval-every", type=int, default=25)
     ap.add_argument("--replot", action="store_true", help="finetune: redraw the figure from its JSON")
+    ap.add_argument("--seed", type=int, default=0, help="aer: seed of the batches and shots")
+    ap.add_argument("--aer-eval-images", type=int, default=300, help="aer: images of the Aer evaluation")
+    ap.add_argument("--resume", action="store_true", help="aer: skip the runs the partial JSON has")
+    ap.add_argument("--layers", nargs="+", help="aer: fine-tune only these layers (default: all)")
+    ap.add_argument("--runs", nargs="+", default=["fast noisy", "fast ideal", "aer"],
+                    help="aer: which of the three runs (default: all)")
     args = ap.parse_args(argv)
     from qnnc.runtime import plots
 
@@ -118,6 +247,14 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if args.replot:
         r = json.loads((out / "gradient-finetune.json").read_text())
+    if args.part == "aer":
+        if not args.replot:
+            r = aer_finetune(args)
+            (out / "gradient-finetune-aer.json").write_text(json.dumps(r, indent=2) + "\n")
+        else:
+            r = json.loads((out / "gradient-finetune-aer.json").read_text())
+        (out / "gradient-finetune-aer.png").write_bytes(_aer_plot(r))
+        return 0
     if args.part == "variance":
         r = variance(args)
         (out / "gradient-variance.json").write_text(json.dumps(r, indent=2) + "\n")
