@@ -78,26 +78,63 @@ def finetune_study(args) -> dict:
     ds = load_dataset("mnist.test")
     xe = preprocess(ds.images[:args.eval_images], net.input).astype(np.float64)
     ye = ds.labels[:args.eval_images].astype(np.int64)
-    view_model(prog, net)
+    model = view_model(prog, net)
+    out_dir = Path(args.out)
 
     def evaluate(w, nz, seed):
         ex = make_executor("sim", prog, net, w, seed=seed, noise=nz)
-        return vote_accuracy(ex, net_view(view_model(prog, net), w), xe, ye, 10)
+        r = vote_accuracy(ex, net_view(model, w), xe, ye, 10)
+        ex = make_executor("sim", prog, net, w, seed=seed, noise=nz)
+        r.update({k: v for k, v in _single_pass_se(ex, net_view(model, w), xe, ye, 10).items()
+                  if k.endswith("_se")})
+        return r
 
-    out = {"start": {"ideal": evaluate(t, None, 101), "noisy": evaluate(t, noise, 101)}, "runs": {}}
+    out = {"start": {"ideal": evaluate(t, None, 101), "noisy": evaluate(t, noise, 101)}, "seeds": {}}
     print("start:", out["start"], flush=True)
-    for label, nz in (("measured under noise", noise), ("measured without noise (control)", None)):
-        ex = make_executor("sim", prog, net, t, seed=0, noise=nz)
-        r = finetune(prog, net, t, ex, steps=args.steps, batch=args.batch, shots=args.shots, lr=args.lr,
-                     momentum=0.9, eval_images=args.eval_images, eval_shots=10, eval_every=args.eval_every,
-                     seed=0, progress=lambda m: print(f"  [{label}] {m}", flush=True))
-        w = r["weights"]
-        out["runs"][label] = {"history": r["history"], "seconds": r["seconds"],
-                              "final": {"ideal": evaluate(w, None, 101), "noisy": evaluate(w, noise, 101)}}
-        print(label, out["runs"][label]["final"], flush=True)
+    for seed in args.seeds:
+        part = out_dir / f"gradient-finetune-seed{seed}.json"
+        if part.exists():
+            out["seeds"][str(seed)] = json.loads(part.read_text())
+            print(f"seed {seed}: read {part}", flush=True)
+            continue
+        runs = {}
+        for label, nz in (("measured under noise", noise), ("measured without noise (control)", None)):
+            ex = make_executor("sim", prog, net, t, seed=seed, noise=nz)
+            r = finetune(prog, net, t, ex, steps=args.steps, batch=args.batch, shots=args.shots, lr=args.lr,
+                         momentum=0.9, eval_images=args.eval_images, eval_shots=10, eval_every=args.eval_every,
+                         seed=seed, progress=lambda m, label=label: print(f"  [seed {seed}, {label}] {m}", flush=True))
+            w = r["weights"]
+            runs[label] = {"history": r["history"], "seconds": r["seconds"],
+                           "final": {"ideal": evaluate(w, None, 101), "noisy": evaluate(w, noise, 101)}}
+            print(f"seed {seed}", label, runs[label]["final"], flush=True)
+        part.write_text(json.dumps(runs, indent=2) + "\n")
+        out["seeds"][str(seed)] = runs
+    out["summary"] = _summary(out)
     out["settings"] = {"steps": args.steps, "batch": args.batch, "shots": args.shots, "lr": args.lr,
-                       "momentum": 0.9, "eval_images": args.eval_images, "seed": 0}
+                       "momentum": 0.9, "eval_images": args.eval_images, "eval_seed": 101,
+                       "seeds": list(args.seeds)}
     return out
+
+
+def _summary(out) -> dict:
+    """Per run and evaluation: the mean over seeds and its standard error, and the paired
+    difference (under noise) between the run measured under noise and the control."""
+    seeds = list(out["seeds"].values())
+    labels = list(seeds[0])
+    summ: dict = {}
+    for label in labels:
+        for ev in ("noisy", "ideal"):
+            for m in ("single_shot_accuracy", "loss", "accuracy"):
+                v = np.array([s[label]["final"][ev][m] for s in seeds])
+                summ[f"{label} | {ev} | {m}"] = {"mean": float(v.mean()),
+                                                 "se": float(v.std(ddof=1) / len(v) ** 0.5) if len(v) > 1 else None,
+                                                 "values": v.tolist()}
+    for m in ("single_shot_accuracy", "loss", "accuracy"):
+        d = np.array([s[labels[0]]["final"]["noisy"][m] - s[labels[1]]["final"]["noisy"][m] for s in seeds])
+        summ[f"difference under noise (noise-measured - control) | {m}"] = {
+            "mean": float(d.mean()), "se": float(d.std(ddof=1) / len(d) ** 0.5) if len(d) > 1 else None,
+            "values": d.tolist()}
+    return summ
 
 
 def _single_pass_se(ex, view, x, y, shots):
@@ -235,6 +272,8 @@ def main(argv=None) -> int:
     ap.add_argument("--eval-every", type=int, default=25)
     ap.add_argument("--replot", action="store_true", help="finetune: redraw the figure from its JSON")
     ap.add_argument("--seed", type=int, default=0, help="aer: seed of the batches and shots")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                    help="finetune: seeds of the batches and shots, one pair of runs each (default: 0 1 2)")
     ap.add_argument("--aer-eval-images", type=int, default=300, help="aer: images of the Aer evaluation")
     ap.add_argument("--resume", action="store_true", help="aer: skip the runs the partial JSON has")
     ap.add_argument("--layers", nargs="+", help="aer: fine-tune only these layers (default: all)")
@@ -264,13 +303,25 @@ def main(argv=None) -> int:
         if not args.replot:
             r = finetune_study(args)
         (out / "gradient-finetune.json").write_text(json.dumps(r, indent=2) + "\n")
-        runs = {k + (" (evaluated under noise)" if "under noise" in k else " (evaluated without)"): v["history"]
-                for k, v in r["runs"].items()}
+        seeds = list(r["seeds"].values())
+        runs = {}
+        for k in seeds[0]:
+            hist = []
+            for i, h in enumerate(seeds[0][k]["history"]):
+                row = {"step": h["step"]}
+                for m in ("loss", "single_shot_accuracy", "accuracy"):
+                    v = np.array([sd[k]["history"][i][m] for sd in seeds])
+                    row[m] = float(v.mean())
+                    if len(v) > 1:
+                        row[m + "_se"] = float(v.std(ddof=1) / len(v) ** 0.5)
+                hist.append(row)
+            runs[k + (" (evaluated under noise)" if "under noise" in k else " (evaluated without)")] = hist
         st = r["start"]
         ref = {m: {"start, ideal": st["ideal"][m], "start, noisy": st["noisy"][m]}
                for m in ("loss", "single_shot_accuracy", "accuracy")}
         (out / "gradient-finetune.png").write_bytes(plots.finetune_curves(
-            runs, title="hardware.qnn fine-tuned with measured gradients (fast executor, FakeBrisbane noise)",
+            runs, title=f"hardware.qnn fine-tuned with measured gradients (fast executor, FakeBrisbane noise); "
+                        f"mean ± s.e. over seeds {', '.join(r['seeds'])}",
             reference=ref, metrics=("loss", "single_shot_accuracy", "accuracy")))
     return 0
 
