@@ -240,6 +240,66 @@ def aer_finetune(args) -> dict:
     return res
 
 
+def aer_eval(args) -> dict:
+    """RUN's weights and each --weights .npz (what the `aer` part saved: the weights at
+    its last evaluation) under FakeBrisbane's noise, on the fast noisy executor
+    (mnist.test[0:--eval-images], 10 shots, seed 101) and on Aer (compiled `layered`
+    circuits, one copy; mnist.test[0:--aer-eval-images], 10 shots, seed 202): single-pass
+    accuracy and loss, and each one's paired difference from the start over the same
+    images and seeds (mean and standard error over images)."""
+    from qnnc.runtime.data import load_dataset, preprocess
+    from qnnc.runtime.gradients import CircuitExecutor, make_executor, net_view, view_model
+    from qnnc.runtime.noise import parse
+
+    prog, net, t = _load(args.run)
+    noise = parse("ibm:fake_brisbane", prog, net)
+    sets = {"start": t}
+    for f in args.weights:
+        with np.load(f, allow_pickle=False) as z:
+            sets[Path(f).stem] = {k: z[k] for k in z.files}
+    ds = load_dataset("mnist.test")
+    model = view_model(prog, net)
+    out: dict = {"weights": list(args.weights)}
+    judges = [("fast noisy", args.eval_images, lambda w: make_executor("sim", prog, net, w, seed=101, noise=noise))]
+    if args.aer_eval_images:
+        judges.append(("aer", args.aer_eval_images, lambda w: CircuitExecutor(
+            prog, net, w, target="ibm", strategy="layered", simulator="noisy", seed=202)))
+    for jname, n, make in judges:
+        x = preprocess(ds.images[:n], net.input).astype(np.float64)
+        y = ds.labels[:n].astype(np.int64)
+        per = {}
+        res = out.setdefault(jname, {})
+        for label, w in sets.items():
+            t0 = time.perf_counter()
+            per[label] = _per_image(make(w), net_view(model, w), x, y, 10)
+            right, loss = per[label]
+            res[label] = {"images": n, "shots": 10, "seconds": time.perf_counter() - t0,
+                          "single_shot_accuracy": float(right.mean()), "single_shot_accuracy_se": _se(right),
+                          "loss": float(loss.mean()), "loss_se": _se(loss)}
+            if label != "start":
+                dr, dl = right - per["start"][0], loss - per["start"][1]
+                res[label].update({"single_shot_accuracy_minus_start": float(dr.mean()),
+                                   "single_shot_accuracy_minus_start_se": _se(dr),
+                                   "loss_minus_start": float(dl.mean()), "loss_minus_start_se": _se(dl)})
+            print(jname, label, res[label], flush=True)
+    return out
+
+
+def _se(v) -> float:
+    return float(np.std(v, ddof=1) / len(v) ** 0.5)
+
+
+def _per_image(ex, view, x, y, shots):
+    """Per image: the fraction of right single passes and the mean loss over `shots`."""
+    from qnnc.runtime.gradients.estimators import shot_loss
+
+    (outs,) = ex.sample(x, shots, [None])
+    logits = outs[-1] @ view.w_out.t() + (view.b_out if view.b_out is not None else 0)
+    right = (logits.argmax(-1).numpy() == np.asarray(y)[None]).mean(0)
+    loss, _ = shot_loss(view, outs[-1], torch.as_tensor(y))
+    return right, loss.mean(0).numpy()
+
+
 def _aer_plot(r) -> bytes:
     from qnnc.runtime import plots
 
@@ -261,7 +321,8 @@ def _aer_plot(r) -> bytes:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("part", choices=("variance", "finetune", "aer"))
+    ap.add_argument("part", choices=("variance", "finetune", "aer", "aer-eval"))
+    ap.add_argument("--weights", nargs="+", default=[], help="aer-eval: .npz files of fine-tuned weights")
     ap.add_argument("--run", required=True)
     ap.add_argument("--out", default=str(ROOT / "docs" / "figures"))
     ap.add_argument("--steps", type=int, default=150)
@@ -286,12 +347,17 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if args.replot:
         r = json.loads((out / "gradient-finetune.json").read_text())
+    if args.part == "aer-eval":
+        r = aer_eval(args)
+        (out / "gradient-finetune-aer-eval.json").write_text(json.dumps(r, indent=2) + "\n")
+        return 0
     if args.part == "aer":
         if not args.replot:
             r = aer_finetune(args)
             (out / "gradient-finetune-aer.json").write_text(json.dumps(r, indent=2) + "\n")
-        else:
-            r = json.loads((out / "gradient-finetune-aer.json").read_text())
+        else:  # the finished run's JSON, else the partial one (a run cut short)
+            f = out / "gradient-finetune-aer.json"
+            r = json.loads((f if f.exists() else out / "gradient-finetune-aer.partial.json").read_text())
         (out / "gradient-finetune-aer.png").write_bytes(_aer_plot(r))
         return 0
     if args.part == "variance":
