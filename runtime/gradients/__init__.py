@@ -44,6 +44,17 @@ def view_model(program: ir.Program, network: ir.Network, noise=None):
     return _VIEW_MODELS[key][0]
 
 
+def check_layers(view, layers, exit_code: int = 1) -> list[str]:
+    """`layers` (names of layers to estimate the gradient of) checked against the
+    network's hidden and output layers (Q0722 for another name or none)."""
+    known = list(view.names) + [view.out_name]
+    bad = [n for n in layers if n not in known]
+    if bad or not layers:
+        raise error("Q0722", f"no layer `{bad[0] if bad else ''}` to estimate the gradient of",
+                    help="layers: " + ", ".join(f"`{n}`" for n in known), exit_code=exit_code)
+    return list(layers)
+
+
 def estimate(executor, program: ir.Program, network: ir.Network, tensors: dict, x, y, *, shots: int,
              estimator: str = "shift", layers: Optional[Sequence[str]] = None) -> Estimate:
     """One estimate of ∂/∂W of the batch mean of the expected cross-entropy at `tensors`,
@@ -61,12 +72,7 @@ def estimate(executor, program: ir.Program, network: ir.Network, tensors: dict, 
         x = x.unsqueeze(0)
     y = check_labels(y, x.shape[0], view.w_out.shape[0])
     if layers is not None:
-        known = list(view.names) + [view.out_name]
-        bad = [n for n in layers if n not in known]
-        if bad or not layers:
-            raise error("Q0722", f"no layer `{bad[0] if bad else ''}` to estimate the gradient of",
-                        help="layers: " + ", ".join(f"`{n}`" for n in known))
-        layers = list(layers)
+        layers = check_layers(view, layers)
     executor.set_weights(tensors)
     variants: list[Optional[Shift]] = [None] + (shifts(view, layers) if estimator == "shift" else [])
     c0 = executor.circuits

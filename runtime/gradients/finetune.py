@@ -53,7 +53,7 @@ def finetune(program: ir.Program, network: ir.Network, tensors: dict, executor, 
     name; the parameter shift then runs only their variants), default all."""
     from qnnc.runtime import checkpoint as ckpt
     from qnnc.runtime.data import load_dataset, preprocess
-    from qnnc.runtime.gradients import estimate, net_view, view_model
+    from qnnc.runtime.gradients import check_layers, estimate, net_view, view_model
 
     for name, v, lo in (("steps", steps, 1), ("batch", batch, 1), ("shots", shots, 2),
                         ("eval images", eval_images, 1), ("eval shots", eval_shots, 1), ("eval every", eval_every, 1)):
@@ -61,6 +61,8 @@ def finetune(program: ir.Program, network: ir.Network, tensors: dict, executor, 
             raise error("Q0722", f"{name} must be at least {lo}, not {v}")
     if not (lr > 0 and np.isfinite(lr)) or not 0 <= momentum < 1:
         raise error("Q0722", f"learning rate {lr} must be positive and momentum {momentum} in [0, 1)")
+    if layers is not None:
+        layers = check_layers(net_view(view_model(program, network), tensors), layers, exit_code=2)
     train = load_dataset(data)
     test = load_dataset(eval_data)
     xt = preprocess(train.images, network.input).astype(np.float64)
