@@ -308,12 +308,11 @@ def _aer_plot(r) -> bytes:
         runs[f"measured on {label}"] = [{"step": h["step"], **{k[:-len("_judged")]: v for k, v in h.items()
                                                                if k.endswith("_judged")}}
                                         for h in run["history"]]
-    st = r["start"]
-    ref = {m: {"start, ideal": st["fast ideal"][m]} for m in ("loss", "single_shot_accuracy")}
     s = r["settings"]
+    layers = "all layers" if s.get("layers", "all") == "all" else "layers " + ", ".join(s["layers"])
     return plots.finetune_curves(
-        runs, reference=ref, metrics=("loss", "single_shot_accuracy"),
-        title=f"hardware.qnn fine-tuned with gradients measured on Aer / the fast executor "
+        runs, metrics=("loss", "single_shot_accuracy"),
+        title=f"hardware.qnn, {layers} fine-tuned with gradients measured on Aer / the fast executor "
               f"(batch {s['batch']}, {s['shots']} shots, lr {s['lr']}, seed {s['seed']});\n"
               f"evaluated under FakeBrisbane noise (fast noisy executor, mnist.test[0:{s['eval_images']}], "
               f"± 1 s.e.)")
@@ -345,7 +344,7 @@ def main(argv=None) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    if args.replot:
+    if args.replot and args.part == "finetune":
         r = json.loads((out / "gradient-finetune.json").read_text())
     if args.part == "aer-eval":
         r = aer_eval(args)
