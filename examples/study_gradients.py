@@ -309,7 +309,8 @@ def _aer_plot(r) -> bytes:
                                                                if k.endswith("_judged")}}
                                         for h in run["history"]]
     s = r["settings"]
-    layers = "all layers" if s.get("layers", "all") == "all" else "layers " + ", ".join(s["layers"])
+    layers = ("all layers" if s.get("layers", "all") == "all" else
+              ("layer " if len(s["layers"]) == 1 else "layers ") + ", ".join(s["layers"]))
     return plots.finetune_curves(
         runs, metrics=("loss", "single_shot_accuracy"),
         title=f"hardware.qnn, {layers} fine-tuned with gradients measured on Aer / the fast executor "
