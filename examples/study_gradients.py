@@ -1,7 +1,9 @@
 """Measured gradients: estimator variance against shots, and fine-tuning under device noise.
 
     python examples/study_gradients.py variance --run RUN [--out docs/figures]
-    python examples/study_gradients.py finetune --run RUN [--steps 150] [--out docs/figures]
+    python examples/study_gradients.py finetune --run RUN [--seeds 0 1 2] [--steps 150] [--out docs/figures]
+    python examples/study_gradients.py aer --run RUN --out DIR [--layers y] [--steps N] [--runs ...]
+    python examples/study_gradients.py aer-eval --run RUN --out DIR --weights A.npz [B.npz ...]
 
 RUN: a noiselessly trained examples/hardware.qnn, e.g.
     qnnc train examples/hardware.qnn --epochs 3 --out runs/hardware-e3     (seed 0)
@@ -12,10 +14,20 @@ executor): the mean standard error of the hidden weights, the passes each took, 
 standard error at equal passes (s.e. x sqrt(passes)). Writes gradient-variance.json/.png.
 
 `finetune`: RUN's weights evaluated on the first 1000 test images, vote over 10 shots,
-without and with FakeBrisbane's noise (fast executor, `ibm:fake_brisbane`); then
-fine-tuned with parameter-shift gradients measured on the *noisy* fast executor, and,
-as a control, the same steps measured on the *ideal* one (same seeds, batches, lr);
-both results evaluated under noise and without. Writes gradient-finetune.json/.png.
+without and with FakeBrisbane's noise (fast executor, `ibm:fake_brisbane`); then, for
+each seed of --seeds, fine-tuned with parameter-shift gradients measured on the *noisy*
+fast executor, and, as a control, the same steps measured on the *ideal* one (same
+seeds, batches, lr); both results evaluated under noise and without. Writes
+gradient-finetune-seedS.json per seed (a seed whose file exists is read, not rerun), and
+gradient-finetune.json/.png (means over seeds with standard errors).
+
+`aer`: fine-tuning with gradients measured on Aer (compiled `layered` circuits, one copy,
+FakeBrisbane's noise) beside the same steps on the fast noisy and fast ideal executors
+(--runs picks), judged under noise on the fast noisy executor every --eval-every steps
+(partial JSON and the latest weights as .npz written as it goes); Aer's own evaluation
+of the start and of the Aer-fine-tuned weights at the end. `aer-eval`: RUN's weights and
+the given .npz weights under noise on the fast noisy executor and on Aer, with each
+one's paired difference from the start.
 """
 
 from __future__ import annotations
