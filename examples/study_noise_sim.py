@@ -41,8 +41,9 @@ def main(argv=None) -> int:
     ap.add_argument("--aer-copies", type=int, default=1,
                     help="image copies per layered circuit on Aer (default 1: the qubits the noise model binds; "
                          "0: fill the device, as `qnnc compile` does)")
-    ap.add_argument("--sections", nargs="+", choices=["aer", "probes"], default=["aer", "probes"],
-                    help="what to run after the accuracy table (training is skipped where a run exists)")
+    ap.add_argument("--sections", nargs="*", choices=["aer", "probes"], default=["aer", "probes"],
+                    help="what to run after the accuracy table (training is skipped where a run exists); "
+                         "none: the accuracy table only")
     ap.add_argument("--tag", default="", help="suffix of the output files")
     ap.add_argument("--pairs", type=int, nargs="+", default=[0, 5, 10, 20, 50, 100])
     ap.add_argument("--probe-values", type=float, nargs="+", default=[0, 0.5, 5])
@@ -96,6 +97,7 @@ def main(argv=None) -> int:
                              noise=noise if ev == "noisy" else None)
                 row[ev] = r["accuracy"]
                 row[ev + "_ci95"] = r["ci95"]
+                row[ev + "_single_pass"] = r["single_shot_accuracy"]
             results["accuracy"].append(row)
             print(f"a={a:g} trained {trained}: accuracy ideal {row['ideal']:.3f}, under noise {row['noisy']:.3f}",
                   file=sys.stderr)

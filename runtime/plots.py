@@ -261,13 +261,18 @@ def finetune_curves(runs: dict, title: str = "", reference: Optional[dict] = Non
                     metrics: Sequence[str] = ("accuracy",)) -> bytes:
     """Fine-tuning histories against step, one panel per metric (`accuracy`: vote,
     `single_shot_accuracy`, `loss`), one line per run: `runs` maps a label to a
-    `finetune` history. `reference`: metric -> {label: value} drawn as dashed lines."""
+    `finetune` history. `reference`: metric -> {label: value} drawn as dashed lines.
+    Where a history's entries carry `METRIC_se`, it is drawn as ±1 error bars."""
     plt = _pyplot()
     names = {"accuracy": "test accuracy (vote)", "single_shot_accuracy": "test accuracy (single pass)",
              "loss": "test loss (mean over shots)"}
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 3.6), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         for label, hist in runs.items():
+            if hist and all(metric + "_se" in h for h in hist):
+                ax.errorbar([h["step"] for h in hist], [h[metric] for h in hist],
+                            yerr=[h[metric + "_se"] for h in hist], marker="o", ms=3, capsize=2, label=label)
+                continue
             ax.plot([h["step"] for h in hist], [h[metric] for h in hist], marker="o", label=label)
         for label, y in ((reference or {}).get(metric) or {}).items():
             ax.axhline(y, ls="--", color="grey", lw=1)

@@ -55,6 +55,7 @@ def test_finetune_writes_a_checkpoint_that_eval_reads(tmp_path):
     (["grad", NARROW, "--target", "ibm", "--noise", "ibm:fake_brisbane"], "Q0725"),
     (["finetune", NARROW, "--executor", "aer", "--noise", "ibm:fake_brisbane"], "Q0725"),
     (["finetune", NARROW, "--momentum", "1.5"], "Q0722"),
+    (["finetune", NARROW, "--layers", "h2", "h9"], "Q0722"),  # before any evaluation
 ])
 def test_refusals_are_clean(argv, code):
     rc, out, err = run_cli(argv)

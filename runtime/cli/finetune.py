@@ -44,6 +44,9 @@ def add_arguments(p) -> None:
                    help="shots voted over in evaluation (default: 10)")
     p.add_argument("--eval-every", type=count(1), default=5, metavar="K", help="evaluate every K steps (default: 5)")
     p.add_argument("--seed", type=SEED, default=0, help="seed of the batches and shots")
+    p.add_argument("--layers", nargs="+", metavar="NAME",
+                   help="fine-tune only these layers (the parameter shift runs only their variants; "
+                        "the output layer's gradient needs none); default: all")
     p.add_argument("--out", type=PATH, metavar="DIR", help="write the fine-tuned checkpoint and history here")
     p.add_argument("--plot", type=PATH, metavar="PNG", help="write accuracy against step")
     p.add_argument("--json", action="store_true", help="print the history as JSON")
@@ -74,7 +77,8 @@ def run(args) -> int:
     r = finetune(program, network, w.tensors, ex, steps=args.steps, batch=args.batch, shots=args.shots,
                  lr=args.lr, momentum=args.momentum, estimator=args.estimator, data=args.data,
                  eval_data=args.eval_data, eval_images=args.eval_images, eval_shots=args.eval_shots,
-                 eval_every=args.eval_every, seed=args.seed, out_dir=args.out, progress=progress)
+                 eval_every=args.eval_every, seed=args.seed, out_dir=args.out, progress=progress,
+                 layers=args.layers)
     where = (f"simulator (shot mode{', noise ' + args.noise if noise is not None else ''})" if args.executor == "sim" else
              f"{args.target} circuits on Aer{' (ideal)' if args.ideal else ' with the backend noise'}")
     if args.plot:

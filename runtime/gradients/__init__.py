@@ -14,7 +14,7 @@ measured gradients through one executor. docs/hardware-in-the-loop.md has the st
 from __future__ import annotations
 
 import time
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -44,10 +44,23 @@ def view_model(program: ir.Program, network: ir.Network, noise=None):
     return _VIEW_MODELS[key][0]
 
 
+def check_layers(view, layers, exit_code: int = 1) -> list[str]:
+    """`layers` (names of layers to estimate the gradient of) checked against the
+    network's hidden and output layers (Q0722 for another name or none)."""
+    known = list(view.names) + [view.out_name]
+    bad = [n for n in layers if n not in known]
+    if bad or not layers:
+        raise error("Q0722", f"no layer `{bad[0] if bad else ''}` to estimate the gradient of",
+                    help="layers: " + ", ".join(f"`{n}`" for n in known), exit_code=exit_code)
+    return list(layers)
+
+
 def estimate(executor, program: ir.Program, network: ir.Network, tensors: dict, x, y, *, shots: int,
-             estimator: str = "shift") -> Estimate:
+             estimator: str = "shift", layers: Optional[Sequence[str]] = None) -> Estimate:
     """One estimate of ∂/∂W of the batch mean of the expected cross-entropy at `tensors`,
-    from outcomes the executor samples (`shots` per image and variant)."""
+    from outcomes the executor samples (`shots` per image and variant). `layers`: the
+    layers (hidden or output, by name) whose gradient to estimate, default all; the
+    parameter shift then runs only those hidden layers' variants."""
     if estimator not in ESTIMATORS:
         raise error("Q0722", f"unknown estimator `{estimator}`", help="estimators: shift, score")
     if int(shots) < 2:
@@ -58,8 +71,10 @@ def estimate(executor, program: ir.Program, network: ir.Network, tensors: dict, 
     if x.dim() == 1:
         x = x.unsqueeze(0)
     y = check_labels(y, x.shape[0], view.w_out.shape[0])
+    if layers is not None:
+        layers = check_layers(view, layers)
     executor.set_weights(tensors)
-    variants: list[Optional[Shift]] = [None] + (shifts(view) if estimator == "shift" else [])
+    variants: list[Optional[Shift]] = [None] + (shifts(view, layers) if estimator == "shift" else [])
     c0 = executor.circuits
     t0 = time.perf_counter()
     outs = executor.sample(x.numpy(), int(shots), variants)
@@ -68,5 +83,9 @@ def estimate(executor, program: ir.Program, network: ir.Network, tensors: dict, 
     else:
         g, s, loss = score_function(view, x, y, outs[0])
     wall = time.perf_counter() - t0
+    if layers is not None:
+        keep = {n for n in g if n.split(".")[0] in layers}
+        g = {n: v for n, v in g.items() if n in keep}
+        s = {n: v for n, v in s.items() if n in keep}
     return Estimate(g, s, estimator, int(shots), x.shape[0], len(variants), executor.circuits - c0,
                     len(variants) * x.shape[0] * int(shots), wall, loss)

@@ -140,11 +140,13 @@ def _reads_z(form) -> bool:
     return "z" in angles.reads(form)
 
 
-def shifts(view: NetView) -> list[Shift]:
+def shifts(view: NetView, layers: Optional[Sequence[str]] = None) -> list[Shift]:
     """Every parameter-shift variant of the network: ± π/2 on each z-dependent gate of
-    each hidden neuron."""
+    each hidden neuron (of the hidden layers named in `layers`, default all)."""
     out = []
     for l, (name, k) in enumerate(zip(view.names, view.kernels)):
+        if layers is not None and name not in layers:
+            continue
         for op, gate in z_gates(k):
             for n in range(view.widths[l]):
                 for sgn in (1.0, -1.0):
@@ -240,6 +242,8 @@ def parameter_shift(view: NetView, x: torch.Tensor, y: torch.Tensor, base: Seque
     [S, B, N] of ±1) and each variant's outcomes. Returns (grads, stderr, mean loss)."""
     grads, stderr, loss = readout_gradient(view, base, y)
     for l, name in enumerate(view.names):
+        if not any(s.layer == l for s in variants):
+            continue  # a layer left out (`shifts(view, layers)`)
         N = view.widths[l]
         J = view.weights[l].shape[1] + 1
         est = torch.zeros(N, J, dtype=torch.float64)

@@ -12,8 +12,11 @@ hidden outcomes, for a batch of images, under a list of angle-shift variants.
   local simulator (`simulator="noisy"`: for IBM, Aer with the fake backend's noise,
   `AerSimulator.from_backend(FakeBrisbane())`). A variant is the same network with one
   neuron's angle shifted in the circuit IR (`network.with_angle_shift`); the `layered`
-  strategy binds angles on the host, so one compiled program serves every image, variant
-  and weight update; `dynamic` and `deferred` bake the angles in and recompile.
+  strategy binds angles on the host, so one compiled (transpiled) program serves every
+  image, variant and weight update, and all images x variants x shots of a `sample` run
+  together: one Aer call per layer (`host.run_layered_many`; parameter rows bound at run
+  time), on one copy of the layer's circuit by default (the qubits the fast executor's
+  noise model is bound to); `dynamic` and `deferred` bake the angles in and recompile.
 * Real hardware: `CircuitExecutor(..., via="client", local=False)` runs the same
   variants through the vendor's submission client (`qnnc.runtime.targets.submit`, as
   `qnnc submit --yes`); `local=True` is that client on its offline substitute.
@@ -88,22 +91,27 @@ class CircuitExecutor:
     def __init__(self, program: ir.Program, network: ir.Network, tensors: dict, *, target: str = "ibm",
                  strategy: Optional[str] = None, backend: Optional[str] = None, simulator: str = "noisy",
                  seed: int = 0, max_table_width: Optional[int] = None, via: str = "simulator",
-                 local: bool = True):
+                 local: bool = True, copies: Optional[int] = 1):
         """`via="simulator"`: the target's local simulator (`simulator`: ideal | noisy).
         `via="client"`: the vendor's submission client (`qnnc.runtime.targets.submit`,
         as `qnnc submit`), with `local=True` on its offline substitute (IBM: SamplerV2 on
         the fake backend; no credentials, no network); `local=False` submits to the
-        device with the vendor's standard credentials (not exercised here)."""
+        device with the vendor's standard credentials (not exercised here).
+        `copies`: copies of each `layered` circuit packed side by side (1: one copy, on the
+        qubits of the fast executor's noise-model layout; None fills the device, so shots
+        run on several qubit sets with their own noise)."""
         if via not in ("simulator", "client"):
             raise error("Q0723", f"unknown way to run circuits `{via}`", help="simulator or client")
         self.via, self.local = via, local
         self.program, self.network = program, network
         self.target, self.strategy, self.backend = target, strategy, backend
         self.simulator, self.max_table_width = simulator, max_table_width
+        self.copies = copies
         self.seeds = np.random.SeedSequence([seed, 0xC1C])
         self.circuits = 0
         self.compilations = 0
         self._base = None
+        self._local = None  # the layered program's local executor (one per compilation)
         self.set_weights(tensors)
 
     def set_weights(self, tensors: dict) -> None:
@@ -126,22 +134,30 @@ class CircuitExecutor:
         compiled = compile_network(self.program, self.program.neurons, self.tensors, x, target=self.target,
                                    strategy=self.strategy, backend=self.backend, network=self.network.name,
                                    max_table_width=self.max_table_width,
+                                   copies=self.copies,
                                    angle_shift=None if shift is None else
                                    (shift.layer, shift.neuron, shift.gate, shift.delta))
         if compiled.strategy == "layered" and shift is None:
             self._base = compiled
         return compiled
 
+    def _seed(self) -> int:
+        return int(self.seeds.spawn(1)[0].generate_state(1)[0] & 0x7FFFFFFF)
+
     def sample(self, x, shots: int, variants: Sequence[Optional[Shift]]) -> list[list[torch.Tensor]]:
         from qnnc.runtime.targets.compile import run_compiled
 
         x = np.asarray(x, dtype=np.float64)
         B = x.shape[0]
+        if self.via == "simulator":
+            base = self._compile(x[0], None)
+            if base.strategy == "layered":
+                return self._sample_layered(x, shots, variants)
         per: list[list[np.ndarray]] = [[] for _ in variants]
         for b in range(B):
             for v, sh in enumerate(variants):
                 c = self._compile(x[b], sh)
-                seed = int(self.seeds.spawn(1)[0].generate_state(1)[0] & 0x7FFFFFFF)
+                seed = self._seed()
                 if self.via == "client":
                     from qnnc.runtime.targets.submit import submit
 
@@ -151,13 +167,36 @@ class CircuitExecutor:
                     per[v].append(run_compiled(c, shots, self.simulator, seed))
                 self.circuits += len(c.circuits)
                 widths = c.spec.widths
-        offs = np.cumsum([0] + widths)
-        out = []
-        for v in range(len(variants)):
-            r = np.stack(per[v], 1).astype(np.float64)  # [S, B, H]
-            out.append([torch.from_numpy(np.ascontiguousarray(r[:, :, offs[l]:offs[l + 1]]))
-                        for l in range(len(widths))])
-        return out
+        return _split(per, widths)
+
+    def _sample_layered(self, x: np.ndarray, shots: int, variants) -> list[list[torch.Tensor]]:
+        """Every image x variant in one `host.run_layered_many`: one Aer call per layer."""
+        from qnnc.runtime.targets import host
+        from qnnc.runtime.targets.compile import vendor
+
+        base = self._base
+        if self._local is None or self._local[0] is not base:
+            self._local = (base, vendor(base.target).local_executor(base.native, base.lowered, self.simulator,
+                                                                    self._seed()))
+        ex = self._local[1]
+        specs = [self._compile(x[b], sh).spec for b in range(x.shape[0]) for sh in variants]
+        rng = np.random.default_rng(np.random.SeedSequence(self._seed()))
+        rows = host.run_layered_many(base.lowered, specs, ex, [int(shots)] * len(specs), rng)
+        self.circuits += len(specs) * len(base.circuits)
+        V = len(variants)
+        per = [[rows[b * V + v] for b in range(x.shape[0])] for v in range(V)]
+        return _split(per, base.spec.widths)
+
+
+def _split(per: list[list[np.ndarray]], widths: list[int]) -> list[list[torch.Tensor]]:
+    """Per variant, its images' [shots, H] outcome rows -> per hidden layer [S, B, N] (float64)."""
+    offs = np.cumsum([0] + list(widths))
+    out = []
+    for v in range(len(per)):
+        r = np.stack(per[v], 1).astype(np.float64)  # [S, B, H]
+        out.append([torch.from_numpy(np.ascontiguousarray(r[:, :, offs[l]:offs[l + 1]]))
+                    for l in range(len(widths))])
+    return out
 
 
 EXECUTORS = ("sim", "aer")

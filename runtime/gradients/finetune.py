@@ -41,13 +41,19 @@ def finetune(program: ir.Program, network: ir.Network, tensors: dict, executor, 
              batch: int = 8, shots: int = 32, lr: float = 0.05, momentum: float = 0.9,
              estimator: str = "shift", data: str = "mnist.train5k", eval_data: str = "mnist.test",
              eval_images: int = 200, eval_shots: int = 10, eval_every: int = 5, seed: int = 0,
-             out_dir: Optional[str] = None, progress: Optional[Callable[[str], None]] = None) -> dict:
+             out_dir: Optional[str] = None, progress: Optional[Callable[[str], None]] = None,
+             eval_executor=None, on_eval: Optional[Callable[[dict, dict], None]] = None,
+             layers: Optional[list] = None) -> dict:
     """Fine-tune `tensors` for `steps` steps of `batch` training images (a seeded draw per
     step), with gradients estimated from `shots` shots per image and variant. Returns the
-    history (step, accuracy, loss, circuits, seconds) and the final weights."""
+    history (step, accuracy, loss, circuits, seconds) and the final weights.
+    `eval_executor`: measure the accuracy with this executor instead (e.g. the fast noisy
+    simulator for a run on Aer); `on_eval(record, weights)` is called after each
+    evaluation (to write partial results). `layers`: fine-tune only these layers (by
+    name; the parameter shift then runs only their variants), default all."""
     from qnnc.runtime import checkpoint as ckpt
     from qnnc.runtime.data import load_dataset, preprocess
-    from qnnc.runtime.gradients import estimate, net_view, view_model
+    from qnnc.runtime.gradients import check_layers, estimate, net_view, view_model
 
     for name, v, lo in (("steps", steps, 1), ("batch", batch, 1), ("shots", shots, 2),
                         ("eval images", eval_images, 1), ("eval shots", eval_shots, 1), ("eval every", eval_every, 1)):
@@ -55,6 +61,8 @@ def finetune(program: ir.Program, network: ir.Network, tensors: dict, executor, 
             raise error("Q0722", f"{name} must be at least {lo}, not {v}")
     if not (lr > 0 and np.isfinite(lr)) or not 0 <= momentum < 1:
         raise error("Q0722", f"learning rate {lr} must be positive and momentum {momentum} in [0, 1)")
+    if layers is not None:
+        layers = check_layers(net_view(view_model(program, network), tensors), layers, exit_code=2)
     train = load_dataset(data)
     test = load_dataset(eval_data)
     xt = preprocess(train.images, network.input).astype(np.float64)
@@ -69,13 +77,17 @@ def finetune(program: ir.Program, network: ir.Network, tensors: dict, executor, 
     t0 = time.perf_counter()
     circuits = 0
 
+    judge = executor if eval_executor is None else eval_executor
+
     def evaluate(step: int) -> None:
-        executor.set_weights(w)
-        c0 = executor.circuits
-        r = vote_accuracy(executor, net_view(model, w), xe, ye, eval_shots)
+        judge.set_weights(w)
+        c0 = judge.circuits
+        r = vote_accuracy(judge, net_view(model, w), xe, ye, eval_shots)
         r.update(step=step, seconds=time.perf_counter() - t0, gradient_circuits=circuits,
-                 eval_circuits=executor.circuits - c0)
+                 eval_circuits=judge.circuits - c0)
         history.append(r)
+        if on_eval:
+            on_eval(r, w)
         if progress:
             progress(f"step {step}: accuracy {r['accuracy']:.4f} (single pass {r['single_shot_accuracy']:.4f}), "
                      f"loss {r['loss']:.4f}, {r['seconds']:.1f} s")
@@ -87,7 +99,8 @@ def finetune(program: ir.Program, network: ir.Network, tensors: dict, executor, 
                     "program_hash": ckpt.program_hash(program)}
     for step in range(1, steps + 1):
         idx = rng.choice(len(yt), size=batch, replace=False)
-        est = estimate(executor, program, network, w, xt[idx], yt[idx], shots=shots, estimator=estimator)
+        est = estimate(executor, program, network, w, xt[idx], yt[idx], shots=shots, estimator=estimator,
+                       layers=layers)
         circuits += est.circuits
         for k, g in est.grads.items():
             vel[k] = momentum * vel[k] + g.numpy()

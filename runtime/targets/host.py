@@ -95,52 +95,80 @@ def shot_inputs(x: np.ndarray, shots: int) -> np.ndarray:
 
 def run_layered(lowered: Lowered, spec: NetworkSpec, executor: Executor, shots: int,
                 rng: np.random.Generator, progress: Optional[Callable[[str], None]] = None) -> np.ndarray:
-    offs = spec.offsets()
-    out = np.ones((shots, spec.num_outcomes), dtype=np.int8)
-    d_prev: Optional[np.ndarray] = None
-    carried: Optional[np.ndarray] = None  # [shots, size, 2]
-    for li, layer in enumerate(spec.hidden):
-        nm = layer.neuron
-        inp = shot_inputs(spec.x, shots) if d_prev is None else d_prev
-        z = layer.z(inp)
-        last = layer.last(d_prev, shots)
-        if nm.carried_reg is not None and (carried is None or not layer.carried):
-            carried = np.zeros((shots, layer.size, 2), dtype=complex)
-            carried[..., 0] = 1.0
-        records = np.zeros((shots, layer.size, len(nm.measures)), dtype=np.int8)
+    return run_layered_many(lowered, [spec], executor, [shots], rng, progress)[0]
+
+
+def run_layered_many(lowered: Lowered, specs: Sequence[NetworkSpec], executor: Executor, shots: Sequence[int],
+                     rng: np.random.Generator, progress: Optional[Callable[[str], None]] = None
+                     ) -> list[np.ndarray]:
+    """`run_layered` for several networks that share the lowered program (the same
+    layers and neurons; other weights, inputs or angle shifts: e.g. every image and
+    parameter-shift variant of one gradient), `shots[g]` passes of `specs[g]`. Each layer's
+    circuits run once for all of them: one executor call per chunk and layer, the
+    shots' parameter rows packed together. Each network's outcomes as `run_layered`."""
+    specs = list(specs)
+    bounds = np.cumsum([0] + [int(s) for s in shots])
+    total = int(bounds[-1])
+    outs = [np.ones((int(s), sp.num_outcomes), dtype=np.int8) for sp, s in zip(specs, shots)]
+    d_prev: list[Optional[np.ndarray]] = [None] * len(specs)
+    carried: list[Optional[np.ndarray]] = [None] * len(specs)  # [shots, size, 2]
+    hidden = specs[0].hidden
+    for li, layer0 in enumerate(hidden):
+        nm = layer0.neuron
+        zs, lasts = [], []
+        for g, sp in enumerate(specs):
+            layer = sp.hidden[li]
+            inp = shot_inputs(sp.x, int(shots[g])) if d_prev[g] is None else d_prev[g]
+            zs.append(layer.z(inp))
+            lasts.append(layer.last(d_prev[g], int(shots[g])))
+            if nm.carried_reg is not None and (carried[g] is None or not layer.carried):
+                c = np.zeros((int(shots[g]), layer.size, 2), dtype=complex)
+                c[..., 0] = 1.0
+                carried[g] = c
+        records = np.zeros((total, layer0.size, len(nm.measures)), dtype=np.int8)
         if progress:
             n = sum(1 for ch in lowered.chunks if ch.layer == li)
-            progress(f"layer {li + 1}/{len(spec.hidden)} `{layer.name}`: {n} circuit(s), {shots} shots")
+            progress(f"layer {li + 1}/{len(hidden)} `{layer0.name}`: {n} circuit(s), {total} shots")
         for ci, ch in enumerate(lowered.chunks):
             if ch.layer == li:
-                _run_chunk(ci, ch, layer, z, last, carried, executor, records)
-        emits = records[:, :, nm.emit_index]
-        out[:, offs[li]:offs[li] + layer.size] = 1 - 2 * emits
-        if li + 1 < len(spec.hidden) and spec.hidden[li + 1].carried:
-            carried = _carry(layer, z, last, carried, records, rng)
-        else:
-            carried = None
-        d_prev = 1.0 - 2.0 * emits
-    return out
+                rows = np.concatenate([_chunk_rows(ch, sp.hidden[li], zs[g], lasts[g], carried[g])
+                                       for g, sp in enumerate(specs)], 0)
+                _run_chunk_rows(ci, ch, rows, executor, records)
+        for g, sp in enumerate(specs):
+            layer = sp.hidden[li]
+            rec = records[bounds[g]:bounds[g + 1]]
+            emits = rec[:, :, nm.emit_index]
+            outs[g][:, sp.offsets()[li]:sp.offsets()[li] + layer.size] = 1 - 2 * emits
+            if li + 1 < len(sp.hidden) and sp.hidden[li + 1].carried:
+                carried[g] = _carry(layer, zs[g], lasts[g], carried[g], rec, rng)
+            else:
+                carried[g] = None
+            d_prev[g] = 1.0 - 2.0 * emits
+    return outs
 
 
-def _run_chunk(ci: int, ch: ChunkPlan, layer, z, last, carried, executor: Executor,
-               records: np.ndarray) -> None:
+def _chunk_rows(ch: ChunkPlan, layer, z, last, carried) -> np.ndarray:
+    """Each shot's parameter row for the chunk's neurons: their gate angles, then (for
+    a carried register) the (ry, rz) preparation of each carried state."""
     nm = layer.neuron
     shots = z.shape[0]
     n = len(ch.neurons)
-    n_gates = len(nm.gates)
-    ang = np.zeros((shots, n, n_gates))
+    ang = np.zeros((shots, n, len(nm.gates)))
     for j, i in enumerate(ch.neurons):
         for g, a in enumerate(layer.model(i).angles(z[:, i], last[:, i])):
             if a is not None:
                 ang[:, j, g] = a
     cols = [ang.reshape(shots, -1)]
-    layout = [ch.angle_params.reshape(ch.copies, -1)]
     if nm.carried_reg is not None:
         cols.append(prep_angles(carried[:, list(ch.neurons)]).reshape(shots, -1))
+    return np.concatenate(cols, 1)
+
+
+def _run_chunk_rows(ci: int, ch: ChunkPlan, rows: np.ndarray, executor: Executor, records: np.ndarray) -> None:
+    n = len(ch.neurons)
+    layout = [ch.angle_params.reshape(ch.copies, -1)]
+    if ch.prep_params is not None and rows.shape[1] > layout[0].shape[1]:
         layout.append(ch.prep_params.reshape(ch.copies, -1))
-    rows = np.concatenate(cols, 1)
     layout_idx = np.concatenate(layout, 1)  # [copies, row width] -> param index or -1
     uniq, jobs = _pack(rows, ch.copies)
     n_params = len(ch.circuit.params)

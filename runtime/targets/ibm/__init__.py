@@ -26,6 +26,7 @@ STATEVECTOR_MAX = 16
 
 _BACKENDS: dict = {}
 _NOISY: dict = {}
+_NOISY_ON: dict = {}
 
 
 def _qiskit():
@@ -66,6 +67,59 @@ def noisy_simulator(backend_name: Optional[str] = None):
     if be.name not in _NOISY:
         _NOISY[be.name] = AerSimulator.from_backend(be)
     return _NOISY[be.name]
+
+
+def noisy_simulator_on(backend_name: Optional[str], qubits) -> object:
+    """`noisy_simulator(backend_name)` with its noise model cut to the errors whose qubits
+    all lie in `qubits` (the physical qubits a circuit acts on), cached per set.
+
+    A circuit on those qubits meets exactly the same channels (an error on other qubits
+    is never applied to it), but Aer converts the noise model to its C++ form on every
+    `run` call and per experiment: FakeBrisbane's 127-qubit model cost ~2 s per call and
+    ~30 ms per experiment, which dominated a layered run. Falls back to the whole model
+    if this qiskit-aer's `NoiseModel` lays out its errors differently."""
+    import copy
+
+    full = noisy_simulator(backend_name)
+    qs = frozenset(int(q) for q in qubits)
+    key = (full.name, qs)
+    if key not in _NOISY_ON:
+        nm = full.options.noise_model
+        try:
+            cut = copy.copy(nm)
+            cut._local_quantum_errors = {g: {q: e for q, e in d.items() if set(q) <= qs}
+                                         for g, d in nm._local_quantum_errors.items()}
+            cut._local_readout_errors = {q: e for q, e in nm._local_readout_errors.items() if set(q) <= qs}
+            cut._noise_qubits = set(q for q in nm._noise_qubits if q in qs)
+            # Default (all-qubit) errors apply everywhere and stay; custom passes (relaxation
+            # over delays) are kept as they are and act on the circuit itself.
+            from qiskit_aer import AerSimulator
+
+            sim = AerSimulator(noise_model=cut)
+        except AttributeError:
+            sim = full
+        _NOISY_ON[key] = sim
+    return _NOISY_ON[key]
+
+
+def active_qubits(circ) -> list[int]:
+    """Indices of the qubits a circuit's operations touch (inside control flow too;
+    barriers and delays do not count)."""
+    out: set[int] = set()
+
+    def visit(c, where: list[int]) -> None:
+        index = {q: where[k] for k, q in enumerate(c.qubits)}
+        for inst in c.data:
+            name = inst.operation.name
+            if name in ("if_else", "for_loop", "while_loop", "switch_case"):
+                outer = [index[q] for q in inst.qubits]
+                for block in inst.operation.blocks:
+                    visit(block, outer)
+            elif name not in ("barrier", "delay"):
+                out.update(index[q] for q in inst.qubits)
+
+    visit(circ, list(range(circ.num_qubits)))
+    return sorted(out)
 
 
 def capabilities(backend: Optional[str] = None) -> Capabilities:
@@ -304,8 +358,19 @@ def stats(circ) -> dict:
 
 
 class IbmExecutor:
+    """Runs the ISA circuits on Aer: `noisy` with the fake backend's noise model cut to the
+    qubits each circuit acts on (`noisy_simulator_on`, the same channels), `ideal` without.
+
+    Method: `layered` circuits (one or two qubits per neuron, no entanglement between
+    neurons: product states) run as matrix product states at every width, since a state
+    vector of 16 qubits costs ~20x more per noisy shot there (measured, docs/
+    hardware-in-the-loop.md "Speed"); other circuits as before (Aer's choice up to
+    `STATEVECTOR_MAX` active qubits, matrix product states beyond). Both are exact
+    trajectory simulations of the same noise. The jobs of one call (parameter rows) run
+    in one Aer call with runtime parameter binding."""
+
     def __init__(self, prog: IbmProgram, names: list[list[str]], simulator: str = "ideal",
-                 seed: Optional[int] = None, device: str = "CPU"):
+                 seed: Optional[int] = None, device: str = "CPU", strategy: Optional[str] = None):
         _qiskit()
         from qiskit_aer import AerSimulator
 
@@ -314,19 +379,35 @@ class IbmExecutor:
                          help="simulators: " + ", ".join(f"`{s}`" for s in SIMULATORS))
         self.prog = prog
         self.names = names  # the neutral circuits' parameter order
-        self.sim = noisy_simulator(prog.backend_name) if simulator == "noisy" else AerSimulator()
+        self.noisy = simulator == "noisy"
+        self.ideal = AerSimulator() if not self.noisy else None
         self.seeds = np.random.SeedSequence(seed)
         self.device = device  # Aer's: "CPU", or "GPU" (statevector circuits; MPS stays on the CPU)
+        self.strategy = strategy
+        self.calls = 0  # Aer run calls made
+        self._per_circuit: dict = {}
 
     def _seed(self) -> int:
         # A fresh seed per call: a fixed seed would repeat the same draws every run.
         return int(self.seeds.spawn(1)[0].generate_state(1)[0] & 0x7FFFFFFF)
 
+    def _setup(self, index: int):
+        """(simulator, method) for circuit `index`, worked out once."""
+        if index not in self._per_circuit:
+            circ = self.prog.isa[index]
+            qubits = active_qubits(circ)
+            if self.strategy == "layered" and self.device == "CPU":
+                method = "matrix_product_state"
+            else:
+                method = "automatic" if len(qubits) <= STATEVECTOR_MAX else "matrix_product_state"
+            sim = noisy_simulator_on(self.prog.backend_name, qubits) if self.noisy else self.ideal
+            self._per_circuit[index] = (sim, method)
+        return self._per_circuit[index]
+
     def run(self, index: int, values: Optional[np.ndarray], shots: Sequence[int]) -> list[np.ndarray]:
         circ = self.prog.isa[index]
         n_clbits = circ.num_clbits
-        active = stats(circ)["qubits"]
-        method = "automatic" if active <= STATEVECTOR_MAX else "matrix_product_state"
+        sim, method = self._setup(index)
         out: list[Optional[np.ndarray]] = [None] * len(shots)
         params = list(circ.parameters)
         by_shots: dict[int, list[int]] = {}
@@ -336,14 +417,16 @@ class IbmExecutor:
             kw = dict(shots=s, memory=True, seed_simulator=self._seed(), method=method)
             if self.device != "CPU" and method == "automatic":
                 kw["device"] = self.device
+            self.calls += 1
             if params:
                 # qiskit sorts circuit.parameters by name; look each up by name
                 order = {name: k for k, name in enumerate(self.names[index])}
                 binds = {p: values[jobs, order[p.name]].tolist() for p in params}
-                res = self.sim.run(circ, parameter_binds=[binds], **kw).result()
+                res = sim.run(circ, parameter_binds=[binds], runtime_parameter_bind_enable=len(jobs) > 1,
+                              **kw).result()
                 mems = [res.get_memory(k) for k in range(len(jobs))]
             else:
-                res = self.sim.run(circ, **kw).result()
+                res = sim.run(circ, **kw).result()
                 mems = [res.get_memory(0)] * len(jobs)
             for j, mem in zip(jobs, mems):
                 out[j] = _bits(mem, n_clbits)
@@ -396,7 +479,8 @@ class IBMTarget(Target):
 
     def local_executor(self, native: IbmProgram, lowered: Lowered, simulator: str = "ideal",
                        seed: Optional[int] = None, device: str = "CPU") -> IbmExecutor:
-        return IbmExecutor(native, [list(c.params) for c in lowered.circuits], simulator, seed, device)
+        return IbmExecutor(native, [list(c.params) for c in lowered.circuits], simulator, seed, device,
+                           strategy=lowered.strategy)
 
     # local_qubit_limit: none fixed; Aer switches to matrix product states for wide circuits
 
