@@ -43,6 +43,9 @@ _STACK = 32
 
 # Rows from which the sampler builds pattern tables on a first call.
 _TABLE_ROWS = 512
+# Values per layer in one block of rows of the sampler's kernel (the rows go through all
+# layers block by block).
+_BLOCK_ELEMENTS = 4096
 # Widest layer the fused sampler takes: its matrix products are plain loops (or tables),
 # which lose to torch's BLAS on wide layers.
 MAX_WIDTH = 64
@@ -160,6 +163,11 @@ class FusedSampler:
     with `FusedSampler.build(plans, dtype)`, which returns None when the chain does not
     have the shape (then the model uses its torch paths)."""
 
+    # float32 samples of layers after the first are decided with a float32 cosine where
+    # the random value is at least this far from the threshold (`fused_kernels.decide_f32`;
+    # the same samples); 0 computes every threshold exactly (the tests compare both).
+    margin = None
+
     def __init__(self, plans, dtype, progs):
         self.plans = plans
         self.dtype = dtype
@@ -182,12 +190,19 @@ class FusedSampler:
         self.head = np.array([0.5, -1.5] + consts, dtype=self.np_dtype)
         self.depth = max([1] + [_depth(pc[0]) for pc in progs if pc is not None])
         self.max_width = max(self.sizes)
-        self._bufs: dict = {}
-        self._views: dict = {}
+        self._groups = (self.max_width + 7) // 8  # 8-bit patterns per row of a layer's outcomes
+        # rows per block of the kernel (even): its work buffers stay in the first-level caches
+        self.block = max(2, (_BLOCK_ELEMENTS // self.max_width) & ~1)
+        self.f32 = self.np_dtype == np.float32
+        self._owned = None  # work buffers of one block
+        self._thr = np.empty(0, self.np_dtype)  # the first layer's thresholds
         self._lock = threading.Lock()
         self._packed_key = None
         self._packed = None
         self._calls_same = 0
+        if self.margin is None:
+            from qnnc.runtime import fused_kernels as K
+            self.margin = K.DECIDE_MARGIN
 
     @classmethod
     def build(cls, plans, dtype) -> Optional["FusedSampler"]:
@@ -249,25 +264,22 @@ class FusedSampler:
                     K.build_tables(params, meta[l, 2], self.sizes[l - 1], self.sizes[l], params, meta[l, 4])
         return meta, params
 
-    def _buf(self, name, rows, cols):
-        buf = self._bufs.get(name)
-        if buf is None or buf.size < rows * cols:
-            buf = self._bufs[name] = np.empty(max(rows * cols, 1), dtype=self.np_dtype)
-            self._views = {}  # views of the old buffer
-        return buf[:rows * cols].reshape(rows, cols)
+    def _work(self):
+        """Fresh work buffers of one block (`fused_kernels.sample_chain`)."""
+        n = self.block * self.max_width
+        return (np.empty(n, self.np_dtype), np.empty(n, self.np_dtype), np.empty((self.depth, n), self.np_dtype),
+                np.empty(n + 2, self.np_dtype), np.empty(self.block * self._groups, np.uint64))
 
     def run(self, z1: torch.Tensor, shots: int, fields, weights, biases, key=None) -> Optional[torch.Tensor]:
         """The values [B * shots, size] of the last layer it runs (`len(self.plans)`: the
         last neuron layer) in one pass, from the first layer's
         pre-activation z1 [B, N0]; None when z1 is not finite. `key`: the parameters'
         (version, address) list, to repack the weights only when they change."""
-        from qnnc.runtime import fused_kernels as K
-
+        K = _kernels()
         B = z1.shape[0]
         rows = B * shots
-        entropy = np.array(fields.entropy, dtype=np.uint64)
         out = np.empty((rows, self.sizes[-1]), dtype=self.np_dtype)  # handed out: not reused
-        n = rows * self.max_width
+        nt = B * self.sizes[0]
         mine = self._lock.acquire(blocking=False)  # the owned buffers, unless another thread has them
         try:
             if mine:
@@ -280,20 +292,18 @@ class FusedSampler:
                 if self._packed is None or (want_tables and not self._packed[2]):
                     self._packed = self._pack(weights, biases, want_tables) + (want_tables,)
                 meta, params = self._packed[0], self._packed[1]
-                views = self._views.get((rows, B))
-                if views is None:
-                    if len(self._views) > 8:
-                        self._views.clear()
-                    views = self._views[(rows, B)] = (
-                        self._buf("a", 1, n)[0], self._buf("b", 1, n)[0], self._buf("t", 1, B * self.sizes[0])[0],
-                        self._buf("S", self.depth, n))
-                a, b, t, S = views
+                if self._owned is None:
+                    self._owned = self._work()
+                if self._thr.size < nt:
+                    self._thr = np.empty(nt, self.np_dtype)
+                a, b, S, f, pats = self._owned
+                t = self._thr
             else:
                 meta, params = self._pack(weights, biases, False)
-                a, b = np.empty(n, self.np_dtype), np.empty(n, self.np_dtype)
-                t, S = np.empty(B * self.sizes[0], self.np_dtype), np.empty((self.depth, n), self.np_dtype)
-            ok = K.sample_chain(z1.numpy(), shots, entropy, meta, params, self.prog,
-                                self.np_dtype == np.float32, a, b, t, out, S)
+                a, b, S, f, pats = self._work()
+                t = np.empty(nt, self.np_dtype)
+            ok = K.sample_chain(z1.numpy(), shots, np.array(fields.entropy, dtype=np.uint64), meta, params, self.prog,
+                                self.f32, self.block, a, b, t, out, S, f, pats, self.margin)
         finally:
             if mine:
                 self._lock.release()
