@@ -45,7 +45,7 @@ _STACK = 32
 _TABLE_ROWS = 512
 # Values per layer in one block of rows of the sampler's kernel (the rows go through all
 # layers block by block).
-_BLOCK_ELEMENTS = 4096
+_BLOCK_ELEMENTS = 1024
 # Widest layer the fused sampler takes: its matrix products are plain loops (or tables),
 # which lose to torch's BLAS on wide layers.
 MAX_WIDTH = 64

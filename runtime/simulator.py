@@ -93,6 +93,10 @@ _DET_BLOCK_ELEMENTS = 1 << 22
 _FUSED_MAX_ELEMENTS = 3 << 14
 
 
+# x W^T as one op (torch's mm of x and W's transposed view: the same product)
+_linear = torch.nn.functional.linear
+
+
 def _buffer(ws: dict, key, rows: int, cols: int, dtype, device=None) -> torch.Tensor:
     """A [rows, cols] contiguous view of a workspace buffer (grown when needed)."""
     buf = ws.get(key)
@@ -509,7 +513,7 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
             with torch.no_grad():
                 return self._sample_fused(x, shots, fields, fs)
         W, b = layers[0]
-        z = torch.mm(x, W.t())
+        z = _linear(x, W)
         if b is not None:
             z.add_(b)
         src = fs.run(z, shots, fields, self.weight, self.bias, self._finite_key)
@@ -517,10 +521,11 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
             return None
         for i in range(len(fs.plans), len(self.plans)):  # classical layers after the last neuron layer
             W, b = layers[i]
-            z = torch.mm(src, W.t())
+            z = _linear(src, W)
             if b is not None:
                 z.add_(b)
-            src = self._classical(self.plans[i].kind, z, True, 1.0)
+            kind = self.plans[i].kind
+            src = z if kind == "linear" else self._classical(kind, z, True, 1.0)
         return src.view(x.shape[0], shots, -1)
 
     def _sample_chunked(self, x: torch.Tensor, shots: int, fields: RandomFields) -> torch.Tensor:
