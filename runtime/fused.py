@@ -283,7 +283,7 @@ class FusedSampler:
         mine = self._lock.acquire(blocking=False)  # the owned buffers, unless another thread has them
         try:
             if mine:
-                if key is None or key != self._packed_key:
+                if key is None or key is not self._packed_key:  # (a new key object when a weight changed)
                     self._packed, self._packed_key, self._calls_same = None, key, 0
                 self._calls_same += 1
                 # The tables pay for themselves over a few hundred rows, or once the weights

@@ -565,6 +565,7 @@ def sample_chain(z1, shots, entropy, meta, params, prog, f32, block, buf_a, buf_
         dst = buf_b
         K = N0
         have_pats = False  # the previous layer's outcomes are in pats (its floats are not written)
+        written = False  # the last layer wrote out
         for l in range(L):
             N = meta[l, M_SIZE]
             kind = meta[l, M_KIND]
@@ -620,10 +621,16 @@ def sample_chain(z1, shots, entropy, meta, params, prog, f32, block, buf_a, buf_
                 _fill_field(seeds[l], r0 * N, M, f32, fbuf)
                 neg = pats.view(np.uint8)  # 1 where the outcome is -1 (M <= its size)
                 if l == 0:
+                    img = r0 // shots  # the image of row r0 + r, counted up
+                    s = r0 - img * shots
                     for r in range(R):
-                        tb = ((r0 + r) // shots) * N
+                        tb = img * N
                         for n in range(N):
                             neg[r * N + n] = 1 if fbuf[r * N + n] + thr0[tb + n] < 0 else 0
+                        s += 1
+                        if s == shots:
+                            s = 0
+                            img += 1
                 else:
                     eval_angles(prog, meta[l, M_P0], meta[l, M_P1], params, dst, M, S)
                     if f32 and margin > 0:
@@ -638,6 +645,11 @@ def sample_chain(z1, shots, entropy, meta, params, prog, f32, block, buf_a, buf_
                     for j in range(M >> 3):
                         pats[j] = (pats[j] * _GATHER8) >> _S56
                     have_pats = True
+                elif l == L - 1:  # the values handed out: straight into out
+                    for r in range(R):
+                        for n in range(N):
+                            out[r0 + r, n] = 1.0 - 2.0 * neg[r * N + n]
+                    written = True
                 else:
                     for m in range(M):
                         dst[m] = 1.0 - 2.0 * neg[m]
@@ -653,10 +665,11 @@ def sample_chain(z1, shots, entropy, meta, params, prog, f32, block, buf_a, buf_
                     dst[m] = math.tanh(dst[m])
             K = N
             src, dst = dst, src
-        N = meta[L - 1, M_SIZE]
-        for r in range(R):
-            for n in range(N):
-                out[r0 + r, n] = src[r * N + n]
+        if not written:
+            N = meta[L - 1, M_SIZE]
+            for r in range(R):
+                for n in range(N):
+                    out[r0 + r, n] = src[r * N + n]
     return True
 
 
