@@ -419,6 +419,11 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
         if torch.is_grad_enabled() and any(t.requires_grad for t in self._params()):
             out = self._sample(x, shots, fields, 0, inplace=False)
         else:
+            fs = self._fused_route(x.shape[0], shots)
+            if fs is not None:
+                out = self._sample_fused(x, shots, fields, fs, shots_first=True)
+                if out is not None:
+                    return out
             out = self._sample_chunked(x, shots, fields)
         return out.transpose(0, 1)
 
@@ -500,7 +505,16 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
                                       if self._lean_plan() is not None and self.device.type == "cpu" else None)
         return fs
 
-    def _sample_fused(self, x: torch.Tensor, shots: int, fields: RandomFields, fs) -> Optional[torch.Tensor]:
+    def _fused_route(self, B: int, shots: int):
+        """The fused sampler when a no-grad pass of B images x shots goes through it."""
+        if self._lean_plan() is not None and B * shots * self.max_width <= self.chunk_elements:
+            fs = self._fused_sampler()
+            if fs is not None and B * shots * fs.max_width <= _FUSED_MAX_ELEMENTS:
+                return fs
+        return None
+
+    def _sample_fused(self, x: torch.Tensor, shots: int, fields: RandomFields, fs, shots_first: bool = False
+                      ) -> Optional[torch.Tensor]:
         """One no-grad pass through the fused sampler: the first layer's z once per image
         (torch), the neuron layers in one numba call, the classical layers after the last
         neuron layer (the logits) as torch products. Draws the same field values at the
@@ -514,7 +528,7 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
                                            for p in self.plans]
         if torch.is_grad_enabled():
             with torch.no_grad():
-                return self._sample_fused(x, shots, fields, fs)
+                return self._sample_fused(x, shots, fields, fs, shots_first)
         key = self._finite_key  # (a new object whenever a parameter changed)
         w0 = getattr(self, "_fused_w0", None)
         if w0 is None or w0[0] is not key:
@@ -538,13 +552,16 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
                 z.add_(b)
             kind = self.plans[i].kind
             src = z if kind == "linear" else self._classical(kind, z, True, 1.0)
-        return src.view(x.shape[0], shots, -1)
+        n = src.shape[1]  # (rows r = image * shots + shot)
+        if shots_first:  # [shots, B, n], as forward returns it
+            return src.as_strided((shots, x.shape[0], n), (n, shots * n, 1))
+        return src.view(x.shape[0], shots, n)
 
     def _sample_chunked(self, x: torch.Tensor, shots: int, fields: RandomFields) -> torch.Tensor:
         B = x.shape[0]
         if self._lean_plan() is not None and B * shots * self.max_width <= self.chunk_elements:
-            fs = self._fused_sampler()
-            if fs is not None and B * shots * fs.max_width <= _FUSED_MAX_ELEMENTS:
+            fs = self._fused_route(B, shots)
+            if fs is not None:
                 out = self._sample_fused(x, shots, fields, fs)
                 if out is not None:
                     return out
