@@ -7,11 +7,15 @@ evaluate per element, value and derivative; nothing here knows a squash or a neu
 `FusedSampler` runs a whole no-grad sampled pass of a chain whose first layer is a
 neuron layer and whose neuron layers take the R_y fast path (`NeuronKernel.fast_ry`)
 with a bounded angle: one torch matrix product for the first layer (once per image),
-then one numba call that does, layer after layer up to the last neuron layer, the
-matrix product, the angle, the threshold, the counter-based random value
-(`counter_rng`: the same field values at the same positions as the general path) and
-the sample, in buffers owned by the sampler; the classical layers after it (the
-logits) stay torch products (`QNNModel._sample_fused`).
+then one numba call that takes the rows in blocks of about 1,024 values (so its work
+stays in the first-level cache) through every layer up to the last neuron layer: the
+matrix product (pattern tables for ±1 inputs), the angle, the threshold, the
+counter-based random value (`counter_rng`: the same field values at the same positions
+as the general path) and the sample, in buffers owned by the sampler. float32 samples
+after the first layer are decided with a float32 cosine where the random value is
+clearly on one side of the threshold and with the exact threshold elsewhere
+(`fused_kernels.decide_f32`: the same samples). The classical layers after the last
+neuron layer (the logits) stay torch products (`QNNModel._sample_fused`).
 
 `FusedDP` / `FusedDPFunction`: the exact dynamic programme over layers and its
 written-out gradient in two numba kernels (`qnnc.runtime.exact_dp` is the torch one).
@@ -270,40 +274,42 @@ class FusedSampler:
         return (np.empty(n, self.np_dtype), np.empty(n, self.np_dtype), np.empty((self.depth, n), self.np_dtype),
                 np.empty(n + 2, self.np_dtype), np.empty(self.block * self._groups, np.uint64))
 
-    def run(self, z1: torch.Tensor, shots: int, fields, weights, biases, key=None) -> Optional[torch.Tensor]:
+    def run(self, z1: torch.Tensor, shots: int, entropy, weights, biases, key=None) -> Optional[torch.Tensor]:
         """The values [B * shots, size] of the last layer it runs (`len(self.plans)`: the
-        last neuron layer) in one pass, from the first layer's
-        pre-activation z1 [B, N0]; None when z1 is not finite. `key`: the parameters'
-        (version, address) list, to repack the weights only when they change."""
-        K = _kernels()
+        last neuron layer) in one pass, from the first layer's pre-activation z1 [B, N0]
+        and the pass's entropy (`RandomFields.entropy`); None when z1 is not finite.
+        `key`: the parameters' (version, address) list, a new object when they change,
+        to repack the weights only then."""
         B = z1.shape[0]
         rows = B * shots
         out = np.empty((rows, self.sizes[-1]), dtype=self.np_dtype)  # handed out: not reused
         nt = B * self.sizes[0]
-        mine = self._lock.acquire(blocking=False)  # the owned buffers, unless another thread has them
+        mine = self._lock.acquire(False)  # the owned buffers, unless another thread has them
         try:
             if mine:
-                if key is None or key is not self._packed_key:  # (a new key object when a weight changed)
+                if key is None or key is not self._packed_key:
                     self._packed, self._packed_key, self._calls_same = None, key, 0
-                self._calls_same += 1
+                packed = self._packed
                 # The tables pay for themselves over a few hundred rows, or once the weights
                 # have stayed the same for a second call.
-                want_tables = rows >= _TABLE_ROWS or self._calls_same >= 2
-                if self._packed is None or (want_tables and not self._packed[2]):
-                    self._packed = self._pack(weights, biases, want_tables) + (want_tables,)
-                meta, params = self._packed[0], self._packed[1]
-                if self._owned is None:
-                    self._owned = self._work()
-                if self._thr.size < nt:
-                    self._thr = np.empty(nt, self.np_dtype)
-                a, b, S, f, pats = self._owned
+                if packed is None or not packed[2]:
+                    self._calls_same += 1
+                    want_tables = rows >= _TABLE_ROWS or self._calls_same >= 2
+                    if packed is None or want_tables:
+                        packed = self._packed = self._pack(weights, biases, want_tables) + (want_tables,)
+                work = self._owned
+                if work is None:
+                    work = self._owned = self._work()
                 t = self._thr
+                if t.size < nt:
+                    t = self._thr = np.empty(nt, self.np_dtype)
             else:
-                meta, params = self._pack(weights, biases, False)
-                a, b, S, f, pats = self._work()
+                packed = self._pack(weights, biases, False)
+                work = self._work()
                 t = np.empty(nt, self.np_dtype)
-            ok = K.sample_chain(z1.numpy(), shots, np.array(fields.entropy, dtype=np.uint64), meta, params, self.prog,
-                                self.f32, self.block, a, b, t, out, S, f, pats, self.margin)
+            ok = (_K or _kernels()).sample_chain(
+                z1.numpy(), shots, np.array(entropy, dtype=np.uint64), packed[0], packed[1], self.prog, self.f32,
+                self.block, work[0], work[1], t, out, work[2], work[3], work[4], self.margin)
         finally:
             if mine:
                 self._lock.release()

@@ -7,8 +7,10 @@ enabled, `qnnc.runtime.counter_rng.numba_enabled`).
   small stack program, evaluated op by op over a vector, or per element with its
   derivative (the exact path).
 * `sample_chain`: a whole sampled pass of a chain of R_y fast-path neuron layers and
-  classical layers: per layer the matrix product, the angle, the threshold, the random
-  value and the sample, fused, in owned buffers.
+  classical layers, rows in cache-sized blocks through all layers: per layer the matrix
+  product (pattern tables for ±1 inputs), the angle, the threshold, the random value
+  and the sample, each one simple vectorisable loop, in owned buffers; float32 samples
+  decided by `decide_f32` (float32 cosine, exact threshold near the boundary).
 * `dp_forward` / `dp_backward`: the dynamic programme over layers of the exact path
   (`qnnc.runtime.exact_dp`) and its written-out gradient.
 

@@ -419,7 +419,7 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
         if torch.is_grad_enabled() and any(t.requires_grad for t in self._params()):
             out = self._sample(x, shots, fields, 0, inplace=False)
         else:
-            fs = self._fused_route(x.shape[0], shots)
+            fs = self._fused_route(x.shape[0] * shots)
             if fs is not None:
                 out = self._sample_fused(x, shots, fields, fs, shots_first=True)
                 if out is not None:
@@ -454,9 +454,9 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
         return params
 
     def _finite_weights(self) -> bool:
-        params = self._params()
+        params = self.__dict__.get("_param_list") or self._params()
         key = [(t._version, t.data_ptr()) for t in params]  # in-place updates bump _version
-        if getattr(self, "_finite_key", None) != key:
+        if self.__dict__.get("_finite_key") != key:
             if not all(host_bool(torch.isfinite(t).all()) for t in params):
                 return False
             self._finite_key = key
@@ -505,12 +505,14 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
                                       if self._lean_plan() is not None and self.device.type == "cpu" else None)
         return fs
 
-    def _fused_route(self, B: int, shots: int):
-        """The fused sampler when a no-grad pass of B images x shots goes through it."""
-        if self._lean_plan() is not None and B * shots * self.max_width <= self.chunk_elements:
+    def _fused_route(self, rows: int):
+        """The fused sampler when a no-grad pass of `rows` = images x shots goes through it."""
+        fs = self.__dict__.get("_fused_cache", False)
+        if fs is False:
             fs = self._fused_sampler()
-            if fs is not None and B * shots * fs.max_width <= _FUSED_MAX_ELEMENTS:
-                return fs
+        if (fs is not None and rows * fs.max_width <= _FUSED_MAX_ELEMENTS and self._lean_plan() is not None
+                and rows * self.max_width <= self.chunk_elements):
+            return fs
         return None
 
     def _sample_fused(self, x: torch.Tensor, shots: int, fields: RandomFields, fs, shots_first: bool = False
@@ -523,14 +525,14 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
         if not self._finite_weights():
             return None
         layers = self._fused_layers
-        if layers is None:  # (W, b) per layer: the parameters are the same objects for the model's life
-            layers = self._fused_layers = [(self.weight[p.name], self.bias[p.name] if p.name in self.bias else None)
-                                           for p in self.plans]
+        if layers is None:  # (W, b, kind) per layer: the parameters are the same objects for the model's life
+            layers = self._fused_layers = [
+                (self.weight[p.name], self.bias[p.name] if p.name in self.bias else None, p.kind) for p in self.plans]
         if torch.is_grad_enabled():
             with torch.no_grad():
                 return self._sample_fused(x, shots, fields, fs, shots_first)
         key = self._finite_key  # (a new object whenever a parameter changed)
-        w0 = getattr(self, "_fused_w0", None)
+        w0 = self.__dict__.get("_fused_w0")
         if w0 is None or w0[0] is not key:
             # The first layer's weights transposed, contiguous: x [B, F] times it is MKL's
             # plain product, about 1.5x faster than against the transposed view at these
@@ -542,15 +544,13 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
         b = layers[0][1]
         if b is not None:
             z.add_(b)
-        src = fs.run(z, shots, fields, self.weight, self.bias, key)
+        src = fs.run(z, shots, fields.entropy, self.weight, self.bias, key)
         if src is None:
             return None
-        for i in range(len(fs.plans), len(self.plans)):  # classical layers after the last neuron layer
-            W, b = layers[i]
+        for W, b, kind in layers[len(fs.plans):]:  # classical layers after the last neuron layer
             z = _linear(src, W)
             if b is not None:
                 z.add_(b)
-            kind = self.plans[i].kind
             src = z if kind == "linear" else self._classical(kind, z, True, 1.0)
         n = src.shape[1]  # (rows r = image * shots + shot)
         if shots_first:  # [shots, B, n], as forward returns it
@@ -560,7 +560,7 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
     def _sample_chunked(self, x: torch.Tensor, shots: int, fields: RandomFields) -> torch.Tensor:
         B = x.shape[0]
         if self._lean_plan() is not None and B * shots * self.max_width <= self.chunk_elements:
-            fs = self._fused_route(B, shots)
+            fs = self._fused_route(B * shots)
             if fs is not None:
                 out = self._sample_fused(x, shots, fields, fs)
                 if out is not None:
