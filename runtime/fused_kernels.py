@@ -577,7 +577,7 @@ def sample_chain(z1, shots, entropy, meta, params, prog, f32, block, buf_a, buf_
                 bo = meta[l, M_B]
                 to = meta[l, M_T]
                 G = (K + 7) // 8
-                if to >= 0:  # z = Σ_g T_g[pattern of inputs 8g .. 8g+7]: one add per group
+                if to >= 0:  # z = Σ_q T_q[pattern of inputs 4q .. 4q+3]: one add per 4 inputs
                     if not have_pats:
                         for r in range(R):
                             for g in range(G):
@@ -588,18 +588,24 @@ def sample_chain(z1, shots, entropy, meta, params, prog, f32, block, buf_a, buf_
                                 pats[r * G + g] = pat
                     # (the sums in the order 0 + T_0 + T_1 + ... + bias, as the product's
                     # loop below: 0 + v is v but for the sign of a zero, which no angle reads)
+                    Q = (K + 3) // 4
                     for r in range(R):
                         o = r * N
-                        row = to + np.int64(pats[r * G]) * N
-                        if G == 2:
-                            row1 = to + (256 + np.int64(pats[r * G + 1])) * N
+                        p8 = np.int64(pats[r * G])
+                        row = to + (p8 & 15) * N
+                        if Q == 4:
+                            p8b = np.int64(pats[r * G + 1])
+                            row1 = to + (16 + (p8 >> 4)) * N
+                            row2 = to + (32 + (p8b & 15)) * N
+                            row3 = to + (48 + (p8b >> 4)) * N
                             for n in range(N):
-                                dst[o + n] = params[row + n] + params[row1 + n]
+                                dst[o + n] = ((params[row + n] + params[row1 + n]) + params[row2 + n]) + params[row3 + n]
                         else:
                             for n in range(N):
                                 dst[o + n] = params[row + n]
-                            for g in range(1, G):
-                                row = to + (g * 256 + np.int64(pats[r * G + g])) * N
+                            for q in range(1, Q):
+                                pq = (np.int64(pats[r * G + (q >> 1)]) >> (4 * (q & 1))) & 15
+                                row = to + (q * 16 + pq) * N
                                 for n in range(N):
                                     dst[o + n] += params[row + n]
                         if bo >= 0:
@@ -677,17 +683,18 @@ def sample_chain(z1, shots, entropy, meta, params, prog, f32, block, buf_a, buf_
 
 @njit(cache=True, nogil=True)
 def build_tables(w_flat, wo, K, N, tables, to):
-    """T_g[p, n] = Σ_{k in group g} s_k(p) W[n, k], s_k(p) = -1 where bit k - 8g of the
-    8-bit pattern p is set (the group's first input the least significant bit), for the
-    groups of 8 inputs of a layer whose inputs are ±1; W transposed at wo of w_flat
+    """T_q[p, n] = Σ_{k in group q} s_k(p) W[n, k], s_k(p) = -1 where bit k - 4q of the
+    4-bit pattern p is set (the group's first input the least significant bit), for the
+    groups of 4 inputs of a layer whose inputs are ±1 (16 rows of the layer's width per
+    group: the tables of a 16-wide layer fit in 4 KB); W transposed at wo of w_flat
     ([K, N]). The sum runs in the order of k, as the product's."""
-    G = (K + 7) // 8
-    for g in range(G):
-        k0 = 8 * g
-        k1 = min(K, k0 + 8)
+    Q = (K + 3) // 4
+    for q in range(Q):
+        k0 = 4 * q
+        k1 = min(K, k0 + 4)
         width = k1 - k0
-        for p in range(256):
-            row = to + (g * 256 + p) * N
+        for p in range(16):
+            row = to + (q * 16 + p) * N
             for n in range(N):
                 tables[row + n] = 0.0
             if p >> width:
