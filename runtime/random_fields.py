@@ -69,8 +69,11 @@ class RandomFields:
     (docs/devices.md).
     """
 
-    def __init__(self, generator: torch.Generator, dtype: torch.dtype, device=None):
-        self.entropy = _entropy(generator)
+    def __init__(self, generator: Optional[torch.Generator], dtype: torch.dtype, device=None,
+                 entropy: Optional[list] = None):
+        # `entropy`: the pass's two numbers, drawn by the caller with `_entropy` (then
+        # `generator` is not used)
+        self.entropy = _entropy(generator) if entropy is None else entropy
         self.dtype = dtype
         if device is not None and not isinstance(device, torch.device):
             device = torch.device(device)

@@ -67,7 +67,7 @@ from qnnc.runtime.exact import ExactEnumeration
 from qnnc.runtime.fused import FusedSampler
 from qnnc.runtime.neuron_kernel import NeuronKernel
 from qnnc.runtime.devices import check_dtype, from_host, host_bool, host_float, resolve_device
-from qnnc.runtime.random_fields import _PARALLEL_MIN, RandomFields, scalar
+from qnnc.runtime.random_fields import _PARALLEL_MIN, RandomFields, _entropy, scalar
 from qnnc.runtime.threads import apply_default as apply_default_threads
 from qnnc.runtime.torch_angles import bounded, sign_pos
 
@@ -192,7 +192,7 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
         # The sampling generator: independent of the init stream, owned by the model.
         sample_seed = int(np.random.SeedSequence([int(seed), 0x51A]).generate_state(1, np.uint64)[0] >> 1)
         self.generator = torch.Generator().manual_seed(sample_seed)
-        self._fused_layers = None  # [(W, b)] per layer, for the fused sampler
+        self._fused_layers = None  # [(W, b, kind)] per layer, for the fused sampler
         # One naming of the weights: state_dict() and load_state_dict() use the checkpoint
         # names (`h1`, `h1.bias`), so `load_state_dict(safetensors.torch.load_file(ckpt))`
         # works (the file's training state, `optimizer/...` and `rng/...`, is skipped).
@@ -415,16 +415,17 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
         self._check_ready()
         x = self._input(x)
         shots = self._shots(shots)
-        fields = RandomFields(generator if generator is not None else self.generator, self.dtype, self.device)
+        generator = generator if generator is not None else self.generator
         if torch.is_grad_enabled() and any(t.requires_grad for t in self._params()):
-            out = self._sample(x, shots, fields, 0, inplace=False)
+            out = self._sample(x, shots, RandomFields(generator, self.dtype, self.device), 0, inplace=False)
         else:
+            entropy = _entropy(generator)  # (the pass's one draw from the generator)
             fs = self._fused_route(x.shape[0] * shots)
             if fs is not None:
-                out = self._sample_fused(x, shots, fields, fs, shots_first=True)
+                out = self._sample_fused(x, shots, entropy, fs, shots_first=True)
                 if out is not None:
                     return out
-            out = self._sample_chunked(x, shots, fields)
+            out = self._sample_chunked(x, shots, RandomFields(None, self.dtype, self.device, entropy))
         return out.transpose(0, 1)
 
     def _lean_plan(self) -> Optional[list]:
@@ -515,7 +516,7 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
             return fs
         return None
 
-    def _sample_fused(self, x: torch.Tensor, shots: int, fields: RandomFields, fs, shots_first: bool = False
+    def _sample_fused(self, x: torch.Tensor, shots: int, fields, fs, shots_first: bool = False
                       ) -> Optional[torch.Tensor]:
         """One no-grad pass through the fused sampler: the first layer's z once per image
         (torch), the neuron layers in one numba call, the classical layers after the last
@@ -544,7 +545,8 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
         b = layers[0][1]
         if b is not None:
             z.add_(b)
-        src = fs.run(z, shots, fields.entropy, self.weight, self.bias, key)
+        # fields: the pass's RandomFields, or its entropy alone
+        src = fs.run(z, shots, fields if type(fields) is list else fields.entropy, self.weight, self.bias, key)
         if src is None:
             return None
         for W, b, kind in layers[len(fs.plans):]:  # classical layers after the last neuron layer
