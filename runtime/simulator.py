@@ -412,9 +412,11 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
                 ) -> torch.Tensor:
         """Sampled logits [shots, batch, n_out]. With autograd on, backward is the
         straight-through estimator; with it off the pass runs chunked and in place."""
-        self._check_ready()
+        if self.pending:
+            self._check_ready()
         x = self._input(x)
-        shots = self._shots(shots)
+        if type(shots) is not int or shots < 1:
+            shots = self._shots(shots)
         generator = generator if generator is not None else self.generator
         if torch.is_grad_enabled() and any(t.requires_grad for t in self._params()):
             out = self._sample(x, shots, RandomFields(generator, self.dtype, self.device), 0, inplace=False)
