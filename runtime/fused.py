@@ -7,11 +7,15 @@ evaluate per element, value and derivative; nothing here knows a squash or a neu
 `FusedSampler` runs a whole no-grad sampled pass of a chain whose first layer is a
 neuron layer and whose neuron layers take the R_y fast path (`NeuronKernel.fast_ry`)
 with a bounded angle: one torch matrix product for the first layer (once per image),
-then one numba call that does, layer after layer up to the last neuron layer, the
-matrix product, the angle, the threshold, the counter-based random value
-(`counter_rng`: the same field values at the same positions as the general path) and
-the sample, in buffers owned by the sampler; the classical layers after it (the
-logits) stay torch products (`QNNModel._sample_fused`).
+then one numba call that takes the rows in blocks of about 1,024 values (so its work
+stays in the first-level cache) through every layer up to the last neuron layer: the
+matrix product (pattern tables for ±1 inputs), the angle, the threshold, the
+counter-based random value (`counter_rng`: the same field values at the same positions
+as the general path) and the sample, in buffers owned by the sampler. float32 samples
+after the first layer are decided with a float32 cosine where the random value is
+clearly on one side of the threshold and with the exact threshold elsewhere
+(`fused_kernels.decide_f32`: the same samples). The classical layers after the last
+neuron layer (the logits) stay torch products (`QNNModel._sample_fused`).
 
 `FusedDP` / `FusedDPFunction`: the exact dynamic programme over layers and its
 written-out gradient in two numba kernels (`qnnc.runtime.exact_dp` is the torch one).
@@ -43,6 +47,9 @@ _STACK = 32
 
 # Rows from which the sampler builds pattern tables on a first call.
 _TABLE_ROWS = 512
+# Values per layer in one block of rows of the sampler's kernel (the rows go through all
+# layers block by block).
+_BLOCK_ELEMENTS = 1024
 # Widest layer the fused sampler takes: its matrix products are plain loops (or tables),
 # which lose to torch's BLAS on wide layers.
 MAX_WIDTH = 64
@@ -160,6 +167,11 @@ class FusedSampler:
     with `FusedSampler.build(plans, dtype)`, which returns None when the chain does not
     have the shape (then the model uses its torch paths)."""
 
+    # float32 samples of layers after the first are decided with a float32 cosine where
+    # the random value is at least this far from the threshold (`fused_kernels.decide_f32`;
+    # the same samples); 0 computes every threshold exactly (the tests compare both).
+    margin = None
+
     def __init__(self, plans, dtype, progs):
         self.plans = plans
         self.dtype = dtype
@@ -182,12 +194,19 @@ class FusedSampler:
         self.head = np.array([0.5, -1.5] + consts, dtype=self.np_dtype)
         self.depth = max([1] + [_depth(pc[0]) for pc in progs if pc is not None])
         self.max_width = max(self.sizes)
-        self._bufs: dict = {}
-        self._views: dict = {}
+        self._groups = (self.max_width + 7) // 8  # 8-bit patterns per row of a layer's outcomes
+        # rows per block of the kernel (even): its work buffers stay in the first-level caches
+        self.block = max(2, (_BLOCK_ELEMENTS // self.max_width) & ~1)
+        self.f32 = self.np_dtype == np.float32
+        self._owned = None  # work buffers of one block
+        self._thr = np.empty(0, self.np_dtype)  # the first layer's thresholds
         self._lock = threading.Lock()
         self._packed_key = None
         self._packed = None
         self._calls_same = 0
+        if self.margin is None:
+            from qnnc.runtime import fused_kernels as K
+            self.margin = K.DECIDE_MARGIN
 
     @classmethod
     def build(cls, plans, dtype) -> Optional["FusedSampler"]:
@@ -218,7 +237,7 @@ class FusedSampler:
     def _pack(self, weights, biases, tables: bool):
         """(meta, params): later layers' weights (transposed), biases and, with `tables`,
         the pattern tables of the layers whose inputs are ±1 (after a neuron or sign
-        layer): one add per 8 inputs instead of 8 multiply-adds."""
+        layer): one add per 4 inputs instead of 4 multiply-adds, 16 rows per group."""
         from qnnc.runtime import fused_kernels as K
 
         meta = self.meta.copy()
@@ -240,7 +259,7 @@ class FusedSampler:
                 # layer hands out (logits) keep the sequential sum, as torch's product.
                 if self.kinds[l - 1] in (0, 1) and self.kinds[l] == 0:
                     meta[l, 4] = at
-                    at += ((self.sizes[l - 1] + 7) // 8) * 256 * self.sizes[l]
+                    at += ((self.sizes[l - 1] + 3) // 4) * 16 * self.sizes[l]
             parts.append(np.zeros(at - sum(x.size for x in parts), dtype=self.np_dtype))
         params = np.concatenate(parts)
         if tables:
@@ -249,51 +268,48 @@ class FusedSampler:
                     K.build_tables(params, meta[l, 2], self.sizes[l - 1], self.sizes[l], params, meta[l, 4])
         return meta, params
 
-    def _buf(self, name, rows, cols):
-        buf = self._bufs.get(name)
-        if buf is None or buf.size < rows * cols:
-            buf = self._bufs[name] = np.empty(max(rows * cols, 1), dtype=self.np_dtype)
-            self._views = {}  # views of the old buffer
-        return buf[:rows * cols].reshape(rows, cols)
+    def _work(self):
+        """Fresh work buffers of one block (`fused_kernels.sample_chain`)."""
+        n = self.block * self.max_width
+        return (np.empty(n, self.np_dtype), np.empty(n, self.np_dtype), np.empty((self.depth, n), self.np_dtype),
+                np.empty(n + 2, self.np_dtype), np.empty(self.block * self._groups, np.uint64))
 
-    def run(self, z1: torch.Tensor, shots: int, fields, weights, biases, key=None) -> Optional[torch.Tensor]:
+    def run(self, z1: torch.Tensor, shots: int, entropy, weights, biases, key=None) -> Optional[torch.Tensor]:
         """The values [B * shots, size] of the last layer it runs (`len(self.plans)`: the
-        last neuron layer) in one pass, from the first layer's
-        pre-activation z1 [B, N0]; None when z1 is not finite. `key`: the parameters'
-        (version, address) list, to repack the weights only when they change."""
-        from qnnc.runtime import fused_kernels as K
-
+        last neuron layer) in one pass, from the first layer's pre-activation z1 [B, N0]
+        and the pass's entropy (`RandomFields.entropy`); None when z1 is not finite.
+        `key`: the parameters' (version, address) list, a new object when they change,
+        to repack the weights only then."""
         B = z1.shape[0]
         rows = B * shots
-        entropy = np.array(fields.entropy, dtype=np.uint64)
         out = np.empty((rows, self.sizes[-1]), dtype=self.np_dtype)  # handed out: not reused
-        n = rows * self.max_width
-        mine = self._lock.acquire(blocking=False)  # the owned buffers, unless another thread has them
+        nt = B * self.sizes[0]
+        mine = self._lock.acquire(False)  # the owned buffers, unless another thread has them
         try:
             if mine:
-                if key is None or key != self._packed_key:
+                if key is None or key is not self._packed_key:
                     self._packed, self._packed_key, self._calls_same = None, key, 0
-                self._calls_same += 1
+                packed = self._packed
                 # The tables pay for themselves over a few hundred rows, or once the weights
                 # have stayed the same for a second call.
-                want_tables = rows >= _TABLE_ROWS or self._calls_same >= 2
-                if self._packed is None or (want_tables and not self._packed[2]):
-                    self._packed = self._pack(weights, biases, want_tables) + (want_tables,)
-                meta, params = self._packed[0], self._packed[1]
-                views = self._views.get((rows, B))
-                if views is None:
-                    if len(self._views) > 8:
-                        self._views.clear()
-                    views = self._views[(rows, B)] = (
-                        self._buf("a", 1, n)[0], self._buf("b", 1, n)[0], self._buf("t", 1, B * self.sizes[0])[0],
-                        self._buf("S", self.depth, n))
-                a, b, t, S = views
+                if packed is None or not packed[2]:
+                    self._calls_same += 1
+                    want_tables = rows >= _TABLE_ROWS or self._calls_same >= 2
+                    if packed is None or want_tables:
+                        packed = self._packed = self._pack(weights, biases, want_tables) + (want_tables,)
+                work = self._owned
+                if work is None:
+                    work = self._owned = self._work()
+                t = self._thr
+                if t.size < nt:
+                    t = self._thr = np.empty(nt, self.np_dtype)
             else:
-                meta, params = self._pack(weights, biases, False)
-                a, b = np.empty(n, self.np_dtype), np.empty(n, self.np_dtype)
-                t, S = np.empty(B * self.sizes[0], self.np_dtype), np.empty((self.depth, n), self.np_dtype)
-            ok = K.sample_chain(z1.numpy(), shots, entropy, meta, params, self.prog,
-                                self.np_dtype == np.float32, a, b, t, out, S)
+                packed = self._pack(weights, biases, False)
+                work = self._work()
+                t = np.empty(nt, self.np_dtype)
+            ok = (_K or _kernels()).sample_chain(
+                z1.numpy(), shots, np.array(entropy, dtype=np.uint64), packed[0], packed[1], self.prog, self.f32,
+                self.block, work[0], work[1], t, out, work[2], work[3], work[4], self.margin)
         finally:
             if mine:
                 self._lock.release()

@@ -7,8 +7,10 @@ enabled, `qnnc.runtime.counter_rng.numba_enabled`).
   small stack program, evaluated op by op over a vector, or per element with its
   derivative (the exact path).
 * `sample_chain`: a whole sampled pass of a chain of R_y fast-path neuron layers and
-  classical layers: per layer the matrix product, the angle, the threshold, the random
-  value and the sample, fused, in owned buffers.
+  classical layers, rows in cache-sized blocks through all layers: per layer the matrix
+  product (pattern tables for ±1 inputs), the angle, the threshold, the random value
+  and the sample, each one simple vectorisable loop, in owned buffers; float32 samples
+  decided by `decide_f32` (float32 cosine, exact threshold near the boundary).
 * `dp_forward` / `dp_backward`: the dynamic programme over layers of the exact path
   (`qnnc.runtime.exact_dp`) and its written-out gradient.
 
@@ -408,6 +410,68 @@ def thresholds(S, M, half, m15, out):
         out[m] = m15 + half * c[m]
 
 
+# ------------------------------------------------------------------ float32 decisions
+
+# pi/2 in two float32 pieces (the first with 8 significant bits: k * piece is exact)
+_F32_PIO2_1 = np.float32(1.5703125)
+_F32_PIO2_2 = np.float32(math.pi / 2 - 1.5703125)
+_F32_2_OVER_PI = np.float32(2 / math.pi)
+COS32_MAX_ARG = 64.0  # |θ| beyond it: the exact threshold
+# Largest |cos32(θ) - cos θ| for |θ| <= COS32_MAX_ARG is below 1e-6 (tests/test_simulator.py
+# checks it on a dense grid); the decision margin leaves a factor of 7 on top of that bound
+# and of the threshold's own rounding (< 2e-7).
+DECIDE_MARGIN = 2.0 ** -16
+
+
+@njit(cache=True, nogil=True, inline="always")
+def cos32(x):
+    """cos(x) in float32 arithmetic (Cody-Waite reduction by pi/2, Taylor polynomials to
+    r^7 and r^8 on [-pi/4, pi/4]), within 1e-6 of cos for |x| <= COS32_MAX_ARG (about
+    4e-7); branch free, so loops of it vectorise."""
+    x = np.float32(x)
+    k = np.floor(x * _F32_2_OVER_PI + np.float32(0.5))
+    r = (x - k * _F32_PIO2_1) - k * _F32_PIO2_2
+    z = r * r
+    s = r * (np.float32(1.0) + z * (np.float32(-1.0 / 6) + z * (np.float32(1.0 / 120) + z * np.float32(-1.0 / 5040))))
+    c = np.float32(1.0) + z * (np.float32(-0.5) + z * (np.float32(1.0 / 24) + z * (np.float32(-1.0 / 720) + z * (
+        np.float32(1.0 / 40320)))))
+    q = np.int32(k) & 3  # cos(k pi/2 + r): cos r, -sin r, -cos r, sin r
+    v = s if (q & 1) == 1 else c
+    return -v if (q == 1 or q == 2) else v
+
+
+@njit(cache=True, nogil=True)
+def decide_f32(S, M, half, m15, fbuf, neg, margin, tmp):
+    """neg[m] = 1 where the sample of θ = S[0, m] with random value fbuf[m] is -1, i.e.
+    fbuf[m] + t < 0 for the threshold t = -3/2 + cos(θ)/2 as `thresholds` rounds it,
+    decided from cos32 where the sum is at least `margin` from 0 (cos32's error cannot
+    flip the sign there) and from the exact threshold elsewhere (at most 2 margin of the
+    values: 3 in 10^5): the same samples as `thresholds`, at float32 vector speed.
+    tmp: [M] work space (float32)."""
+    mg = np.float32(margin)
+    for m in range(M):
+        th = S[0, m]
+        x = fbuf[m] + (m15 + half * cos32(th))
+        tmp[m] = x if abs(th) <= COS32_MAX_ARG else np.nan  # (NaN: unsure below)
+        neg[m] = 1 if x < 0 else 0
+    unsure = 0
+    for m in range(M):
+        unsure |= 0 if abs(tmp[m]) >= mg else 1
+    if unsure == 0:
+        return
+    if not _all_small(S, M):
+        thresholds(S, M, half, m15, tmp)  # (libm's cos for the whole layer, as thresholds)
+        for m in range(M):
+            neg[m] = 1 if fbuf[m] + tmp[m] < 0 else 0
+        return
+    one = np.empty(1, tmp.dtype)
+    for m in range(M):
+        if not abs(tmp[m]) >= mg:
+            one[0] = cos_poly(np.float64(S[0, m]))  # rounded to the dtype, as thresholds
+            t = m15 + half * one[0]
+            neg[m] = 1 if fbuf[m] + t < 0 else 0
+
+
 # ------------------------------------------------------------------ the fused sampler
 
 NEURON, SIGN_ACT, RELU, TANH_ACT, LINEAR = 0, 1, 2, 3, 4
@@ -426,8 +490,37 @@ def field_seed2(e0, e1, k0, k1):
 M_KIND, M_SIZE, M_W, M_B, M_T, M_P0, M_P1, M_KEY = 0, 1, 2, 3, 4, 5, 6, 7
 
 
+_EXP32_64 = np.uint64(0x3F800000)
+_MANT32 = np.uint64(0x007FFFFF)
+_S41 = np.uint64(41)
+_S56 = np.uint64(56)
+_ZERO64 = np.uint64(0)
+# Bytes b_0 .. b_7 (each 0 or 1, b_0 least significant) times this, shifted right by 56,
+# give the 8-bit number with bit i = b_i.
+_GATHER8 = np.uint64(0x0102040810204080)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _fill_field(seed, start, M, f32, fbuf):
+    """Values start .. start+M-1 of a field (seed) as uniform_12 values into fbuf[0:M]
+    (fbuf's dtype: float32 or float64, at least M rounded up to even long). float32
+    (start even): one draw per pair of values (value 2j is the low word of draw j,
+    2j + 1 its high word, as `fill_u32`), written as one 64-bit word; float64: one draw
+    per value."""
+    bits = fbuf.view(np.uint64)
+    if f32:
+        j0 = start >> 1
+        for j in range((M + 1) >> 1):
+            d = _draw(seed, j0 + j)
+            bits[j] = ((d >> _S9) & _MANT32) | _EXP32_64 | (((d >> _S41) | _EXP32_64) << _S32)
+    else:
+        for j in range(M):
+            bits[j] = (_draw(seed, start + j) >> _S12) | _EXP64
+
+
 @njit(cache=True, nogil=True)
-def sample_chain(z1, shots, entropy, meta, params, prog, f32, buf_a, buf_b, thr0, out, S):
+def sample_chain(z1, shots, entropy, meta, params, prog, f32, block, buf_a, buf_b, thr0, out, S, fbuf, pats,
+                 margin):
     """One sampled pass of B images x `shots`, rows r = b * shots + s. z1 [B, N0]: the
     first layer's pre-activation (bias included), the first layer a neuron layer.
     meta [L, 8]: per layer its kind, size, and offsets into `params` of its weights
@@ -435,9 +528,18 @@ def sample_chain(z1, shots, entropy, meta, params, prog, f32, buf_a, buf_b, thr0
     -1: none; used instead of the weights, the inputs being ±1), its angle program
     prog[p0:p1] (constants in params), and the key of its field. params[0:2] = [0.5,
     -1.5]. Neuron layers draw value r * N + n of field (key, 1) of the pass's entropy.
-    buf_a, buf_b: [rows * max width]; thr0 [B * N0]; S [depth, rows * max width].
-    Writes the last layer's values into out [rows, size]. False when z1 is not finite
-    (the caller's general path reports it)."""
+    The rows go through all layers in blocks of `block` rows (even), so that the work
+    stays in cache: buf_a, buf_b: [block * max width]; S [depth, block * max width];
+    fbuf [block * max width + 2] (the dtype's random values); pats [block * groups of
+    8 of the max width] (uint64: a neuron layer's outcomes as 8-bit patterns for the
+    next layer's tables); thr0 [B * N0]. `margin`: float32 samples after the first
+    layer are decided by `decide_f32` with it (0: exact thresholds). Writes the last
+    layer's values into out [rows, size]. False when z1 is not finite (the caller's
+    general path reports it).
+
+    Per layer each step is one simple loop over the block's values (the matrix product
+    by rows, the angle op by op, the cosine, the random field, the comparison), so that
+    the compiler vectorises them."""
     B, N0 = z1.shape
     half = params[0]
     m15 = params[1]
@@ -449,114 +551,156 @@ def sample_chain(z1, shots, entropy, meta, params, prog, f32, buf_a, buf_b, thr0
             if not math.isfinite(v):
                 return False
             thr0[b * N0 + n] = v
-    eval_angles(prog, meta[0, M_P0], meta[0, M_P1], params, thr0, B * N0, S)
-    thresholds(S, B * N0, half, m15, thr0)
+    cap = S.shape[1]
+    for c0 in range(0, B * N0, cap):
+        c = min(cap, B * N0 - c0)
+        eval_angles(prog, meta[0, M_P0], meta[0, M_P1], params, thr0[c0:], c, S)
+        thresholds(S, c, half, m15, thr0[c0:c0 + c])
     rows = B * shots
-    s0 = field_seed2(e0, e1, meta[0, M_KEY], 1)
-    for r in range(rows):
-        tb = (r // shots) * N0
-        base = r * N0
-        for n in range(N0):
-            x = _uniform12(s0, base + n, f32) + thr0[tb + n]
-            buf_a[base + n] = 1.0 if x >= 0 else -1.0
-    src = buf_a
-    dst = buf_b
     L = meta.shape[0]
-    K = N0
-    acc = np.empty(64, buf_a.dtype) if buf_a.shape[0] >= 0 else np.empty(1, buf_a.dtype)
+    seeds = np.empty(L, np.uint64)
     for l in range(L):
-        if meta[l, M_SIZE] > acc.shape[0]:
-            acc = np.empty(meta[l, M_SIZE], buf_a.dtype)
-    for l in range(1, L):
-        N = meta[l, M_SIZE]
-        kind = meta[l, M_KIND]
-        wo = meta[l, M_W]
-        bo = meta[l, M_B]
-        to = meta[l, M_T]
-        if to >= 0:  # z = Σ_g T_g[pattern of inputs 8g .. 8g+7]: one add per group
-            G = (K + 7) // 8
-            for r in range(rows):
-                for n in range(N):
-                    acc[n] = 0.0
-                for g in range(G):
-                    pat = 0
-                    for k in range(8 * g, min(K, 8 * g + 8)):
-                        pat = (pat << 1) | (1 if src[r * K + k] < 0 else 0)
-                    row = to + (g * 256 + pat) * N
-                    for n in range(N):
-                        acc[n] += params[row + n]
-                if bo >= 0:
-                    for n in range(N):
-                        acc[n] += params[bo + n]
-                for n in range(N):
-                    dst[r * N + n] = acc[n]
-        else:
-            for r in range(rows):
-                for n in range(N):
-                    acc[n] = 0.0
-                for k in range(K):
-                    dk = src[r * K + k]
-                    row = wo + k * N
-                    for n in range(N):
-                        acc[n] += dk * params[row + n]
-                if bo >= 0:
-                    for n in range(N):
-                        acc[n] += params[bo + n]
-                for n in range(N):
-                    dst[r * N + n] = acc[n]
-        M = rows * N
-        if kind == NEURON:
-            eval_angles(prog, meta[l, M_P0], meta[l, M_P1], params, dst, M, S)
-            sd = field_seed2(e0, e1, meta[l, M_KEY], 1)
-            if _all_small(S, M):
+        seeds[l] = field_seed2(e0, e1, meta[l, M_KEY], 1)
+    for r0 in range(0, rows, block):
+        R = min(block, rows - r0)
+        src = buf_a
+        dst = buf_b
+        K = N0
+        have_pats = False  # the previous layer's outcomes are in pats (its floats are not written)
+        written = False  # the last layer wrote out
+        for l in range(L):
+            N = meta[l, M_SIZE]
+            kind = meta[l, M_KIND]
+            M = R * N
+            if l > 0:
+                wo = meta[l, M_W]
+                bo = meta[l, M_B]
+                to = meta[l, M_T]
+                G = (K + 7) // 8
+                if to >= 0:  # z = Σ_q T_q[pattern of inputs 4q .. 4q+3]: one add per 4 inputs
+                    if not have_pats:
+                        for r in range(R):
+                            for g in range(G):
+                                pat = _ZERO64
+                                for k in range(8 * g, min(K, 8 * g + 8)):
+                                    if src[r * K + k] < 0:
+                                        pat |= _ONE1 << np.uint64(k - 8 * g)
+                                pats[r * G + g] = pat
+                    # (the sums in the order 0 + T_0 + T_1 + ... + bias, as the product's
+                    # loop below: 0 + v is v but for the sign of a zero, which no angle reads)
+                    Q = (K + 3) // 4
+                    for r in range(R):
+                        o = r * N
+                        p8 = np.int64(pats[r * G])
+                        row = to + (p8 & 15) * N
+                        if Q == 4:
+                            p8b = np.int64(pats[r * G + 1])
+                            row1 = to + (16 + (p8 >> 4)) * N
+                            row2 = to + (32 + (p8b & 15)) * N
+                            row3 = to + (48 + (p8b >> 4)) * N
+                            for n in range(N):
+                                dst[o + n] = ((params[row + n] + params[row1 + n]) + params[row2 + n]) + params[row3 + n]
+                        else:
+                            for n in range(N):
+                                dst[o + n] = params[row + n]
+                            for q in range(1, Q):
+                                pq = (np.int64(pats[r * G + (q >> 1)]) >> (4 * (q & 1))) & 15
+                                row = to + (q * 16 + pq) * N
+                                for n in range(N):
+                                    dst[o + n] += params[row + n]
+                        if bo >= 0:
+                            for n in range(N):
+                                dst[o + n] += params[bo + n]
+                else:
+                    for r in range(R):
+                        o = r * N
+                        for n in range(N):
+                            dst[o + n] = 0.0
+                        for k in range(K):
+                            dk = src[r * K + k]
+                            row = wo + k * N
+                            for n in range(N):
+                                dst[o + n] += dk * params[row + n]
+                        if bo >= 0:
+                            for n in range(N):
+                                dst[o + n] += params[bo + n]
+            have_pats = False
+            if kind == NEURON:
+                _fill_field(seeds[l], r0 * N, M, f32, fbuf)
+                neg = pats.view(np.uint8)  # 1 where the outcome is -1 (M <= its size)
+                if l == 0:
+                    img = r0 // shots  # the image of row r0 + r, counted up
+                    s = r0 - img * shots
+                    for r in range(R):
+                        tb = img * N
+                        for n in range(N):
+                            neg[r * N + n] = 1 if fbuf[r * N + n] + thr0[tb + n] < 0 else 0
+                        s += 1
+                        if s == shots:
+                            s = 0
+                            img += 1
+                else:
+                    eval_angles(prog, meta[l, M_P0], meta[l, M_P1], params, dst, M, S)
+                    if f32 and margin > 0:
+                        decide_f32(S, M, half, m15, fbuf, neg, margin, dst)
+                    else:
+                        thresholds(S, M, half, m15, dst)  # the threshold -3/2 + cos(θ)/2, as torch rounds it
+                        for m in range(M):
+                            neg[m] = 1 if fbuf[m] + dst[m] < 0 else 0
+                if l + 1 < L and meta[l + 1, M_T] >= 0 and N % 8 == 0:
+                    # the outcomes as the next layer's table patterns (bit k - 8g of pattern
+                    # g of a row set where outcome k is -1): 8 bytes -> 8 bits by one multiply
+                    for j in range(M >> 3):
+                        pats[j] = (pats[j] * _GATHER8) >> _S56
+                    have_pats = True
+                elif l == L - 1:  # the values handed out: straight into out
+                    for r in range(R):
+                        for n in range(N):
+                            out[r0 + r, n] = 1.0 - 2.0 * neg[r * N + n]
+                    written = True
+                else:
+                    for m in range(M):
+                        dst[m] = 1.0 - 2.0 * neg[m]
+            elif kind == SIGN_ACT:
                 for m in range(M):
-                    # the threshold -3/2 + cos(θ)/2 rounded as the torch path rounds it
-                    dst[m] = cos_poly(np.float64(S[0, m]))
-                    t = m15 + half * dst[m]
-                    x = _uniform12(sd, m, f32) + t
-                    dst[m] = 1.0 if x >= 0 else -1.0
-            else:
-                thresholds(S, M, half, m15, dst)
+                    dst[m] = 1.0 if dst[m] >= 0 else -1.0
+            elif kind == RELU:
                 for m in range(M):
-                    x = _uniform12(sd, m, f32) + dst[m]
-                    dst[m] = 1.0 if x >= 0 else -1.0
-        elif kind == SIGN_ACT:
-            for m in range(M):
-                dst[m] = 1.0 if dst[m] >= 0 else -1.0
-        elif kind == RELU:
-            for m in range(M):
-                if dst[m] < 0:
-                    dst[m] = 0.0
-        elif kind == TANH_ACT:
-            for m in range(M):
-                dst[m] = math.tanh(dst[m])
-        K = N
-        src, dst = dst, src
-    N = meta[L - 1, M_SIZE]
-    for r in range(rows):
-        for n in range(N):
-            out[r, n] = src[r * N + n]
+                    if dst[m] < 0:
+                        dst[m] = 0.0
+            elif kind == TANH_ACT:
+                for m in range(M):
+                    dst[m] = math.tanh(dst[m])
+            K = N
+            src, dst = dst, src
+        if not written:
+            N = meta[L - 1, M_SIZE]
+            for r in range(R):
+                for n in range(N):
+                    out[r0 + r, n] = src[r * N + n]
     return True
 
 
 @njit(cache=True, nogil=True)
 def build_tables(w_flat, wo, K, N, tables, to):
-    """T_g[p, n] = Σ_{k in group g} s_k(p) W[n, k], s_k(p) = -1 where bit k of the 8-bit
-    pattern p is set (first input of the group most significant), for the groups of 8
-    inputs of a layer whose inputs are ±1; W transposed at wo of w_flat ([K, N])."""
-    G = (K + 7) // 8
-    for g in range(G):
-        k0 = 8 * g
-        k1 = min(K, k0 + 8)
+    """T_q[p, n] = Σ_{k in group q} s_k(p) W[n, k], s_k(p) = -1 where bit k - 4q of the
+    4-bit pattern p is set (the group's first input the least significant bit), for the
+    groups of 4 inputs of a layer whose inputs are ±1 (16 rows of the layer's width per
+    group: the tables of a 16-wide layer fit in 4 KB); W transposed at wo of w_flat
+    ([K, N]). The sum runs in the order of k, as the product's."""
+    Q = (K + 3) // 4
+    for q in range(Q):
+        k0 = 4 * q
+        k1 = min(K, k0 + 4)
         width = k1 - k0
-        for p in range(256):
-            row = to + (g * 256 + p) * N
+        for p in range(16):
+            row = to + (q * 16 + p) * N
             for n in range(N):
                 tables[row + n] = 0.0
             if p >> width:
                 continue  # bits beyond the group's inputs: never used
             for k in range(k0, k1):
-                neg = (p >> (width - 1 - (k - k0))) & 1
+                neg = (p >> (k - k0)) & 1
                 wr = wo + k * N
                 for n in range(N):
                     if neg:

@@ -45,8 +45,7 @@ _PARALLEL_MIN = 1 << 16
 def _entropy(generator: torch.Generator) -> list[int]:
     """A pass's entropy: two 62-bit numbers from the caller's generator. Host data on
     every device: the generator is a CPU one (its state is what a checkpoint saves)."""
-    draw = torch.randint(0, 2 ** 62, (2,), generator=generator, dtype=torch.int64)
-    return [int(v) for v in draw.tolist()]
+    return torch.randint(0, 2 ** 62, (2,), generator=generator, dtype=torch.int64).tolist()  # (Python ints)
 
 
 class RandomFields:
@@ -70,10 +69,15 @@ class RandomFields:
     (docs/devices.md).
     """
 
-    def __init__(self, generator: torch.Generator, dtype: torch.dtype, device=None):
-        self.entropy = _entropy(generator)
+    def __init__(self, generator: Optional[torch.Generator], dtype: torch.dtype, device=None,
+                 entropy: Optional[list] = None):
+        # `entropy`: the pass's two numbers, drawn by the caller with `_entropy` (then
+        # `generator` is not used)
+        self.entropy = _entropy(generator) if entropy is None else entropy
         self.dtype = dtype
-        self.device = None if device is None or torch.device(device).type == "cpu" else torch.device(device)
+        if device is not None and not isinstance(device, torch.device):
+            device = torch.device(device)
+        self.device = None if device is None or device.type == "cpu" else device
         self._seeds: dict[tuple, int] = {}
 
     def seed(self, key: tuple) -> int:

@@ -67,7 +67,7 @@ from qnnc.runtime.exact import ExactEnumeration
 from qnnc.runtime.fused import FusedSampler
 from qnnc.runtime.neuron_kernel import NeuronKernel
 from qnnc.runtime.devices import check_dtype, from_host, host_bool, host_float, resolve_device
-from qnnc.runtime.random_fields import _PARALLEL_MIN, RandomFields, scalar
+from qnnc.runtime.random_fields import _PARALLEL_MIN, RandomFields, _entropy, scalar
 from qnnc.runtime.threads import apply_default as apply_default_threads
 from qnnc.runtime.torch_angles import bounded, sign_pos
 
@@ -91,6 +91,10 @@ _DET_BLOCK_ELEMENTS = 1 << 22
 # (hardware network, thread CPU time: 2,000 passes 0.61 against 0.66 ms, 4,000 passes
 # 1.92 against 1.84 ms).
 _FUSED_MAX_ELEMENTS = 3 << 14
+
+
+# x W^T as one op (torch's mm of x and W's transposed view: the same product)
+_linear = torch.nn.functional.linear
 
 
 def _buffer(ws: dict, key, rows: int, cols: int, dtype, device=None) -> torch.Tensor:
@@ -188,7 +192,7 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
         # The sampling generator: independent of the init stream, owned by the model.
         sample_seed = int(np.random.SeedSequence([int(seed), 0x51A]).generate_state(1, np.uint64)[0] >> 1)
         self.generator = torch.Generator().manual_seed(sample_seed)
-        self._fused_layers = None  # [(W, b)] per layer, for the fused sampler
+        self._fused_layers = None  # [(W, b, kind)] per layer, for the fused sampler
         # One naming of the weights: state_dict() and load_state_dict() use the checkpoint
         # names (`h1`, `h1.bias`), so `load_state_dict(safetensors.torch.load_file(ckpt))`
         # works (the file's training state, `optimizer/...` and `rng/...`, is skipped).
@@ -197,7 +201,7 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
 
     # Caches that hold references to this model's own parameters (or a lock): a copy
     # (copy.deepcopy, pickling) starts without them and builds its own.
-    _OWN_CACHES = ("_fused_cache", "_dp_route", "_dp_fused_cache", "_param_list", "_finite_key")
+    _OWN_CACHES = ("_fused_cache", "_dp_route", "_dp_fused_cache", "_param_list", "_finite_key", "_fused_w0")
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -305,6 +309,9 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
                         help="call model.load_weights(loader) or model.load_tensors(...) first")
 
     def _input(self, x) -> torch.Tensor:
+        if (type(x) is torch.Tensor and x.dtype == self.dtype and x.device == self.device and x.dim() == 2
+                and x.shape[1] == self.features):
+            return x  # (what the conversions below return for it)
         x = torch.as_tensor(x)
         if x.dim() != 2 or x.shape[1] != self.features:
             raise error("Q0632", f"network `{self.network.name}` expects inputs of shape [batch, "
@@ -405,14 +412,22 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
                 ) -> torch.Tensor:
         """Sampled logits [shots, batch, n_out]. With autograd on, backward is the
         straight-through estimator; with it off the pass runs chunked and in place."""
-        self._check_ready()
+        if self.pending:
+            self._check_ready()
         x = self._input(x)
-        shots = self._shots(shots)
-        fields = RandomFields(generator if generator is not None else self.generator, self.dtype, self.device)
+        if type(shots) is not int or shots < 1:
+            shots = self._shots(shots)
+        generator = generator if generator is not None else self.generator
         if torch.is_grad_enabled() and any(t.requires_grad for t in self._params()):
-            out = self._sample(x, shots, fields, 0, inplace=False)
+            out = self._sample(x, shots, RandomFields(generator, self.dtype, self.device), 0, inplace=False)
         else:
-            out = self._sample_chunked(x, shots, fields)
+            entropy = _entropy(generator)  # (the pass's one draw from the generator)
+            fs = self._fused_route(x.shape[0] * shots)
+            if fs is not None:
+                out = self._sample_fused(x, shots, entropy, fs, shots_first=True)
+                if out is not None:
+                    return out
+            out = self._sample_chunked(x, shots, RandomFields(None, self.dtype, self.device, entropy))
         return out.transpose(0, 1)
 
     def _lean_plan(self) -> Optional[list]:
@@ -442,9 +457,9 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
         return params
 
     def _finite_weights(self) -> bool:
-        params = self._params()
+        params = self.__dict__.get("_param_list") or self._params()
         key = [(t._version, t.data_ptr()) for t in params]  # in-place updates bump _version
-        if getattr(self, "_finite_key", None) != key:
+        if self.__dict__.get("_finite_key") != key:
             if not all(host_bool(torch.isfinite(t).all()) for t in params):
                 return False
             self._finite_key = key
@@ -493,7 +508,18 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
                                       if self._lean_plan() is not None and self.device.type == "cpu" else None)
         return fs
 
-    def _sample_fused(self, x: torch.Tensor, shots: int, fields: RandomFields, fs) -> Optional[torch.Tensor]:
+    def _fused_route(self, rows: int):
+        """The fused sampler when a no-grad pass of `rows` = images x shots goes through it."""
+        fs = self.__dict__.get("_fused_cache", False)
+        if fs is False:
+            fs = self._fused_sampler()
+        if (fs is not None and rows * fs.max_width <= _FUSED_MAX_ELEMENTS and self._lean_plan() is not None
+                and rows * self.max_width <= self.chunk_elements):
+            return fs
+        return None
+
+    def _sample_fused(self, x: torch.Tensor, shots: int, fields, fs, shots_first: bool = False
+                      ) -> Optional[torch.Tensor]:
         """One no-grad pass through the fused sampler: the first layer's z once per image
         (torch), the neuron layers in one numba call, the classical layers after the last
         neuron layer (the logits) as torch products. Draws the same field values at the
@@ -502,32 +528,44 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
         if not self._finite_weights():
             return None
         layers = self._fused_layers
-        if layers is None:  # (W, b) per layer: the parameters are the same objects for the model's life
-            layers = self._fused_layers = [(self.weight[p.name], self.bias[p.name] if p.name in self.bias else None)
-                                           for p in self.plans]
+        if layers is None:  # (W, b, kind) per layer: the parameters are the same objects for the model's life
+            layers = self._fused_layers = [
+                (self.weight[p.name], self.bias[p.name] if p.name in self.bias else None, p.kind) for p in self.plans]
         if torch.is_grad_enabled():
             with torch.no_grad():
-                return self._sample_fused(x, shots, fields, fs)
-        W, b = layers[0]
-        z = torch.mm(x, W.t())
+                return self._sample_fused(x, shots, fields, fs, shots_first)
+        key = self._finite_key  # (a new object whenever a parameter changed)
+        w0 = self.__dict__.get("_fused_w0")
+        if w0 is None or w0[0] is not key:
+            # The first layer's weights transposed, contiguous: x [B, F] times it is MKL's
+            # plain product, about 1.5x faster than against the transposed view at these
+            # sizes; its sums may round differently in the last bit, which only moves the
+            # first layer's thresholds (a sample flips only when its random value lies
+            # within that bit of its threshold: about 1 in 10^7 values in float32).
+            w0 = self._fused_w0 = (key, layers[0][0].detach().t().contiguous())
+        z = torch.mm(x, w0[1])
+        b = layers[0][1]
         if b is not None:
             z.add_(b)
-        src = fs.run(z, shots, fields, self.weight, self.bias, self._finite_key)
+        # fields: the pass's RandomFields, or its entropy alone
+        src = fs.run(z, shots, fields if type(fields) is list else fields.entropy, self.weight, self.bias, key)
         if src is None:
             return None
-        for i in range(len(fs.plans), len(self.plans)):  # classical layers after the last neuron layer
-            W, b = layers[i]
-            z = torch.mm(src, W.t())
+        for W, b, kind in layers[len(fs.plans):]:  # classical layers after the last neuron layer
+            z = _linear(src, W)
             if b is not None:
                 z.add_(b)
-            src = self._classical(self.plans[i].kind, z, True, 1.0)
-        return src.view(x.shape[0], shots, -1)
+            src = z if kind == "linear" else self._classical(kind, z, True, 1.0)
+        n = src.shape[1]  # (rows r = image * shots + shot)
+        if shots_first:  # [shots, B, n], as forward returns it
+            return src.as_strided((shots, x.shape[0], n), (n, shots * n, 1))
+        return src.view(x.shape[0], shots, n)
 
     def _sample_chunked(self, x: torch.Tensor, shots: int, fields: RandomFields) -> torch.Tensor:
         B = x.shape[0]
         if self._lean_plan() is not None and B * shots * self.max_width <= self.chunk_elements:
-            fs = self._fused_sampler()
-            if fs is not None and B * shots * fs.max_width <= _FUSED_MAX_ELEMENTS:
+            fs = self._fused_route(B * shots)
+            if fs is not None:
                 out = self._sample_fused(x, shots, fields, fs)
                 if out is not None:
                     return out
