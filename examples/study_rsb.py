@@ -33,13 +33,19 @@ from pathlib import Path
 import numpy as np
 
 RATIOS = (784, 512, 512, 10)
-# (size, sweeps, samples): the default plan, about 18 CPU-minutes on one core. Samples
-# are run round-robin over the sizes (in proportion to their counts), so a run stopped
-# early still has every size, with proportionally fewer samples.
-SK_PLAN = {64: (2048, 800), 128: (4096, 400), 256: (8192, 128), 512: (8192, 48), 1024: (16384, 12)}
-LAYERED_PLAN = {8: (4096, 128), 4: (8192, 64), 2: (8192, 32), 1: (8192, 16)}  # divisor of the ratios
-SK_TEMPS = [float(x) for x in np.linspace(0.5, 1.5, 16)]
-LAYERED_TEMP_FACTORS = [float(x) for x in np.linspace(0.7, 1.3, 16)]  # × the analytic T_c
+# size: (sweeps, samples). Samples are run round-robin over the sizes (in proportion to
+# their counts), so a run stopped early still has every size, with proportionally fewer
+# samples. About 70 CPU-minutes for both parts (sk: ~48, layered: ~22) on one core.
+SK_PLAN = {64: (2048, 1600), 128: (4096, 800), 256: (8192, 300), 512: (12288, 120), 1024: (8192, 80)}
+LAYERED_PLAN = {8: (2048, 800), 4: (4096, 400), 2: (4096, 200), 1: (4096, 64)}  # divisor of the ratios
+# The ladders are dense around T_c (the Binder crossings) and reach T = 0.5 (SK's P(q));
+# N = 1,024 only serves the crossing, so it starts at 0.68 (16 temperatures, cheaper and
+# faster to equilibrate).
+SK_TEMPS = [0.50, 0.56, 0.62, 0.68, 0.74, 0.80, 0.85, 0.90, 0.94, 0.97, 1.00, 1.03, 1.06, 1.10, 1.15, 1.20,
+            1.27, 1.35, 1.43, 1.50]
+SK_T_MIN = {1024: 0.68}
+LAYERED_TEMP_FACTORS = [0.80, 0.85, 0.89, 0.92, 0.95, 0.97, 0.99, 1.01, 1.03, 1.05, 1.08, 1.11, 1.15, 1.20,
+                        1.26, 1.33]  # × the analytic T_c
 Q_BINS = 50  # edges at multiples of 0.04: |q| < 0.2 is five whole bins
 
 
@@ -69,7 +75,8 @@ def run_sample(kind: str, size: int, sample: int, sweeps: int, seed: int) -> dic
     extra = {}
     t0 = time.perf_counter()
     if kind == "sk":
-        couplings, temps = DenseCouplings(sk_couplings(size, sample, seed)), SK_TEMPS
+        temps = [t for t in SK_TEMPS if t >= SK_T_MIN.get(size, 0.0)]
+        couplings = DenseCouplings(sk_couplings(size, sample, seed))
     else:
         sizes = layered_sizes(size)
         model = IsingModel.from_weights(layered_weights(sizes, sample, seed), [f"l{k}" for k in range(len(sizes))])
@@ -104,19 +111,19 @@ def simulate(out: Path, parts, sk_sizes, layered_divisors, seed: int, scale: flo
         if (kind, size, k) in done:
             continue
         r = run_sample(kind, size, k, sweeps, seed)
-        with (out / f"samples-{kind}.jsonl").open("a") as f:
-            f.write(json.dumps(r) + "\n")
+        folder = out / f"samples-{kind}"
+        folder.mkdir(exist_ok=True)
+        tmp = folder / f".{size}-{k:05d}.json.part"  # one file per finished sample, renamed whole
+        tmp.write_text(json.dumps(r))
+        tmp.replace(folder / f"{size}-{k:05d}.json")
         print(f"{kind} size {size} ({r['n_spins']} spins) sample {k + 1}/{samples}: {r['seconds']:.1f} s, "
               f"equilibrated {r['equilibrated']}", flush=True)
 
 
 def _rows(out: Path) -> list[dict]:
-    """Every finished sample: OUT/samples-sk.jsonl and OUT/samples-layered.jsonl (the two
-    parts can run as two processes)."""
-    rows = []
-    for path in sorted(out.glob("samples-*.jsonl")):
-        rows += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return rows
+    """Every finished sample: OUT/samples-{sk,layered}/SIZE-K.json (one file per sample,
+    so several processes can fill one folder)."""
+    return [json.loads(path.read_text()) for path in sorted(out.glob("samples-*/*.json"))]
 
 
 # --------------------------------------------------------------------------- analysis
@@ -227,7 +234,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True)
     ap.add_argument("--parts", nargs="+", default=["sk", "layered"], choices=["sk", "layered"])
-    ap.add_argument("--sk-sizes", type=int, nargs="+", default=[64, 128, 256, 512], choices=sorted(SK_PLAN))
+    ap.add_argument("--sk-sizes", type=int, nargs="+", default=[64, 128, 256, 512, 1024], choices=sorted(SK_PLAN))
     ap.add_argument("--layered-divisors", type=int, nargs="+", default=[8, 4, 2, 1], choices=sorted(LAYERED_PLAN))
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every sample count (e.g. 0.1 for a smoke run)")
     ap.add_argument("--seed", type=int, default=0)
