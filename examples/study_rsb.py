@@ -145,7 +145,62 @@ def crossing(T, g1, g2):
     return float(T[i] + (T[i + 1] - T[i]) * d[i] / (d[i] - d[i + 1]))
 
 
-def analyse(out: Path, n_boot: int = 400) -> str:
+FIT_WINDOW = (0.8, 1.2)  # × the reference T_c: the temperatures the crossing fit uses
+FIT_DEGREE = 2
+
+
+def fitted_crossing(T, g1, g2, ref: float, degree: int = FIT_DEGREE):
+    """The root of a least-squares polynomial (in T/ref − 1, degree 2) through g1 − g2 at
+    the ladder's temperatures within FIT_WINDOW × ref; the root inside the window
+    nearest ref, or nan when the fitted difference does not change sign there."""
+    T = np.asarray(T, dtype=float)
+    x = T / ref - 1.0
+    keep = (x >= FIT_WINDOW[0] - 1 - 1e-9) & (x <= FIT_WINDOW[1] - 1 + 1e-9)
+    d = (np.asarray(g1) - np.asarray(g2))[keep]
+    if keep.sum() <= degree or not np.all(np.isfinite(d)):
+        return float("nan")
+    coef = np.polynomial.polynomial.polyfit(x[keep], d, degree)
+    roots = np.polynomial.polynomial.polyroots(coef)
+    lo, hi = x[keep].min(), x[keep].max()
+    real = [r.real for r in np.atleast_1d(roots) if abs(r.imag) < 1e-12 and lo <= r.real <= hi]
+    if not real:
+        return float("nan")
+    return float(ref * (1.0 + min(real, key=abs)))
+
+
+def _common(A, B, ref_a, ref_b):
+    """Indices into A's and B's ladders of their common reduced temperatures T / T_ref
+    (the layered family's analytic T_c differs by 0.04 % between sizes whose last layer
+    rounds differently; the ladders are the same multiples of it)."""
+    ta = {round(t / ref_a, 6): i for i, t in enumerate(A["T"])}
+    pairs = [(ta[round(t / ref_b, 6)], j) for j, t in enumerate(B["T"]) if round(t / ref_b, 6) in ta]
+    return np.array([p[0] for p in pairs], dtype=int), np.array([p[1] for p in pairs], dtype=int)
+
+
+def _size_data(g, rng, n_boot):
+    T = np.asarray(g[0]["temperatures"])
+    q2 = np.array([r["q2"] for r in g])
+    q4 = np.array([r["q4"] for r in g])
+    e = np.array([r["energy"] for r in g])
+    edges = np.asarray(g[0]["q_bins"])
+    w = np.diff(edges)
+    hist = np.array([np.asarray(r["p_q"]) * w for r in g])  # probabilities per bin [S, T, B]
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    weight = hist[:, :, np.abs(centres) < 0.2].sum(-1)  # [S, T]
+    boot = rng.integers(0, len(g), (n_boot, len(g)))
+    gb = np.array([binder(q2[i], q4[i]) for i in boot])
+    # Two estimators of the energy (Gaussian couplings, SK): [E]/N = −(β/2)(1 − [⟨q²⟩]).
+    # Out of equilibrium the Monte Carlo energy is too high and ⟨q²⟩ too low, so they
+    # approach each other from opposite sides; their disorder averages must agree.
+    kpy = e.mean(0) + 0.5 / T * (1.0 - q2.mean(0))
+    kpy_b = np.array([e[i].mean(0) + 0.5 / T * (1.0 - q2[i].mean(0)) for i in boot])
+    return dict(T=T, q2=q2, q4=q4, g=binder(q2, q4), g_err=gb.std(0), n=g[0]["n_spins"], weight=weight,
+                hist=hist, edges=edges, samples=len(g), sweeps=g[0]["sweeps"], kpy=kpy, kpy_err=kpy_b.std(0),
+                eq=float(np.mean([r["equilibrated"] for r in g])),
+                acc=float(np.min([min(r["acceptance"]) for r in g])))
+
+
+def analyse(out: Path, n_boot: int = 1000) -> str:
     from qnnc.runtime import plots
 
     rows = _rows(out)
@@ -156,73 +211,112 @@ def analyse(out: Path, n_boot: int = 400) -> str:
         for r in rows:
             if r["kind"] == kind:
                 groups.setdefault(r["size"], []).append(r)
+        groups = {s: g for s, g in groups.items() if len(g) >= 2}
         if not groups:
             continue
+        sk = kind == "sk"
         # SK: sizes grow; layered: the divisor shrinks as the network grows.
         order = sorted(groups, key=lambda s: groups[s][0]["n_spins"])
-        curves, pq = {}, {}
-        md.append(f"### {'Sherrington–Kirkpatrick' if kind == 'sk' else 'Untrained layered networks'}\n")
-        head = ("| N | samples | sweeps | equilibrated | exchange acceptance (min) | g at lowest T "
-                "| weight of P(q) at abs(q) < 0.2, lowest T |")
-        if kind == "layered":
-            head += " analytic T_c | TAP T_c (mean of instances) |"
+        data = {s: _size_data(groups[s], rng, n_boot) for s in order}
+        ref = {s: 1.0 if sk else groups[s][0]["analytic_tc"] for s in order}
+        t_pq = 0.5 if sk else None  # P(q) at T = 0.5 (SK); layered: its lowest temperature
+        md.append(f"### {'Sherrington–Kirkpatrick' if sk else 'Untrained layered networks'}\n")
+        head = ("| N | samples | sweeps | equilibrated (log binning) | exchange acceptance (min) "
+                f"| g at {'T = 0.5' if sk else 'lowest T'} | weight of P(q) at abs(q) < 0.2, "
+                f"{'T = 0.5' if sk else 'lowest T'} |")
+        head += (" [E]/N + (1 − [⟨q²⟩])/(2T), lowest T (0 in equilibrium) | max abs(z) over T |" if sk else
+                 " analytic T_c | TAP T_c (mean of instances) |")
         md += [head, "|" + "---|" * (head.count("|") - 1)]
-        data = {}
+        pq = {}
         for s in order:
-            g = groups[s]
-            T = np.asarray(g[0]["temperatures"])
-            q2 = np.array([r["q2"] for r in g])
-            q4 = np.array([r["q4"] for r in g])
-            edges = np.asarray(g[0]["q_bins"])
-            w = np.diff(edges)
-            hist = np.array([np.asarray(r["p_q"]) * w for r in g])  # probabilities per bin [S, T, B]
-            centres = 0.5 * (edges[1:] + edges[:-1])
-            near0 = np.abs(centres) < 0.2
-            weight = hist[:, :, near0].sum(-1)  # [S, T]
-            n = g[0]["n_spins"]
-            boots = np.array([binder(q2[i], q4[i]) for i in rng.integers(0, len(g), (n_boot, len(g)))])
-            data[s] = dict(T=T, q2=q2, q4=q4, g=binder(q2, q4), g_err=boots.std(0), n=n, weight=weight,
-                           hist=hist.mean(0) / w, edges=edges, samples=len(g))
-            curves[n] = (T.tolist(), data[s]["g"].tolist(), data[s]["g_err"].tolist())
-            pq[n] = (edges.tolist(), (hist.mean(0)[0] / w).tolist(), float(T[0]))
-            eq = np.mean([r["equilibrated"] for r in g])
-            acc = np.min([min(r["acceptance"]) for r in g])
-            wt = weight[:, 0]
-            line = (f"| {n} | {len(g)} | {g[0]['sweeps']} | {eq:.0%} | {acc:.2f} | {data[s]['g'][0]:.3f} ± "
-                    f"{data[s]['g_err'][0]:.3f} | {wt.mean():.3f} ± {wt.std(ddof=1) / math.sqrt(len(g)):.3f} |")
-            if kind == "layered":
+            D, g = data[s], groups[s]
+            it = int(np.argmin(np.abs(D["T"] - t_pq))) if t_pq is not None else 0
+            at = t_pq is None or abs(D["T"][it] - t_pq) < 1e-9
+            wt = D["weight"][:, it]
+            gcol = f"{D['g'][it]:.3f} ± {D['g_err'][it]:.3f}" if at else "—"
+            wcol = f"{wt.mean():.3f} ± {wt.std(ddof=1) / math.sqrt(len(g)):.3f}" if at else "—"
+            if at:
+                pq[D["n"]] = (D["edges"].tolist(), (D["hist"][:, it].mean(0) / np.diff(D["edges"])).tolist(),
+                              float(D["T"][it]))
+            line = (f"| {D['n']} | {D['samples']} | {D['sweeps']} | {D['eq']:.0%} | {D['acc']:.2f} | {gcol} "
+                    f"| {wcol} |")
+            if sk:
+                z = np.abs(D["kpy"]) / np.maximum(D["kpy_err"], 1e-12)
+                line += f" {D['kpy'][0]:+.4f} ± {D['kpy_err'][0]:.4f} (T = {D['T'][0]:g}) | {z.max():.1f} |"
+            else:
                 taps = [r["tap_tc"] for r in g if "tap_tc" in r]
-                line += f" {g[0]['analytic_tc']:.4f} | {np.mean(taps):.4f} ({len(taps)}) |"
+                line += f" {ref[s]:.4f} | {np.mean(taps):.4f} ({len(taps)}) |"
             md.append(line)
         md.append("")
-        md.append("| sizes | Binder crossing T | bootstrap error | T / reference |")
-        md.append("|---|---|---|---|")
+        lo, hi = FIT_WINDOW
+        md.append(f"| sizes | crossing T (quadratic fit of g_N − g_N' over {lo:g}–{hi:g} × T_ref) | bootstrap "
+                  f"error | T / T_ref | (T / T_ref − 1) / error | linear interpolation on the ladder |")
+        md.append("|---|---|---|---|---|---|")
+        drift = []
         for a, b in zip(order, order[1:]):
             A, B = data[a], data[b]
-            T = A["T"]
-            tc = crossing(T, A["g"], B["g"])
+            ia, ib = _common(A, B, ref[a], ref[b])
+            T = A["T"][ia]
+            r0 = ref[a]
+            tc = fitted_crossing(T, A["g"][ia], B["g"][ib], r0)
+            lin = crossing(T, A["g"][ia], B["g"][ib])
             cs = []
             for _ in range(n_boot):
-                ia = rng.integers(0, A["samples"], A["samples"])
-                ib = rng.integers(0, B["samples"], B["samples"])
-                cs.append(crossing(T, binder(A["q2"][ia], A["q4"][ia]), binder(B["q2"][ib], B["q4"][ib])))
+                sa = rng.integers(0, A["samples"], A["samples"])
+                sb = rng.integers(0, B["samples"], B["samples"])
+                cs.append(fitted_crossing(T, binder(A["q2"][sa], A["q4"][sa])[ia],
+                                          binder(B["q2"][sb], B["q4"][sb])[ib], r0))
             cs = np.asarray(cs)
-            ref = 1.0 if kind == "sk" else groups[a][0]["analytic_tc"]
             found = np.isfinite(cs)
-            err = np.nanstd(cs) if found.sum() > 2 else float("nan")
-            md.append(f"| {A['n']} / {B['n']} | {tc:.4f} | {err:.4f} (crossing found in {found.mean():.0%} of "
-                      f"resamples) | {tc / ref:.4f} |")
+            err = float(np.nanstd(cs)) if found.sum() > 2 else float("nan")
+            md.append(f"| {A['n']} / {B['n']} | {tc:.4f} | {err:.4f} (found in {found.mean():.0%} of resamples) | "
+                      f"{tc / r0:.4f} | {(tc / r0 - 1) / (err / r0):+.1f} | {lin:.4f} |")
+            drift.append((A["n"], B["n"], tc / r0, err / r0))
+        good = [(na, nb, t, e) for na, nb, t, e in drift if np.isfinite(t) and np.isfinite(e) and e > 0]
+        if len(good) >= 3:
+            # Leading finite-size correction ∝ N^(−1/3) (SK; the same form for the layered
+            # family): a weighted straight line in x = (N N')^(−1/6), extrapolated to x = 0.
+            x = np.array([(na * nb) ** (-1 / 6) for na, nb, _, _ in good])
+            y = np.array([t for *_, t, _ in good])
+            s_ = np.array([e for *_, e in good])
+            W = np.diag(1 / s_ ** 2)
+            X = np.stack([np.ones_like(x), x], 1)
+            cov = np.linalg.inv(X.T @ W @ X)
+            beta_ = cov @ X.T @ W @ y
+            chi2 = float(((y - X @ beta_) ** 2 / s_ ** 2).sum())
+            md.append("")
+            md.append(f"Extrapolation, weighted line T/T_ref = a + b (N N')^(−1/6) through the {len(good)} crossings: "
+                      f"a = {beta_[0]:.4f} ± {math.sqrt(cov[0, 0]):.4f}, b = {beta_[1]:+.3f} ± "
+                      f"{math.sqrt(cov[1, 1]):.3f}, χ² = {chi2:.2f} for {len(good) - 2} degrees of freedom.")
         md.append("")
+        name = "SK" if sk else "layered networks"
+        curves = {data[s]["n"]: (data[s]["T"].tolist(), data[s]["g"].tolist(), data[s]["g_err"].tolist())
+                  for s in order}
         figures[f"{kind}_binder.png"] = plots.replica_binder_sizes(
-            curves, title=f"Binder cumulant, {'SK' if kind == 'sk' else 'layered networks'}",
-            reference=1.0 if kind == "sk" else groups[order[0]][0]["analytic_tc"])
-        figures[f"{kind}_p_q_sizes.png"] = plots.replica_overlaps_sizes(
-            pq, title=f"P(q) at the lowest temperature, {'SK' if kind == 'sk' else 'layered networks'}")
-        big = data[order[-1]]
+            curves, title=f"Binder cumulant, {name} (disorder average, bootstrap errors)", reference=ref[order[0]])
+        zoom = {}
+        for n, (T, g, e) in curves.items():
+            keep = [i for i, t in enumerate(T) if FIT_WINDOW[0] - 1e-9 <= t / ref[order[0]] <= FIT_WINDOW[1] + 1e-9]
+            zoom[n] = ([T[i] for i in keep], [g[i] for i in keep], [e[i] for i in keep])
+        figures[f"{kind}_binder_zoom.png"] = plots.replica_binder_sizes(
+            zoom, title=f"Binder cumulant near T_c, {name}", reference=ref[order[0]])
+        if good:
+            figures[f"{kind}_crossings.png"] = plots.sweep_lines(
+                [{"label": "Binder crossing of N and the next size", "x": [(na * nb) ** (-1 / 6) for na, nb, *_ in good],
+                  "y": [t for *_, t, _ in good], "yerr": [e for *_, e in good]},
+                 {"label": "T_c" if sk else "analytic layered-SK T_c", "x": [0.0, max((na * nb) ** (-1 / 6)
+                                                                                      for na, nb, *_ in good)],
+                  "y": [1.0, 1.0], "yerr": None}],
+                xlabel="(N N')^(-1/6)  (N, N' the two sizes)", ylabel="crossing T / T_c",
+                title=f"Binder crossings against size, {name}")
+        if pq:
+            figures[f"{kind}_p_q_sizes.png"] = plots.replica_overlaps_sizes(
+                pq, title=f"P(q) at {'T = 0.5' if sk else 'the lowest T'}, {name} (disorder average)")
+        big = data[order[-1]] if not sk else data[max(s for s in order if abs(data[s]['T'][0] - 0.5) < 1e-9)]
         figures[f"{kind}_p_q.png"] = plots.replica_overlaps({
-            "temperatures": big["T"].tolist(), "q_bins": big["edges"].tolist(), "p_q": big["hist"].tolist(),
-            "network": f"{'SK' if kind == 'sk' else 'layered'}, disorder average of {big['samples']}",
-            "n_spins": big["n"]})
+            "temperatures": big["T"].tolist(), "q_bins": big["edges"].tolist(),
+            "p_q": (big["hist"].mean(0) / np.diff(big["edges"])).tolist(),
+            "network": f"{'SK' if sk else 'layered'}, disorder average of {big['samples']}", "n_spins": big["n"]})
     for name, data in figures.items():
         (out / name).write_bytes(data)
     text = "\n".join(md) + "\n"
