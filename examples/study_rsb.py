@@ -9,14 +9,20 @@ Parallel tempering (`qnnc.runtime.replicas.run_replicas`) over many disorder sam
   (784:512:512:10, weights N(0, 1/fan_in) as declared there), scaled by 1/8 .. 1 (the
   block heat-bath), beside the analytic layered-SK T_c and the instances' TAP T_c.
 
-Each sample's measurements are appended to OUT/samples-{sk,layered}.jsonl as it finishes (a run can
-be stopped and resumed: finished samples are skipped), then `--analyse` writes the
-disorder averages: Binder cumulants g = ½(3 − [⟨q⁴⟩]/[⟨q²⟩]²), their crossings between
-consecutive sizes with bootstrap errors, the weight of P(q) at |q| < 0.2 at the lowest
-temperatures, plots and OUT/summary.md.
+Each sample's measurements are written to OUT/samples-{sk,layered}/SIZE-K.json as it
+finishes (a run can be stopped and resumed: finished samples are skipped; several
+processes can share OUT), then `--analyse` writes the disorder averages: Binder cumulants
+g = ½(3 − [⟨q⁴⟩]/[⟨q²⟩]²), their crossings between consecutive sizes (a quadratic fit of
+g_N − g_N' near T_c, bootstrap errors over disorder samples), the drift of the crossings
+with N, the weight of P(q) at |q| < 0.2 at T = 0.5, the SK two-estimator energy check,
+plots and OUT/summary.md. The part "eq" reruns the first EQ_SAMPLES SK samples of each
+size with fewer sweeps (EQ_SWEEPS), so that the analysis shows how [⟨q²⟩] and the
+two-estimator check converge with the number of sweeps.
 
-    OMP_NUM_THREADS=1 .venv/bin/python examples/study_rsb.py --out runs/study-rsb --parts sk &
-    OMP_NUM_THREADS=1 .venv/bin/python examples/study_rsb.py --out runs/study-rsb --parts layered
+    OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python examples/study_rsb.py --out runs/study-rsb --parts sk --sk-sizes 64 128 256 &
+    OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python examples/study_rsb.py --out runs/study-rsb --parts sk --sk-sizes 512 1024 &
+    OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python examples/study_rsb.py --out runs/study-rsb --parts layered &
+    OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python examples/study_rsb.py --out runs/study-rsb --parts eq
     .venv/bin/python examples/study_rsb.py --out runs/study-rsb --analyse
 """
 
@@ -46,6 +52,9 @@ SK_TEMPS = [0.50, 0.56, 0.62, 0.68, 0.74, 0.80, 0.85, 0.90, 0.94, 0.97, 1.00, 1.
 SK_T_MIN = {1024: 0.68}
 LAYERED_TEMP_FACTORS = [0.80, 0.85, 0.89, 0.92, 0.95, 0.97, 0.99, 1.01, 1.03, 1.05, 1.08, 1.11, 1.15, 1.20,
                         1.26, 1.33]  # × the analytic T_c
+EQ_SWEEPS = {64: (256, 512, 1024), 128: (512, 1024, 2048), 256: (1024, 2048, 4096), 512: (1536, 3072, 6144),
+             1024: (1024, 2048, 4096)}  # with the plan's sweeps: four doublings
+EQ_SAMPLES = 8
 Q_BINS = 50  # edges at multiples of 0.04: |q| < 0.2 is five whole bins
 
 
@@ -107,23 +116,29 @@ def simulate(out: Path, parts, sk_sizes, layered_divisors, seed: int, scale: flo
     for kind, size, sweeps, samples in jobs:
         samples = max(2, int(round(samples * scale)))
         queue += [((k + 1) / samples, kind, size, k, sweeps, samples) for k in range(samples)]
+    if "eq" in parts:
+        queue += [(-1.0, "eq", n, k, sw, EQ_SAMPLES) for n in sk_sizes for sw in EQ_SWEEPS[n]
+                  for k in range(EQ_SAMPLES)]
+    eq_done = {(r["size"], r["sweeps"], r["sample"]) for r in _rows(out, "equilibration")}
     for _, kind, size, k, sweeps, samples in sorted(queue, key=lambda j: j[0]):
-        if (kind, size, k) in done:
+        if (kind, size, k) in done or (kind == "eq" and (size, sweeps, k) in eq_done):
             continue
-        r = run_sample(kind, size, k, sweeps, seed)
-        folder = out / f"samples-{kind}"
+        r = run_sample("sk" if kind == "eq" else kind, size, k, sweeps, seed)
+        folder = out / ("equilibration-sk" if kind == "eq" else f"samples-{kind}")
         folder.mkdir(exist_ok=True)
-        tmp = folder / f".{size}-{k:05d}.json.part"  # one file per finished sample, renamed whole
+        stem = f"{size}-{sweeps}-{k:05d}" if kind == "eq" else f"{size}-{k:05d}"
+        tmp = folder / f".{stem}.json.part"  # one file per finished sample, renamed whole
         tmp.write_text(json.dumps(r))
-        tmp.replace(folder / f"{size}-{k:05d}.json")
-        print(f"{kind} size {size} ({r['n_spins']} spins) sample {k + 1}/{samples}: {r['seconds']:.1f} s, "
-              f"equilibrated {r['equilibrated']}", flush=True)
+        tmp.replace(folder / f"{stem}.json")
+        print(f"{kind} size {size} ({r['n_spins']} spins) sample {k + 1}/{samples}, {sweeps} sweeps: "
+              f"{r['seconds']:.1f} s, equilibrated {r['equilibrated']}", flush=True)
 
 
-def _rows(out: Path) -> list[dict]:
+def _rows(out: Path, what: str = "samples") -> list[dict]:
     """Every finished sample: OUT/samples-{sk,layered}/SIZE-K.json (one file per sample,
-    so several processes can fill one folder)."""
-    return [json.loads(path.read_text()) for path in sorted(out.glob("samples-*/*.json"))]
+    so several processes can fill one folder); what="equilibration": the part "eq"."""
+    pattern = "equilibration-sk/*.json" if what == "equilibration" else "samples-*/*.json"
+    return [json.loads(path.read_text()) for path in sorted(out.glob(pattern))]
 
 
 # --------------------------------------------------------------------------- analysis
@@ -200,6 +215,43 @@ def _size_data(g, rng, n_boot):
                 acc=float(np.min([min(r["acceptance"]) for r in g])))
 
 
+def equilibration_table(out: Path, rows: list[dict]) -> list[str]:
+    """Logarithmic binning over runs: the same EQ_SAMPLES SK samples run with 1/8, 1/4,
+    1/2 and all of the plan's sweeps (burn-in half of each). Per size and sweep count:
+    [⟨q²⟩] and the two-estimator difference [E]/N + (1 − [⟨q²⟩])/(2T) at the lowest
+    temperature, means over the samples ± their standard error. Equilibrated means: the
+    last two agree within errors and the difference is 0 within errors."""
+    eq = _rows(out, "equilibration")
+    if not eq:
+        return []
+    md = ["Equilibration at the lowest temperature (part \"eq\": the first "
+          f"{EQ_SAMPLES} samples of each size rerun with fewer sweeps; the last line of each size is the plan's run):",
+          "", "| N | lowest T | sweeps | samples | [⟨q²⟩] | change from the previous line (paired) "
+          "| [E]/N + (1 − [⟨q²⟩])/(2T) | change from the previous line (paired) |", "|---|---|---|---|---|---|---|---|"]
+    sem = (lambda x: x.std(ddof=1) / math.sqrt(len(x)) if len(x) > 1 else float("nan"))
+    for n in sorted({r["size"] for r in eq}):
+        runs = {}
+        for r in eq + [r for r in rows if r["kind"] == "sk" and r["size"] == n and r["sample"] < EQ_SAMPLES]:
+            if r["size"] == n:
+                runs.setdefault(r["sweeps"], {})[r["sample"]] = r
+        prev = None
+        for sw in sorted(runs):
+            g = runs[sw]
+            T0 = next(iter(g.values()))["temperatures"][0]
+            q2 = {k: r["q2"][0] for k, r in g.items()}
+            d = {k: r["energy"][0] + 0.5 / T0 * (1 - r["q2"][0]) for k, r in g.items()}
+            cols = []
+            for now, before in ((q2, prev and prev[0]), (d, prev and prev[1])):
+                x = np.array(list(now.values()))
+                cols.append(f"{x.mean():+.4f} ± {sem(x):.4f}")
+                common = sorted(set(now) & set(before or {}))
+                dx = np.array([now[k] - before[k] for k in common])
+                cols.append(f"{dx.mean():+.4f} ± {sem(dx):.4f}" if len(common) > 1 else "")
+            md.append(f"| {n} | {T0:g} | {sw} | {len(g)} | " + " | ".join(cols) + " |")
+            prev = (q2, d)
+    return md + [""]
+
+
 def analyse(out: Path, n_boot: int = 1000) -> str:
     from qnnc.runtime import plots
 
@@ -248,6 +300,8 @@ def analyse(out: Path, n_boot: int = 1000) -> str:
                 line += f" {ref[s]:.4f} | {np.mean(taps):.4f} ({len(taps)}) |"
             md.append(line)
         md.append("")
+        if sk:
+            md += equilibration_table(out, rows)
         lo, hi = FIT_WINDOW
         md.append(f"| sizes | crossing T (quadratic fit of g_N − g_N' over {lo:g}–{hi:g} × T_ref) | bootstrap "
                   f"error | T / T_ref | (T / T_ref − 1) / error | linear interpolation on the ladder |")
@@ -327,7 +381,7 @@ def analyse(out: Path, n_boot: int = 1000) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--parts", nargs="+", default=["sk", "layered"], choices=["sk", "layered"])
+    ap.add_argument("--parts", nargs="+", default=["sk", "layered"], choices=["sk", "layered", "eq"])
     ap.add_argument("--sk-sizes", type=int, nargs="+", default=[64, 128, 256, 512, 1024], choices=sorted(SK_PLAN))
     ap.add_argument("--layered-divisors", type=int, nargs="+", default=[8, 4, 2, 1], choices=sorted(LAYERED_PLAN))
     ap.add_argument("--scale", type=float, default=1.0, help="multiply every sample count (e.g. 0.1 for a smoke run)")
