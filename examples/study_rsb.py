@@ -185,6 +185,17 @@ def fitted_crossing(T, g1, g2, ref: float, degree: int = FIT_DEGREE):
     return float(ref * (1.0 + min(real, key=abs)))
 
 
+def overlap_density(prob, edges, n: int) -> np.ndarray:
+    """P(q) as a density from the probabilities per bin: q = σ_a·σ_b / N takes the N + 1
+    values 1 − 2d/N (d the Hamming distance), 2/N apart, so a bin of width w holds
+    either ⌊w N / 2⌋ or one more of them; dividing by the values a bin holds (× 2/N)
+    instead of by w removes the zig-zag this aliasing gives small N."""
+    values = 1.0 - 2.0 * np.arange(n + 1) / n
+    held = np.histogram(values, bins=np.asarray(edges))[0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(held > 0, np.asarray(prob) / (held * 2.0 / n), np.nan)
+
+
 def scaling_tc(curves, ref: float, degree: int = 3) -> float:
     """T_c / ref from all sizes at once: the mean-field finite-size scaling form
     g_N(T) = G((T / T_c − 1) N^(1/3)), G a polynomial (degree 3), fitted by weighted
@@ -316,7 +327,7 @@ def analyse(out: Path, n_boot: int = 1000) -> str:
             gcol = f"{D['g'][it]:.3f} ± {D['g_err'][it]:.3f}" if at else "—"
             wcol = f"{wt.mean():.3f} ± {wt.std(ddof=1) / math.sqrt(len(g)):.3f}" if at else "—"
             if at:
-                pq[D["n"]] = (D["edges"].tolist(), (D["hist"][:, it].mean(0) / np.diff(D["edges"])).tolist(),
+                pq[D["n"]] = (D["edges"].tolist(), overlap_density(D["hist"][:, it].mean(0), D["edges"], D["n"]).tolist(),
                               float(D["T"][it]))
             line = (f"| {D['n']} | {D['samples']} | {D['sweeps']} | {D['eq']:.0%} | {D['acc']:.2f} | {gcol} "
                     f"| {wcol} |")
