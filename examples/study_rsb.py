@@ -177,7 +177,8 @@ def fitted_crossing(T, g1, g2, ref: float, degree: int = FIT_DEGREE):
     if keep.sum() <= degree or not np.all(np.isfinite(d)):
         return float("nan")
     coef = np.polynomial.polynomial.polyfit(x[keep], d, degree)
-    roots = np.polynomial.polynomial.polyroots(coef)
+    # (a vanishing leading coefficient would make the companion matrix ill-conditioned)
+    roots = np.polynomial.polynomial.polyroots(np.polynomial.polynomial.polytrim(coef, 1e-12 * np.abs(coef).max()))
     lo, hi = x[keep].min(), x[keep].max()
     real = [r.real for r in np.atleast_1d(roots) if abs(r.imag) < 1e-12 and lo <= r.real <= hi]
     if not real:
