@@ -421,7 +421,7 @@ def analyse(out: Path, n_boot: int = 1000) -> str:
         curves = {data[s]["n"]: (data[s]["T"].tolist(), data[s]["g"].tolist(), data[s]["g_err"].tolist())
                   for s in order}
         figures[f"{kind}_binder.png"] = plots.replica_binder_sizes(
-            curves, title=f"Binder cumulant, {name} (disorder average, bootstrap errors)", reference=ref[order[0]])
+            curves, title=f"Binder cumulant, {name} (bootstrap errors)", reference=ref[order[0]])
         zoom = {}
         for n, (T, g, e) in curves.items():
             keep = [i for i, t in enumerate(T) if FIT_WINDOW[0] - 1e-9 <= t / ref[order[0]] <= FIT_WINDOW[1] + 1e-9]
