@@ -5,7 +5,8 @@ temperature t).
 
 * `sequential_sweep`: single-spin heat-bath in index order with incremental local
   fields, for a dense J (the Sherrington–Kirkpatrick glass). Each chain keeps its fields
-  f_i = Σ_j J_ij σ_j + h_i; a spin is redrawn from its conditional distribution
+  f_i = Σ_j J_ij σ_j + h_i (float32, recomputed from scratch in float64 every 256
+  sweeps by the sampler); a spin is redrawn from its conditional distribution
   P(σ_i = +1) = 1 / (1 + exp(−2β f_i)) and, only when it flips, its row of J is added to
   the fields (2σ_i J_i·): a sweep costs N decisions plus N per flip, not N².
 * `block_heat_bath`: one group (or a range of its columns) of the layered network's
@@ -71,30 +72,33 @@ def _exp_neg(x, pow2):
 @nb.njit(cache=True)
 def sequential_sweep(sigma, fields, h, beta, J, state, energy, lo, hi):  # pragma: no cover - compiled
     """One sweep over the spins lo..hi−1 (a whole sweep: 0..N) of every chain (rows of
-    sigma/fields [C, N], float64; fields include h), chain c at inverse temperature
-    beta[c], generator state[c]. Writes each chain's energy −½ Σ σ_i (f_i + h_i) into
-    energy[c]."""
+    sigma [C, N]; fields [C, N] float32, including h), chain c at inverse temperature
+    beta[c], generator state[c]; J float32 [N, N]. Writes each chain's energy
+    −½ Σ σ_i (f_i + h_i) into energy[c].
+
+    The loop over spins is outside the loop over chains: row i of J is read once per
+    sweep and stays in L1 while every chain that flips spin i adds it to its fields
+    (the fields of all chains, C N float32, sit in L2). Each chain still draws from its
+    own stream in spin order, so the chains are what they would be one by one."""
     C, N = sigma.shape
-    for c in range(C):
-        s = state[c]
-        b2 = 2.0 * beta[c]
-        x = sigma[c]
-        f = fields[c]
-        for i in range(lo, hi):
-            s += GAMMA
+    for i in range(lo, hi):
+        row = J[i]
+        for c in range(C):
+            s = state[c] + GAMMA
+            state[c] = s
             u = ((_mix(s) >> _S11) + 0.5) * _TO_UNIT
             # σ = +1 exactly when u < 1 / (1 + exp(−2βf)); exp overflow gives inf: σ = −1.
-            new = 1.0 if u * (1.0 + np.exp(-b2 * f[i])) < 1.0 else -1.0
-            if new != x[i]:
-                x[i] = new
-                d = 2.0 * new
-                row = J[i]
+            new = 1.0 if u * (1.0 + np.exp(-2.0 * beta[c] * fields[c, i])) < 1.0 else -1.0
+            if new != sigma[c, i]:
+                sigma[c, i] = new
+                d = np.float32(2.0 * new)
+                f = fields[c]
                 for j in range(N):
                     f[j] += d * row[j]
-        state[c] = s
+    for c in range(C):
         e = 0.0
         for i in range(N):
-            e += x[i] * (f[i] + h[i])
+            e += sigma[c, i] * (fields[c, i] + h[i])
         energy[c] = -0.5 * e
 
 

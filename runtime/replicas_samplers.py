@@ -9,7 +9,8 @@ engine, three samplers with one protocol.
   CPU's matrix units) and the draw fused in one compiled pass, on as many worker
   threads as torch has (each group's columns split between them).
 * `SequentialSampler` (update "sequential", engine "compiled", CPU): single-spin
-  heat-bath with incremental local fields for a dense J.
+  heat-bath with incremental local fields for a dense J (float32 fields and rows of J,
+  the fields recomputed in float64 every REFRESH sweeps).
 
 Protocol: `sweep()` updates every chain once and leaves the energies in `energy`
 (float64 [C], chain c = t R + r); `exchange(parity, accepted)` performs the exchange
@@ -120,11 +121,12 @@ class SequentialSampler(_Compiled):
     def __init__(self, couplings, temps, R, seed, dirs):
         super().__init__(temps, R, seed)
         N = self.N = couplings.n
-        self.J = couplings.J_host
+        self.J = couplings.J_host  # float64, for the refresh of the fields
+        self.J32 = np.ascontiguousarray(self.J, dtype=np.float32)  # the kernel's rows
         self.h = np.zeros(N) if couplings.h is None else couplings.h.double().cpu().numpy()
         rng = np.random.default_rng([int(seed), 0x5EC])
         self.sigma = np.where(rng.random((self.C, N)) < 0.5, 1.0, -1.0)
-        self.fields = np.empty((self.C, N))
+        self.fields = np.empty((self.C, N), dtype=np.float32)
         self.state = _keys(seed, self.C + 2)[2:]
         self.dirs = np.zeros((0, N)) if dirs is None else np.ascontiguousarray(dirs, dtype=np.float64)
         self.count = 0
@@ -133,10 +135,9 @@ class SequentialSampler(_Compiled):
         from qnnc.runtime.replicas_kernel import sequential_sweep
 
         if self.count % self.REFRESH == 0:
-            np.matmul(self.sigma, self.J, out=self.fields)
-            self.fields += self.h
+            self.fields[:] = self.sigma @ self.J + self.h
         self.count += 1
-        sequential_sweep(self.sigma, self.fields, self.h, self.beta, self.J, self.state, self.energy, 0, self.N)
+        sequential_sweep(self.sigma, self.fields, self.h, self.beta, self.J32, self.state, self.energy, 0, self.N)
 
     def exchange(self, parity, accepted):
         self._exchange(self.sigma, self.fields, parity, accepted)

@@ -146,7 +146,7 @@ def test_compiled_single_spin_update_satisfies_detailed_balance():
     sampler.sigma[:] = start
     sampler.fields[:] = start @ J + h
     for i in range(n):  # each spin's update
-        kernel.sequential_sweep(sampler.sigma, sampler.fields, sampler.h, sampler.beta, sampler.J, sampler.state,
+        kernel.sequential_sweep(sampler.sigma, sampler.fields, sampler.h, sampler.beta, sampler.J32, sampler.state,
                                 sampler.energy, i, i + 1)
         changed = np.flatnonzero(np.any(sampler.sigma != start, axis=0))
         assert set(changed) <= {i}
