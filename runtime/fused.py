@@ -461,18 +461,20 @@ class FusedDPFunction(torch.autograd.Function):
             dE, dPL = g, np.zeros((B, 0))
         else:
             dE, dPL = np.zeros((B, 0)), g
-        grads_t = torch.zeros(params.size, dtype=torch.float64)
-        grads = grads_t.numpy()
-        need_dx = bool(ctx.needs_input_grad[0])
+        # numpy buffers, handed to torch with from_numpy: a third of the cost of torch's
+        # own zeros and slice views at these sizes (this path is per-call overhead)
+        grads = np.zeros(params.size)
+        needs = ctx.needs_input_grad
+        need_dx = bool(needs[0])
         dx = np.zeros_like(x64) if need_dx else np.zeros((1, 1))
         K.dp_backward(x64, fdp.L, meta, params, work, dE, dPL, grads, dx, need_dx, np.zeros(scratch))
         out = []
         for i, shape in enumerate(ctx.shapes):
-            if shape is None or not ctx.needs_input_grad[2 + i]:
+            if shape is None or not needs[2 + i]:
                 out.append(None)
                 continue
             o = int(meta[i // 2, 3 if i % 2 else 2])
-            gt = grads_t[o:o + math.prod(shape)].view(shape)
+            gt = torch.from_numpy(grads[o:o + math.prod(shape)].reshape(shape))
             out.append(gt if fdp.dtype == torch.float64 else gt.to(fdp.dtype))
         ctx.saved = None
         dxt = None
