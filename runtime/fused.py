@@ -15,7 +15,8 @@ as the general path) and the sample, in buffers owned by the sampler. float32 sa
 after the first layer are decided with a float32 cosine where the random value is
 clearly on one side of the threshold and with the exact threshold elsewhere
 (`fused_kernels.decide_f32`: the same samples). The classical layers after the last
-neuron layer (the logits) stay torch products (`QNNModel._sample_fused`).
+neuron layer (the logits) run in the same call: a linear readout of ±1 outcomes through
+pattern tables, equal to torch's product up to the order of its sum.
 
 `FusedDP` / `FusedDPFunction`: the exact dynamic programme over layers and its
 written-out gradient in two numba kernels (`qnnc.runtime.exact_dp` is the torch one).
@@ -216,11 +217,11 @@ class FusedSampler:
             return None
         if max(p.size for p in plans) > MAX_WIDTH:
             return None
-        # The kernel runs up to the last neuron layer; the classical layers after it (the
-        # logits) stay torch products, so the values handed out are torch's own.
-        tail = 1 + max(i for i, p in enumerate(plans) if p.kind == "neuron")
+        # The kernel runs every layer, the readout (logits) included: a linear readout of
+        # ±1 outcomes is four table adds per output instead of a torch product (its values
+        # equal the product's up to the order of the sum: float rounding, no sample changes).
         progs = []
-        for p in plans[:tail]:
+        for p in plans:
             if p.kind == "neuron":
                 if not (p.kernel.ideal_ry and bounded(p.kernel.ops[0][3])):
                     return None
@@ -232,7 +233,7 @@ class FusedSampler:
                 progs.append(None)
             else:
                 return None
-        return cls(plans[:tail], dtype, progs)
+        return cls(plans, dtype, progs)
 
     def _pack(self, weights, biases, tables: bool):
         """(meta, params): later layers' weights (transposed), biases and, with `tables`,
@@ -254,10 +255,10 @@ class FusedSampler:
                 at += b.size
         if tables:
             for l in range(1, len(self.plans)):
-                # Only for neuron layers: their z only sets a threshold (a sum in another
-                # order flips a sample only within an ulp of its random value); values a
-                # layer hands out (logits) keep the sequential sum, as torch's product.
-                if self.kinds[l - 1] in (0, 1) and self.kinds[l] == 0:
+                # Neuron layers (their z only sets a threshold: a sum in another order flips
+                # a sample only within an ulp of its random value) and linear readouts (the
+                # logits, whose values then differ from torch's product by rounding only).
+                if self.kinds[l - 1] in (0, 1) and self.kinds[l] in (0, _KINDS["linear"]):
                     meta[l, 4] = at
                     at += ((self.sizes[l - 1] + 3) // 4) * 16 * self.sizes[l]
             parts.append(np.zeros(at - sum(x.size for x in parts), dtype=self.np_dtype))
@@ -308,7 +309,8 @@ class FusedSampler:
                 work = self._work()
                 t = np.empty(nt, self.np_dtype)
             ok = (_K or _kernels()).sample_chain(
-                z1.numpy(), shots, np.array(entropy, dtype=np.uint64), packed[0], packed[1], self.prog, self.f32,
+                z1.numpy(), shots, entropy if type(entropy) is np.ndarray else np.array(entropy, dtype=np.uint64),
+                packed[0], packed[1], self.prog, self.f32,
                 self.block, work[0], work[1], t, out, work[2], work[3], work[4], self.margin)
         finally:
             if mine:

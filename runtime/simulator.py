@@ -67,7 +67,7 @@ from qnnc.runtime.exact import ExactEnumeration
 from qnnc.runtime.fused import FusedSampler
 from qnnc.runtime.neuron_kernel import NeuronKernel
 from qnnc.runtime.devices import check_dtype, from_host, host_bool, host_float, resolve_device
-from qnnc.runtime.random_fields import _PARALLEL_MIN, RandomFields, _entropy, scalar
+from qnnc.runtime.random_fields import _PARALLEL_MIN, RandomFields, _entropy, _entropy_words, scalar
 from qnnc.runtime.threads import apply_default as apply_default_threads
 from qnnc.runtime.torch_angles import bounded, sign_pos
 
@@ -193,6 +193,7 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
         sample_seed = int(np.random.SeedSequence([int(seed), 0x51A]).generate_state(1, np.uint64)[0] >> 1)
         self.generator = torch.Generator().manual_seed(sample_seed)
         self._fused_layers = None  # [(W, b, kind)] per layer, for the fused sampler
+        self._fused_params = None  # (self.weight, self.bias), for the fused sampler
         # One naming of the weights: state_dict() and load_state_dict() use the checkpoint
         # names (`h1`, `h1.bias`), so `load_state_dict(safetensors.torch.load_file(ckpt))`
         # works (the file's training state, `optimizer/...` and `rng/...`, is skipped).
@@ -208,6 +209,7 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
         for k in self._OWN_CACHES:
             state.pop(k, None)
         state["_fused_layers"] = None
+        state["_fused_params"] = None
         return state
 
     # ------------------------------------------------------------------ construction
@@ -421,13 +423,13 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
         if torch.is_grad_enabled() and any(t.requires_grad for t in self._params()):
             out = self._sample(x, shots, RandomFields(generator, self.dtype, self.device), 0, inplace=False)
         else:
-            entropy = _entropy(generator)  # (the pass's one draw from the generator)
+            words = _entropy_words(generator)  # (the pass's one draw from the generator)
             fs = self._fused_route(x.shape[0] * shots)
             if fs is not None:
-                out = self._sample_fused(x, shots, entropy, fs, shots_first=True)
+                out = self._sample_fused(x, shots, words, fs, shots_first=True)
                 if out is not None:
                     return out
-            out = self._sample_chunked(x, shots, RandomFields(None, self.dtype, self.device, entropy))
+            out = self._sample_chunked(x, shots, RandomFields(None, self.dtype, self.device, words.tolist()))
         return out.transpose(0, 1)
 
     def _lean_plan(self) -> Optional[list]:
@@ -521,10 +523,10 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
     def _sample_fused(self, x: torch.Tensor, shots: int, fields, fs, shots_first: bool = False
                       ) -> Optional[torch.Tensor]:
         """One no-grad pass through the fused sampler: the first layer's z once per image
-        (torch), the neuron layers in one numba call, the classical layers after the last
-        neuron layer (the logits) as torch products. Draws the same field values at the
-        same positions as the other paths. None when the input or the weights are not
-        finite."""
+        (torch), every later layer in one numba call (the logits of a linear readout
+        through pattern tables: torch's product up to the order of the sum). Draws the
+        same field values at the same positions as the other paths. None when the input
+        or the weights are not finite."""
         if not self._finite_weights():
             return None
         layers = self._fused_layers
@@ -547,8 +549,11 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
         b = layers[0][1]
         if b is not None:
             z.add_(b)
-        # fields: the pass's RandomFields, or its entropy alone
-        src = fs.run(z, shots, fields if type(fields) is list else fields.entropy, self.weight, self.bias, key)
+        # fields: the pass's RandomFields, or its entropy alone (a list, or `_entropy_words`)
+        params = self._fused_params
+        if params is None:  # (the parameter dicts are submodules: each attribute read is a lookup)
+            params = self._fused_params = (self.weight, self.bias)
+        src = fs.run(z, shots, fields if type(fields) in (list, np.ndarray) else fields.entropy, *params, key)
         if src is None:
             return None
         for W, b, kind in layers[len(fs.plans):]:  # classical layers after the last neuron layer

@@ -30,6 +30,7 @@ META = torch.device("meta")
 HOST_BOUNDARIES = {
     "from_host": "devices.py: numpy data (weights, data sets) wrapped before its one copy to the device",
     "_entropy": "random_fields.py: a pass's two entropy numbers, from the model's CPU generator",
+    "_entropy_words": "random_fields.py: the same two numbers, into the thread's reused host buffer",
     "host_array": "devices.py: the Monte Carlo torch engine's per-sweep energies and sums, summed in numpy",
 }
 

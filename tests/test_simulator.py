@@ -879,7 +879,10 @@ def test_fused_sampler_matches_the_general_path(bias, f, dtype, monkeypatch):
     tables for the matrix products), a tanh hidden layer between neuron layers, and the
     numpy fallback of the random fields. Sums in another order and libm's cos may move a
     threshold by an ulp, so float32 may flip a sample whose random value sits within an
-    ulp of it; float64 (ulp 2^-52) is compared bit for bit."""
+    ulp of it; float64 (ulp 2^-52) gives the same samples everywhere. The readout's
+    logits come from the kernel's pattern tables, equal to torch's product up to the
+    order of the sum: a row is the same when its logits agree to rounding (a flipped
+    sample moves a logit by twice a weight, far beyond it)."""
     from qnnc.runtime import counter_rng
 
     prog = B.network(12, [(10, ("rotation", {"a": 0.5, "f": f})), (9, ("rotation", {"a": 0.3, "f": f})),
@@ -898,7 +901,7 @@ def test_fused_sampler_matches_the_general_path(bias, f, dtype, monkeypatch):
         for call in range(3):  # the third call uses the pattern tables
             a = fused(x, shots=10, generator=torch.Generator().manual_seed(call))
             b = general(x, shots=10, generator=torch.Generator().manual_seed(call))
-            same = (a == b).all(-1)
+            same = (a - b).abs().amax(-1) <= (1e-12 if dtype == torch.float64 else 1e-5)
             mismatch += int((~same).sum())
             total += same.numel()
     if dtype == torch.float64:
@@ -1013,7 +1016,7 @@ def test_fused_sampler_classical_layers_between_neuron_layers(mid):
     fused = QNNModel(prog, seed=8, dtype=F64)
     fused.load_tensors({k: torch.full_like(v, -0.1) if k.endswith(".bias") else v
                         for k, v in fused.tensors().items()})
-    assert fused._fused_sampler() is not None and len(fused._fused_sampler().plans) == 3
+    assert fused._fused_sampler() is not None and len(fused._fused_sampler().plans) == 4  # the readout too
     general = QNNModel(prog, seed=8, dtype=F64)
     general.load_tensors(fused.tensors())
     general._lean_cache = None
@@ -1022,4 +1025,4 @@ def test_fused_sampler_classical_layers_between_neuron_layers(mid):
         for call in range(3):
             a = fused(x, shots=8, generator=torch.Generator().manual_seed(call))
             b = general(x, shots=8, generator=torch.Generator().manual_seed(call))
-            assert torch.equal(a, b), call
+            assert torch.allclose(a, b, rtol=0, atol=1e-12), call  # the same samples; the readout's sum order
