@@ -158,6 +158,17 @@ def test_compiled_single_spin_update_satisfies_detailed_balance():
         sampler.fields[:] = start @ J + h
 
 
+def _assert_exchange_balance(acc, p0, p1, k):
+    """Detailed balance of an exchange move: with acc[a, b] the acceptance rate of states
+    a and b (k trials each) and p0, p1 their exact probabilities, the flows
+    p0[a] p1[b] acc[a, b] are symmetric within 5 standard errors."""
+    pi = p0[:, None] * p1[None, :]
+    flow = pi * acc
+    err = np.sqrt(pi * pi.T * (acc + acc.T + 1 / k) / k)
+    assert np.all(np.abs(flow - flow.T) < 5 * err + 1e-12)
+    assert acc.max() == pytest.approx(1.0) and acc.min() < 0.5
+
+
 def test_compiled_exchange_move_satisfies_detailed_balance():
     couplings, J, h = _layered([2, 2], 8)
     n, m, k = J.shape[0], 16, 4000
@@ -176,12 +187,7 @@ def test_compiled_exchange_move_satisfies_detailed_balance():
     kept = np.all(a[:R] == S[x], axis=1) & np.all(a[R:] == S[y], axis=1)
     assert np.all(swapped | kept)
     assert np.allclose(energy, -0.5 * np.einsum("ci,ij,cj->c", a, J, a))  # energies travel with them
-    acc = np.where(x == y, 1.0, swapped).reshape(m, m, k).mean(-1)
-    pi = p0[:, None] * p1[None, :]
-    flow = pi * acc
-    err = np.sqrt(pi * pi.T * (acc + acc.T + 1 / k) / k)
-    assert np.all(np.abs(flow - flow.T) < 5 * err + 1e-12)
-    assert acc.max() == pytest.approx(1.0) and acc.min() < 0.5
+    _assert_exchange_balance(np.where(x == y, 1.0, swapped).reshape(m, m, k).mean(-1), p0, p1, k)
 
 
 def test_fixed_point_couplings_are_exact_to_24_bits():
@@ -357,12 +363,7 @@ def test_block_exchange_relabelling_satisfies_detailed_balance():
     b, e2, acc2 = np.concatenate([S[x], S[y]]), np.concatenate([E[x], E[y]]), np.zeros(1, dtype=np.int64)
     kernel.exchange_rows(b, np.zeros((2 * R, 0)), e2, betas, R, 0, key, np.uint64(0), acc2)
     assert np.array_equal(a, b) and accepted[0] == acc2[0]
-    acc = np.where(x == y, 1.0, swapped).reshape(m, m, k).mean(-1)
-    pi = p0[:, None] * p1[None, :]
-    flow = pi * acc
-    err = np.sqrt(pi * pi.T * (acc + acc.T + 1 / k) / k)
-    assert np.all(np.abs(flow - flow.T) < 5 * err + 1e-12)
-    assert acc.max() == pytest.approx(1.0) and acc.min() < 0.5
+    _assert_exchange_balance(np.where(x == y, 1.0, swapped).reshape(m, m, k).mean(-1), p0, p1, k)
 
 
 def _chunk(sampler, n, parity=0):
