@@ -8,7 +8,7 @@ evaluate per element, value and derivative; nothing here knows a squash or a neu
 neuron layer and whose neuron layers take the R_y fast path (`NeuronKernel.fast_ry`)
 with a bounded angle: one torch matrix product for the first layer (once per image),
 then one numba call that takes the rows in blocks of about 1,024 values (so its work
-stays in the first-level cache) through every layer up to the last neuron layer: the
+stays in the first-level cache) through every later layer: the
 matrix product (pattern tables for ±1 inputs), the angle, the threshold, the
 counter-based random value (`counter_rng`: the same field values at the same positions
 as the general path) and the sample, in buffers owned by the sampler. float32 samples
@@ -276,9 +276,9 @@ class FusedSampler:
                 np.empty(n + 2, self.np_dtype), np.empty(self.block * self._groups, np.uint64))
 
     def run(self, z1: torch.Tensor, shots: int, entropy, weights, biases, key=None) -> Optional[torch.Tensor]:
-        """The values [B * shots, size] of the last layer it runs (`len(self.plans)`: the
-        last neuron layer) in one pass, from the first layer's pre-activation z1 [B, N0]
-        and the pass's entropy (`RandomFields.entropy`); None when z1 is not finite.
+        """The values [B * shots, size] of the network's last layer (the logits) in one
+        pass, from the first layer's pre-activation z1 [B, N0] and the pass's entropy
+        (`RandomFields.entropy`, or `_entropy_words`); None when z1 is not finite.
         `key`: the parameters' (version, address) list, a new object when they change,
         to repack the weights only then."""
         B = z1.shape[0]

@@ -44,20 +44,21 @@ _PARALLEL_MIN = 1 << 16
 
 
 def _entropy(generator: torch.Generator) -> list[int]:
-    """A pass's entropy: two 62-bit numbers from the caller's generator. Host data on
-    every device: the generator is a CPU one (its state is what a checkpoint saves)."""
-    return torch.randint(0, 2 ** 62, (2,), generator=generator, dtype=torch.int64).tolist()  # (Python ints)
+    """A pass's entropy: two 62-bit numbers from the caller's generator, as Python ints.
+    Host data on every device: the generator is a CPU one (its state is what a
+    checkpoint saves)."""
+    return _entropy_words(generator).tolist()
 
 
 _THIS_THREAD = threading.local()
 
 
 def _entropy_words(generator: torch.Generator) -> np.ndarray:
-    """The same draw as `_entropy` (randint is `random_` on a fresh tensor), into this
-    thread's reused buffer, as a [2] uint64 array: the fused sampler reads it at once.
-    Valid until this thread's next call; `.tolist()` gives `_entropy`'s list. (A small
-    sampling call is a few tens of microseconds: the fresh tensor, its list and the
-    array made from it again were a microsecond and a half of it.)"""
+    """A pass's entropy (the one draw: `random_` on this thread's reused buffer, the same
+    values as torch.randint(0, 2**62, (2,))) as a [2] uint64 array: the fused sampler
+    reads it at once. Valid until this thread's next call; `_entropy` keeps it as a
+    list. (A small sampling call is a few tens of microseconds: a fresh tensor, its list
+    and the array made from it again were a microsecond and a half of it.)"""
     got = getattr(_THIS_THREAD, "entropy", None)
     if got is None:
         buf = torch.empty(2, dtype=torch.int64)

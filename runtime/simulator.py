@@ -67,7 +67,7 @@ from qnnc.runtime.exact import ExactEnumeration
 from qnnc.runtime.fused import FusedSampler
 from qnnc.runtime.neuron_kernel import NeuronKernel
 from qnnc.runtime.devices import check_dtype, from_host, host_bool, host_float, resolve_device
-from qnnc.runtime.random_fields import _PARALLEL_MIN, RandomFields, _entropy, _entropy_words, scalar
+from qnnc.runtime.random_fields import _PARALLEL_MIN, RandomFields, _entropy_words, scalar
 from qnnc.runtime.threads import apply_default as apply_default_threads
 from qnnc.runtime.torch_angles import bounded, sign_pos
 
@@ -91,10 +91,6 @@ _DET_BLOCK_ELEMENTS = 1 << 22
 # (hardware network, thread CPU time: 2,000 passes 0.61 against 0.66 ms, 4,000 passes
 # 1.92 against 1.84 ms).
 _FUSED_MAX_ELEMENTS = 3 << 14
-
-
-# x W^T as one op (torch's mm of x and W's transposed view: the same product)
-_linear = torch.nn.functional.linear
 
 
 def _buffer(ws: dict, key, rows: int, cols: int, dtype, device=None) -> torch.Tensor:
@@ -192,7 +188,7 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
         # The sampling generator: independent of the init stream, owned by the model.
         sample_seed = int(np.random.SeedSequence([int(seed), 0x51A]).generate_state(1, np.uint64)[0] >> 1)
         self.generator = torch.Generator().manual_seed(sample_seed)
-        self._fused_layers = None  # [(W, b, kind)] per layer, for the fused sampler
+        self._fused_first = None  # the first layer's (W, b), for the fused sampler
         self._fused_params = None  # (self.weight, self.bias), for the fused sampler
         # One naming of the weights: state_dict() and load_state_dict() use the checkpoint
         # names (`h1`, `h1.bias`), so `load_state_dict(safetensors.torch.load_file(ckpt))`
@@ -208,7 +204,7 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
         state = self.__dict__.copy()
         for k in self._OWN_CACHES:
             state.pop(k, None)
-        state["_fused_layers"] = None
+        state["_fused_first"] = None
         state["_fused_params"] = None
         return state
 
@@ -529,10 +525,10 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
         or the weights are not finite."""
         if not self._finite_weights():
             return None
-        layers = self._fused_layers
-        if layers is None:  # (W, b, kind) per layer: the parameters are the same objects for the model's life
-            layers = self._fused_layers = [
-                (self.weight[p.name], self.bias[p.name] if p.name in self.bias else None, p.kind) for p in self.plans]
+        first = self._fused_first
+        if first is None:  # (W, b): the parameters are the same objects for the model's life
+            p = self.plans[0]
+            first = self._fused_first = (self.weight[p.name], self.bias[p.name] if p.name in self.bias else None)
         if torch.is_grad_enabled():
             with torch.no_grad():
                 return self._sample_fused(x, shots, fields, fs, shots_first)
@@ -544,9 +540,9 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
             # sizes; its sums may round differently in the last bit, which only moves the
             # first layer's thresholds (a sample flips only when its random value lies
             # within that bit of its threshold: about 1 in 10^7 values in float32).
-            w0 = self._fused_w0 = (key, layers[0][0].detach().t().contiguous())
+            w0 = self._fused_w0 = (key, first[0].detach().t().contiguous())
         z = torch.mm(x, w0[1])
-        b = layers[0][1]
+        b = first[1]
         if b is not None:
             z.add_(b)
         # fields: the pass's RandomFields, or its entropy alone (a list, or `_entropy_words`)
@@ -556,11 +552,6 @@ class QNNModel(ExactEnumeration, torch.nn.Module):
         src = fs.run(z, shots, fields if type(fields) in (list, np.ndarray) else fields.entropy, *params, key)
         if src is None:
             return None
-        for W, b, kind in layers[len(fs.plans):]:  # classical layers after the last neuron layer
-            z = _linear(src, W)
-            if b is not None:
-                z.add_(b)
-            src = z if kind == "linear" else self._classical(kind, z, True, 1.0)
         n = src.shape[1]  # (rows r = image * shots + shot)
         if shots_first:  # [shots, B, n], as forward returns it
             return src.as_strided((shots, x.shape[0], n), (n, shots * n, 1))

@@ -122,3 +122,16 @@ def test_fused_sampler_follows_weight_updates():
     with torch.no_grad():
         want = fresh(x, shots=4, generator=torch.Generator().manual_seed(9))
     assert torch.equal(got, want)
+
+
+def test_the_pass_entropy_is_torchs_randint_draw():
+    """`_entropy_words` (the buffer the fused sampler reads) and `_entropy` (its list) are
+    one draw: the values torch.randint(0, 2**62, (2,)) gives for the same generator state,
+    so seeds and checkpoints reproduce the passes they did before."""
+    from qnnc.runtime.random_fields import _entropy, _entropy_words
+
+    a, b, c = (torch.Generator().manual_seed(11) for _ in range(3))
+    for _ in range(4):
+        want = torch.randint(0, 2 ** 62, (2,), generator=a, dtype=torch.int64).tolist()
+        assert _entropy(b) == want
+        assert _entropy_words(c).tolist() == want
