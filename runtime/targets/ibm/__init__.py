@@ -329,7 +329,6 @@ def _walk(circ):
 
 
 def stats(circ) -> dict:
-    active: set[int] = set()
     two_q = meas = cond = resets = gates = 0
     counts: dict[str, int] = {}
     for inst, _ in _walk(circ):
@@ -339,8 +338,6 @@ def stats(circ) -> dict:
         if name in ("barrier", "if_else", "for_loop", "while_loop", "switch_case", "delay"):
             continue
         counts[name] = counts.get(name, 0) + 1
-        for q in inst.qubits:
-            active.add(q._index if hasattr(q, "_index") and q._index is not None else id(q))
         if name == "measure":
             meas += 1
         elif name == "reset":
@@ -349,7 +346,7 @@ def stats(circ) -> dict:
             gates += 1
             if len(inst.qubits) == 2:
                 two_q += 1
-    return {"qubits": len(active), "depth": circ.depth(), "two_qubit_gates": two_q,
+    return {"qubits": len(active_qubits(circ)), "depth": circ.depth(), "two_qubit_gates": two_q,
             "measurements": meas, "conditionals": cond, "resets": resets, "gates": gates,
             "ops": dict(sorted(counts.items()))}
 
