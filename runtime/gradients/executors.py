@@ -35,6 +35,7 @@ import torch
 from qnnc.compiler import ir
 from qnnc.compiler.diagnostics import error
 from qnnc.runtime.gradients.estimators import Shift
+from qnnc.runtime.targets.host import fresh_seed
 
 # The simulator batches variants x images x shots x width up to about this many values.
 _SIM_CHUNK_ELEMENTS = 1 << 22
@@ -142,7 +143,7 @@ class CircuitExecutor:
         return compiled
 
     def _seed(self) -> int:
-        return int(self.seeds.spawn(1)[0].generate_state(1)[0] & 0x7FFFFFFF)
+        return fresh_seed(self.seeds)
 
     def sample(self, x, shots: int, variants: Sequence[Optional[Shift]]) -> list[list[torch.Tensor]]:
         from qnnc.runtime.targets.compile import run_compiled

@@ -19,6 +19,12 @@ from qnnc.runtime.targets.lowering import ChunkPlan, Lowered
 from qnnc.runtime.targets.network import NetworkSpec
 
 
+def fresh_seed(seeds: np.random.SeedSequence) -> int:
+    """The next simulator seed of a run's seed sequence (a 31-bit child seed): a fresh seed
+    per call, since a fixed one repeats the same draws in every call."""
+    return int(seeds.spawn(1)[0].generate_state(1)[0] & 0x7FFFFFFF)
+
+
 class Executor(Protocol):
     def run(self, index: int, values: Optional[np.ndarray], shots: Sequence[int]) -> list[np.ndarray]:
         ...

@@ -30,6 +30,7 @@ from qnnc.runtime.targets.circuit import Arith, BitVal, Circuit, Lit, Param, Reg
 from qnnc.runtime.targets.cloud import (Device, GuardedClient, SubmissionClient, check_local_width,
                                         describe_jobs_per_parameter_set, jobs_per_parameter_set)
 from qnnc.runtime.targets.errors import missing_extra, refuse
+from qnnc.runtime.targets.host import fresh_seed
 from qnnc.runtime.targets.lowering import Lowered
 from qnnc.runtime.targets.target import Target
 
@@ -325,7 +326,7 @@ class QuantinuumExecutor:
         return self._aer[wide]
 
     def _seed(self) -> int:
-        return int(self.seeds.spawn(1)[0].generate_state(1)[0] & 0x7FFFFFFF)
+        return fresh_seed(self.seeds)
 
     def _emulator(self):
         """`<device>LE`, pytket-quantinuum's local emulator (pytket-pecos): it executes
@@ -447,7 +448,7 @@ class PytketSubmitExecutor:
                 c.symbol_substitution({s: float(values[j, k])
                                        for k, s in enumerate(self.prog.symbols[index])})
             circuits.append(c)
-        seed = int(self.seeds.spawn(1)[0].generate_state(1)[0] & 0x7FFFFFFF)
+        seed = fresh_seed(self.seeds)
         handles = self.client.call("submitting circuits", self.backend.process_circuits, circuits,
                                    n_shots=[int(s) for s in shots], seed=seed)
         for h, s in zip(handles, shots):

@@ -16,6 +16,7 @@ import numpy as np
 from qnnc.runtime.targets.circuit import Circuit
 from qnnc.runtime.targets.errors import missing_extra, refuse
 from qnnc.runtime.targets.helios.guppy_source import GuppySource
+from qnnc.runtime.targets.host import fresh_seed
 
 
 def _guppylang():
@@ -111,7 +112,7 @@ class SeleneRunner:
         from selene_sim import Quest
 
         inst = self.instance()
-        seed = int(self.seeds.spawn(1)[0].generate_state(1)[0] & 0x7FFFFFFF)
+        seed = fresh_seed(self.seeds)
         try:
             # consume each shot fully before the next (collecting the generators first
             # breaks Selene's result stream)

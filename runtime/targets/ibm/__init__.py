@@ -14,6 +14,7 @@ from qnnc.compiler.gates import GATES
 from qnnc.runtime.targets.capabilities import Capabilities
 from qnnc.runtime.targets.circuit import Circuit, Param
 from qnnc.runtime.targets.errors import missing_extra, refuse
+from qnnc.runtime.targets.host import fresh_seed
 from qnnc.runtime.targets.lowering import Lowered
 from qnnc.runtime.targets.target import Target
 
@@ -385,8 +386,7 @@ class IbmExecutor:
         self._per_circuit: dict = {}
 
     def _seed(self) -> int:
-        # A fresh seed per call: a fixed seed would repeat the same draws every run.
-        return int(self.seeds.spawn(1)[0].generate_state(1)[0] & 0x7FFFFFFF)
+        return fresh_seed(self.seeds)
 
     def _setup(self, index: int):
         """(simulator, method) for circuit `index`, worked out once."""

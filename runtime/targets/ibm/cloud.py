@@ -16,6 +16,7 @@ from qnnc.compiler.diagnostics import QnncError
 from qnnc.runtime.targets.cloud import (Device, GuardedClient, SubmissionClient, check_local_width,
                                         environment_sources, file_source, home, job_kind)
 from qnnc.runtime.targets.errors import refuse
+from qnnc.runtime.targets.host import fresh_seed
 
 # Widest circuit the local testing mode runs here (every active qubit is simulated).
 LOCAL_QUBITS = 20
@@ -135,8 +136,7 @@ class IbmSubmitExecutor:
             self.sampler.options.simulator.noise_model = NoiseModel()  # no noise
 
     def _seed(self) -> int:
-        # a fresh seed per job: a fixed seed repeats the same draws in every job
-        return int(self.seeds.spawn(1)[0].generate_state(1)[0] & 0x7FFFFFFF)
+        return fresh_seed(self.seeds)
 
     def run(self, index: int, values: Optional[np.ndarray], shots: Sequence[int]) -> list[np.ndarray]:
         """One SamplerV2 job holding one pub of a uniform shot count g (the gcd of the
