@@ -33,11 +33,10 @@ import math
 import numba as nb
 import numpy as np
 
-GAMMA = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_ONE = np.uint64(1)
-_S11, _S27, _S30, _S31 = np.uint64(11), np.uint64(27), np.uint64(30), np.uint64(31)
+# SplitMix64 as the sampler's counter streams compute it (`counter_rng`, in numba)
+from qnnc.runtime.fused_kernels import _G as GAMMA, _draw, _mix64
+
+_S11 = np.uint64(11)
 _TO_UNIT = 1.0 / 9007199254740992.0  # 2^-53
 _LOG2E = 1.4426950408889634
 _LN2 = 0.6931471805599453
@@ -45,16 +44,9 @@ _POW2 = np.array([math.ldexp(1.0, k) for k in range(-1022, 1024)])  # 2^k at k +
 
 
 @nb.njit(inline="always")
-def _mix(z):
-    z = (z ^ (z >> _S30)) * _M1
-    z = (z ^ (z >> _S27)) * _M2
-    return z ^ (z >> _S31)
-
-
-@nb.njit(inline="always")
 def _uniform_at(key, n):
     """The n-th (from 0) uniform of the SplitMix64 stream seeded with `key`, in (0, 1)."""
-    return ((_mix(key + (n + _ONE) * GAMMA) >> _S11) + 0.5) * _TO_UNIT
+    return ((_draw(key, n) >> _S11) + 0.5) * _TO_UNIT
 
 
 @nb.njit(inline="always")
@@ -86,7 +78,7 @@ def sequential_sweep(sigma, fields, h, beta, J, state, energy, lo, hi):  # pragm
         for c in range(C):
             s = state[c] + GAMMA
             state[c] = s
-            u = ((_mix(s) >> _S11) + 0.5) * _TO_UNIT
+            u = ((_mix64(s) >> _S11) + 0.5) * _TO_UNIT
             # σ = +1 exactly when u < 1 / (1 + exp(−2βf)); exp overflow gives inf: σ = −1.
             new = 1.0 if u * (1.0 + np.exp(-2.0 * beta[c] * fields[c, i])) < 1.0 else -1.0
             if new != sigma[c, i]:
