@@ -6,8 +6,8 @@ engine, three samplers with one protocol.
 * `FixedPointBlockSampler` (update "block", engine "compiled", CPU): the same block
   heat-bath, with the couplings in 24-bit fixed point (three int8 base-256 digits, so
   each group's fields are exact int8 × int8 products, which oneDNN or torch run on the
-  CPU's matrix units) and the draw fused in one compiled pass, on as many worker
-  threads as torch has (each group's columns split between them).
+  CPU's matrix units; the even group's with two digits and the third computed only for
+  the close draws) and the draw fused in one compiled pass.
 * `SequentialSampler` (update "sequential", engine "compiled", CPU): single-spin
   heat-bath with incremental local fields for a dense J (float32 fields and rows of J,
   the fields recomputed in float64 every REFRESH sweeps).
@@ -270,17 +270,24 @@ class FixedPointBlockSampler:
     """The layered block heat-bath on the CPU: the even layers' spins and the odd
     layers' as two int8 arrays [C, n_g] (one row per chain), each group's fields one
     exact integer product with the digits of J[group, other group] (`Int8Products`),
-    then one compiled pass (`block_heat_bath`) for fields, draws and spins.
+    then one compiled pass (`block_heat_bath`) for fields, draws and spins. The odd
+    group's product carries all three digits (its exact bond sums give the energy); the
+    even group's only the top two: the bound on the third digit's part settles all but
+    ~0.1 % of the draws, and the kernel computes that part for those, so the spins are
+    the exact rule's all the same, with a sixth less product.
 
-    Threads (`workers`, default torch's thread count): each group's columns are split
-    between the workers; each one multiplies every chain's other group by its columns'
-    digits (a product per worker, with torch on one thread, so no thread pool spins
-    against another) and draws those columns. A sweep has two meeting points: after the
-    even group (the odd group's fields need all of it) and after the odd one, where one
-    worker adds up the energies and performs the exchange. The exchange is a relabelling:
-    rows never move, chain t R + r lives in row `row_of[t R + r]`, and an accepted swap
-    exchanges two rows' temperatures. Every draw depends only on (row, spin, sweep), so
-    the chains do not depend on the number of workers."""
+    Threads (`workers`, default 1): one worker runs the products on torch's threads
+    (oneDNN splits each product between them) and the draws in one compiled pass. With
+    more, each group's columns are split between the workers; each one multiplies every
+    chain's other group by its columns' digits (a product per worker, with torch on one
+    thread, so no thread pool spins against another) and draws those columns, and a
+    sweep has two meeting points: after the even group (the odd group's fields need all
+    of it) and after the odd one, where one worker adds up the energies and performs the
+    exchange. (On a 2-core VM a meeting costs 40-60 µs of GIL hand-over, more than the
+    split saves.) The exchange is a relabelling: rows never move, chain t R + r lives in
+    row `row_of[t R + r]`, and an accepted swap exchanges two rows' temperatures. Every
+    draw depends only on (row, spin, sweep), so the chains do not depend on the number
+    of workers."""
 
     update, engine = "block", "compiled"
 
@@ -331,22 +338,39 @@ class FixedPointBlockSampler:
         self.row_of = np.arange(self.C, dtype=np.int64)  # chain -> row
         self.beta_row = np.repeat(self.beta_t, R)  # row -> inverse temperature
         self.energy_row = np.zeros(self.C)
-        if workers is None:  # threads pay for their two meetings a sweep only on large sweeps
-            workers = torch.get_num_threads() if self.C * idx[0].size * idx[1].size >= 2 ** 22 else 1
+        if workers is None:
+            workers = 1
         W = int(workers)
         self.workers = W = max(1, min(W, 64, *(i.size for i in idx)))
         # worker w draws columns cols[g][w]..cols[g][w+1] of group g
         self.cols = [np.linspace(0, i.size, W + 1).astype(np.int64) for i in idx]
+        # The even group's products carry two digits, the odd group's three: the third
+        # digit's part of an even spin's field is bounded (slack: scale Σ_j |a₂[i, j]|) and
+        # computed only for the few draws the bound leaves open (`block_heat_bath`);
+        # the odd group's exact fields give the energy (its bond sums count every bond).
+        self.a2 = np.ascontiguousarray(digits[2])  # [n_0, n_1]
+        self.slack = [self.scale * np.abs(self.a2.astype(np.int64)).sum(1).astype(np.float64), np.zeros(idx[1].size)]
         self.products = []
         for w in range(W):
             per = []
             for g in (0, 1):
                 n, lo, hi = idx[g].size, self.cols[g][w], self.cols[g][w + 1]
-                take = np.concatenate([np.arange(lo, hi) + k * n for k in range(DIGITS)])
+                take = np.concatenate([np.arange(lo, hi) + k * n for k in range(DIGITS - 1 + g)])
                 per.append(Int8Products(self.A[g][:, take].contiguous(), self.C, products))
             self.products.append(per)
         self._bonds = np.zeros((W, self.C))
         self._fields = np.zeros((2, W, self.C))
+        self._flags = [np.zeros(max(i.size for i in idx) + 8, dtype=np.uint8) for _ in range(W)]
+        self.refined = 0  # draws redone in the kernel's exact second pass
+
+    def _draw(self, g, r, lo, at, w):
+        """Draw group g's columns lo.. of every row from the products r (two digits for
+        group 0, three for group 1) into worker w's sums; returns the refined draws."""
+        from qnnc.runtime.replicas_kernel import block_heat_bath
+
+        return block_heat_bath(r, DIGITS - 1 + g, self.scale, self.slack[g], self.a2, self.sigma[1], self.h[g],
+                               self.kh[g], self.beta_row, self.keys[0], at, lo, self.sigma[g], self._bonds[w],
+                               self._fields[g, w], self._flags[w])
 
     @property
     def beta(self):
@@ -359,16 +383,12 @@ class FixedPointBlockSampler:
         return self.energy_row[self.row_of]
 
     def update_group(self, g):
-        """Redraw group g (0: even layers, 1: odd layers) of every row, in this thread;
-        returns (Σ σ_i bond_i, Σ σ_i h_i) over the group, per row."""
-        from qnnc.runtime.replicas_kernel import block_heat_bath
-
-        r = _int_products(self.torch_sigma[1 - g], self.A[g])
-        bonds, fields = np.zeros(self.C), np.zeros(self.C)
-        block_heat_bath(r, self.scale, self.h[g], self.kh[g], self.beta_row, self.keys[0], np.uint64(self.counter),
-                        0, self.sigma[g], bonds, fields)
+        """Redraw group g (0: even layers, 1: odd layers) of every row, in this thread,
+        with torch's int8 product; leaves the group's sums in worker 0's."""
+        take = np.arange(self.A[g].shape[1] // DIGITS * (DIGITS - 1 + g))
+        self.refined += self._draw(g, _int_products(self.torch_sigma[1 - g], self.A[g][:, take].contiguous()), 0,
+                                   np.uint64(self.counter), 0)
         self.counter += self.sigma[g].size
-        return self.scale * bonds, self.h_scale * fields
 
     def sweep(self):
         self.run_chunk(1)
@@ -393,7 +413,7 @@ class FixedPointBlockSampler:
         energies, and the sums of `measure` added to M[j], V[j], Q[j]."""
         import threading
 
-        from qnnc.runtime.replicas_kernel import block_end_of_sweep, block_heat_bath, block_measure
+        from qnnc.runtime.replicas_kernel import block_end_of_sweep, block_measure
 
         W, C, sig, tsig = self.workers, self.C, self.sigma, self.torch_sigma
         n_g = [s.shape[1] for s in sig]
@@ -415,21 +435,19 @@ class FixedPointBlockSampler:
             done[0] = j + 1
 
         mid, end = _Meeting(W), _Meeting(W, action=end_of_sweep)
-        errors = []
+        errors, refined = [], [0] * W
 
         def work(w):
             try:
                 if W > 1:
                     torch.set_num_threads(1)
-                prod, bonds, f0, f1 = self.products[w], self._bonds[w], self._fields[0, w], self._fields[1, w]
+                prod = self.products[w]
                 (lo0, hi0), (lo1, hi1) = (self.cols[g][w:w + 2] for g in (0, 1))
                 for j in range(n):
                     at = np.uint64(base + j * C * self.N)
-                    block_heat_bath(prod[0](tsig[1]), self.scale, self.h[0], self.kh[0], self.beta_row, key, at,
-                                    lo0, sig[0], bonds, f0)
+                    refined[w] += self._draw(0, prod[0](tsig[1]), lo0, at, w)
                     mid.wait(w)
-                    block_heat_bath(prod[1](tsig[0]), self.scale, self.h[1], self.kh[1], self.beta_row, key,
-                                    at + np.uint64(C * n_g[0]), lo1, sig[1], bonds, f1)
+                    refined[w] += self._draw(1, prod[1](tsig[0]), lo1, at + np.uint64(C * n_g[0]), w)
                     end.wait(w)
                     if measured:
                         m, v, q = parts[w]
@@ -441,9 +459,9 @@ class FixedPointBlockSampler:
                 mid.abort()
                 end.abort()
 
-        # the workers are the parallelism: torch runs each one's products on one thread
+        # several workers are the parallelism: torch runs each one's products on one thread
         threads_before = torch.get_num_threads()
-        if threads_before != 1:
+        if W > 1 and threads_before != 1:
             torch.set_num_threads(1)
         try:
             helpers = [threading.Thread(target=work, args=(w,), daemon=True) for w in range(1, W)]
@@ -453,11 +471,12 @@ class FixedPointBlockSampler:
             for t in helpers:
                 t.join()
         finally:
-            if threads_before != 1:
+            if W > 1 and threads_before != 1:
                 torch.set_num_threads(threads_before)
         if errors:
             raise next((e for e in errors if not isinstance(e, _Aborted)), errors[0])
         self.counter += n * C * self.N
+        self.refined += sum(refined)
         if parity is not None:
             self.xcounter += n * C
         if measured:
