@@ -23,11 +23,15 @@ inside a chunk, not once a sweep in Python).
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import torch
 
 from qnnc.compiler.diagnostics import error
+from qnnc.runtime.atomic_flags import Aborted, Meeting
 from qnnc.runtime.devices import from_host, host_array
+from qnnc.runtime.replicas_workers import WorkerProcesses, fork_available, shared_array
 
 BAD_SETTING = "Q0611"
 DIGITS = 3  # base-256 digits of the fixed-point couplings: 24 bits, as float32's mantissa
@@ -230,42 +234,6 @@ class Int8Products:
         return self._onednn(src) if self.kind == "onednn" else _int_products(src, self.A)
 
 
-class _Aborted(Exception):
-    """Another worker failed: leave the meeting."""
-
-
-class _Meeting:
-    """A reusable meeting point of W threads, worker 0 running `action` while the others
-    wait, on C-implemented queues (a `threading.Barrier` costs ~10 µs a meeting, and a
-    sweep has two). `abort()` releases everyone with `_Aborted`."""
-
-    _ABORT = object()
-
-    def __init__(self, W, action=None):
-        import queue
-
-        self.W, self.action = W, action
-        self.q = [queue.SimpleQueue() for _ in range(W)]
-
-    def wait(self, w):
-        if w == 0:
-            for _ in range(self.W - 1):
-                if self.q[0].get() is self._ABORT:
-                    raise _Aborted
-            if self.action is not None:
-                self.action()
-            for k in range(1, self.W):
-                self.q[k].put(True)
-        else:
-            self.q[0].put(True)
-            if self.q[w].get() is self._ABORT:
-                raise _Aborted
-
-    def abort(self):
-        for q in self.q:
-            q.put(self._ABORT)
-
-
 class FixedPointBlockSampler:
     """The layered block heat-bath on the CPU: the even layers' spins and the odd
     layers' as two int8 arrays [C, n_g] (one row per chain), each group's fields one
@@ -330,18 +298,26 @@ class FixedPointBlockSampler:
         # [n_src, 3 n_g]: σ_src [C, n_src] @ this = [C, 3 n_g], digit-major columns
         self.A = [torch.from_numpy(np.ascontiguousarray(digits.transpose(2, 0, 1).reshape(idx[1].size, -1))),
                   torch.from_numpy(np.ascontiguousarray(digits.transpose(1, 0, 2).reshape(idx[0].size, -1)))]
+        if workers is None:
+            workers = torch.get_num_threads() if self.C * idx[0].size * idx[1].size >= 2 ** 22 else 1
+        W = max(1, min(int(workers), 64, *(i.size for i in idx)))
+        if W > 1 and not fork_available():
+            W = 1  # the workers are forked processes
+        self.workers = W
+        # what the workers write, or read after worker 0 wrote it: shared with forked ones
+        new = shared_array if W > 1 else np.zeros
         rng = np.random.default_rng([int(seed), 0x5EC])
-        self.sigma = [np.where(rng.random((self.C, i.size)) < 0.5, 1, -1).astype(np.int8) for i in idx]
+        self.sigma = []
+        for i in idx:
+            self.sigma.append(new((self.C, i.size), np.int8))
+            self.sigma[-1][:] = np.where(rng.random((self.C, i.size)) < 0.5, 1, -1)
         self.torch_sigma = [torch.from_numpy(s) for s in self.sigma]
         self.dirs = [np.zeros((0, i.size)) if dirs is None else np.ascontiguousarray(dirs[:, i], dtype=np.float64)
                      for i in idx]
         self.row_of = np.arange(self.C, dtype=np.int64)  # chain -> row
-        self.beta_row = np.repeat(self.beta_t, R)  # row -> inverse temperature
+        self.beta_row = new((self.C,), np.float64)  # row -> inverse temperature
+        self.beta_row[:] = np.repeat(self.beta_t, R)
         self.energy_row = np.zeros(self.C)
-        if workers is None:
-            workers = 1
-        W = int(workers)
-        self.workers = W = max(1, min(W, 64, *(i.size for i in idx)))
         # worker w draws columns cols[g][w]..cols[g][w+1] of group g
         self.cols = [np.linspace(0, i.size, W + 1).astype(np.int64) for i in idx]
         # The even group's products carry two digits, the odd group's three: the third
@@ -358,10 +334,17 @@ class FixedPointBlockSampler:
                 take = np.concatenate([np.arange(lo, hi) + k * n for k in range(DIGITS - 1 + g)])
                 per.append(Int8Products(self.A[g][:, take].contiguous(), self.C, products))
             self.products.append(per)
-        self._bonds = np.zeros((W, self.C))
-        self._fields = np.zeros((2, W, self.C))
+        self._bonds = new((W, self.C), np.float64)
+        self._fields = new((2, W, self.C), np.float64)
+        self._refined = new((W,), np.int64)  # per worker: draws redone in the kernel's exact second pass
         self._flags = [np.zeros(max(i.size for i in idx) + 8, dtype=np.uint8) for _ in range(W)]
-        self.refined = 0  # draws redone in the kernel's exact second pass
+        self._pool, self._meetings = None, 0
+        self._meeting = Meeting(np.zeros(Meeting.flags_for(1), dtype=np.int64), 1)
+
+    @property
+    def refined(self) -> int:
+        """Draws redone in the kernel's exact second pass, so far."""
+        return int(self._refined.sum())
 
     def _draw(self, g, r, lo, at, w):
         """Draw group g's columns lo.. of every row from the products r (two digits for
@@ -386,8 +369,8 @@ class FixedPointBlockSampler:
         """Redraw group g (0: even layers, 1: odd layers) of every row, in this thread,
         with torch's int8 product; leaves the group's sums in worker 0's."""
         take = np.arange(self.A[g].shape[1] // DIGITS * (DIGITS - 1 + g))
-        self.refined += self._draw(g, _int_products(self.torch_sigma[1 - g], self.A[g][:, take].contiguous()), 0,
-                                   np.uint64(self.counter), 0)
+        self._refined[0] += self._draw(g, _int_products(self.torch_sigma[1 - g], self.A[g][:, take].contiguous()), 0,
+                                       np.uint64(self.counter), 0)
         self.counter += self.sigma[g].size
 
     def sweep(self):
@@ -407,80 +390,72 @@ class FixedPointBlockSampler:
             block_measure(self.sigma[g], 0, self.sigma[g].shape[1], self.dirs[g], self.row_of, self.R, self.pa,
                           self.pb, m, v, q)
 
+    def _work(self, w, n, base, meetings, end_of_sweep=None):
+        """Worker w's part of n sweeps from counter `base`: its columns' products and draws
+        of each group, and the sweep's two meetings (`meetings` held so far), at the
+        second of which worker 0 runs end_of_sweep(j)."""
+        meeting = self._meeting
+        prod, C, n0 = self.products[w], self.C, self.sigma[0].shape[1]
+        lo0, lo1 = self.cols[0][w], self.cols[1][w]
+        tsig, refined = self.torch_sigma, 0
+        for j in range(n):
+            at = np.uint64(base + j * C * self.N)
+            refined += self._draw(0, prod[0](tsig[1]), lo0, at, w)
+            meeting.wait(w, meetings + 2 * j + 1)
+            refined += self._draw(1, prod[1](tsig[0]), lo1, at + np.uint64(C * n0), w)
+            meeting.wait(w, meetings + 2 * j + 2, None if end_of_sweep is None else lambda: end_of_sweep(j))
+        self._refined[w] += refined
+
     def run_chunk(self, n, parity=None, accepted=None, E=None, M=None, V=None, Q=None):
         """n sweeps, each followed (parity not None) by the exchange of parity
         (parity + j) % 2 and (E not None) by the measurements: E[j] the chains'
         energies, and the sums of `measure` added to M[j], V[j], Q[j]."""
-        import threading
+        from qnnc.runtime.replicas_kernel import block_end_of_sweep
 
-        from qnnc.runtime.replicas_kernel import block_end_of_sweep, block_measure
-
-        W, C, sig, tsig = self.workers, self.C, self.sigma, self.torch_sigma
-        n_g = [s.shape[1] for s in sig]
+        W, C = self.workers, self.C
         # the counters of sweep j: group 0 at base + j C N, group 1 after it; exchange at xbase + j C
         base, xbase = self.counter, self.xcounter
-        key = self.keys[0]
         measured = E is not None
-        parts = [(M, V, Q)] + [(np.zeros_like(M), np.zeros_like(V), np.zeros_like(Q)) if measured else None
-                               for _ in range(W - 1)]
-        done = [0]
         no_acc, no_energy = np.zeros(max(self.T - 1, 1), dtype=np.int64), np.zeros(0)
 
-        def end_of_sweep():  # one worker, while the others wait
-            j = done[0]
+        def end_of_sweep(j):  # worker 0, while the others wait
             block_end_of_sweep(self._bonds, self._fields, self.scale, self.h_scale, self.energy_row, self.row_of,
                                self.beta_row, self.beta_t, self.R, -1 if parity is None else (parity + j) % 2,
                                self.keys[1], np.uint64(xbase + j * C), accepted if parity is not None else no_acc,
                                E[j] if measured else no_energy)
-            done[0] = j + 1
+            if measured:
+                self.measure(M[j], V[j], Q[j])
 
-        mid, end = _Meeting(W), _Meeting(W, action=end_of_sweep)
-        errors, refined = [], [0] * W
-
-        def work(w):
-            try:
-                if W > 1:
-                    torch.set_num_threads(1)
-                prod = self.products[w]
-                (lo0, hi0), (lo1, hi1) = (self.cols[g][w:w + 2] for g in (0, 1))
-                for j in range(n):
-                    at = np.uint64(base + j * C * self.N)
-                    refined[w] += self._draw(0, prod[0](tsig[1]), lo0, at, w)
-                    mid.wait(w)
-                    refined[w] += self._draw(1, prod[1](tsig[0]), lo1, at + np.uint64(C * n_g[0]), w)
-                    end.wait(w)
-                    if measured:
-                        m, v, q = parts[w]
-                        for g, lo, hi in ((0, lo0, hi0), (1, lo1, hi1)):
-                            block_measure(sig[g], lo, hi, self.dirs[g], self.row_of, self.R, self.pa, self.pb,
-                                          m[j], v[j], q[j])
-            except BaseException as exc:  # let the others leave their barriers, then re-raise
-                errors.append(exc)
-                mid.abort()
-                end.abort()
-
-        # several workers are the parallelism: torch runs each one's products on one thread
         threads_before = torch.get_num_threads()
         if W > 1 and threads_before != 1:
-            torch.set_num_threads(1)
+            torch.set_num_threads(1)  # several workers are the parallelism: one thread each
         try:
-            helpers = [threading.Thread(target=work, args=(w,), daemon=True) for w in range(1, W)]
-            for t in helpers:
-                t.start()
-            work(0)
-            for t in helpers:
-                t.join()
+            if W > 1:
+                if self._pool is None:  # (the children fork with the meeting in place)
+                    self._meeting = Meeting(shared_array((Meeting.flags_for(W),), np.int64), W)
+                    self._pool, self._meetings = WorkerProcesses(self._meeting, self._work), 0
+                    self._finalizer = weakref.finalize(self, self._pool.close)
+                self._pool.start(n, base, self._meetings)
+            self._work(0, n, base, self._meetings, end_of_sweep)
+        except BaseException as exc:
+            if W > 1 and self._pool is not None:  # a failed chunk leaves the meeting aborted: start afresh
+                self._meeting.abort()
+                reported = self._pool.child_error()
+                self.close()
+                if isinstance(exc, Aborted) and reported:
+                    raise RuntimeError(f"block Monte Carlo {reported}") from None
+            raise
         finally:
             if W > 1 and threads_before != 1:
                 torch.set_num_threads(threads_before)
-        if errors:
-            raise next((e for e in errors if not isinstance(e, _Aborted)), errors[0])
+        self._meetings += 2 * n
         self.counter += n * C * self.N
-        self.refined += sum(refined)
         if parity is not None:
             self.xcounter += n * C
-        if measured:
-            for m, v, q in parts[1:]:
-                M += m
-                V += v
-                Q += q
+
+    def close(self) -> None:
+        """Stop the worker processes (a later chunk starts new ones)."""
+        if self._pool is not None:
+            self._finalizer.detach()
+            self._pool.close()
+            self._pool = None
