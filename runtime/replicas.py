@@ -302,36 +302,40 @@ def run_replicas(couplings: Couplings, temperatures: Sequence[float], *, replica
     P = len(stats.pairs)
     accepted = np.zeros(max(T - 1, 0), dtype=np.int64)
     attempts = np.zeros(max(T - 1, 0), dtype=np.int64)
-    s = 0
-    while s < sweeps:
-        measuring = s >= burn_in
-        if measuring:
-            i = s - burn_in
-            block = i * stats.BLOCKS // S
-            n = min(-(-(block + 1) * S // stats.BLOCKS) - i, CHUNK)
-        else:
-            n = min(burn_in - s, CHUNK)
-        if measuring:
-            E, M = np.zeros((n, T * R)), np.zeros((n, T * R))
-            V, Q = np.zeros((n, T * R, D)), np.zeros((n, T, P))
-        if hasattr(sampler, "run_chunk"):  # the sampler runs the chunk's sweeps itself (threads)
-            sampler.run_chunk(n, s % 2 if T > 1 else None, accepted, *((E, M, V, Q) if measuring else ()))
-        for j in range(n):
-            if not hasattr(sampler, "run_chunk"):
-                sampler.sweep()
+    try:
+        s = 0
+        while s < sweeps:
+            measuring = s >= burn_in
+            if measuring:
+                i = s - burn_in
+                block = i * stats.BLOCKS // S
+                n = min(-(-(block + 1) * S // stats.BLOCKS) - i, CHUNK)
+            else:
+                n = min(burn_in - s, CHUNK)
+            if measuring:
+                E, M = np.zeros((n, T * R)), np.zeros((n, T * R))
+                V, Q = np.zeros((n, T * R, D)), np.zeros((n, T, P))
+            if hasattr(sampler, "run_chunk"):  # the sampler runs the chunk's sweeps itself (its workers)
+                sampler.run_chunk(n, s % 2 if T > 1 else None, accepted, *((E, M, V, Q) if measuring else ()))
+            for j in range(n):
+                if not hasattr(sampler, "run_chunk"):
+                    sampler.sweep()
+                    if T > 1:
+                        sampler.exchange((s + j) % 2, accepted)
+                    if measuring:
+                        E[j] = sampler.energy
+                        sampler.measure(M[j], V[j], Q[j])
                 if T > 1:
-                    sampler.exchange((s + j) % 2, accepted)
-                if measuring:
-                    E[j] = sampler.energy
-                    sampler.measure(M[j], V[j], Q[j])
-            if T > 1:
-                attempts[(s + j) % 2::2] += 1
-            if progress is not None:
-                progress(s + j)
-        if measuring:
-            stats.add_chunk(block, E.reshape(n, T, R) / N, np.abs(M).reshape(n, T, R) / N, Q / N,
-                            np.abs(V).reshape(n, T, R, D).mean(2) / math.sqrt(N))
-        s += n
+                    attempts[(s + j) % 2::2] += 1
+                if progress is not None:
+                    progress(s + j)
+            if measuring:
+                stats.add_chunk(block, E.reshape(n, T, R) / N, np.abs(M).reshape(n, T, R) / N, Q / N,
+                                np.abs(V).reshape(n, T, R, D).mean(2) / math.sqrt(N))
+            s += n
+    finally:
+        if hasattr(sampler, "close"):  # worker processes
+            sampler.close()
     acc = (accepted / np.maximum(attempts * R, 1)).tolist()
     res = stats.result(temps, R, int(sweeps), burn_in, acc)
     res.update, res.engine = sampler.update, sampler.engine

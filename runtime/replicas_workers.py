@@ -81,6 +81,7 @@ class WorkerProcesses:
             raise
 
     def start(self, n: int, base: int, meetings: int) -> None:
+        self._check_children()
         for fd in self.commands:
             os.write(fd, _COMMAND.pack(int(n), int(base), int(meetings)))
 
@@ -122,8 +123,11 @@ class WorkerProcesses:
 
 
 def _child(run, w, command_fd, error_fd, meeting, parent):  # pragma: no cover - runs in the child
+    import signal
+
     import torch
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the children
     torch.set_num_threads(1)  # the workers are the parallelism
 
     def check_parent():

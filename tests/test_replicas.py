@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -451,3 +453,94 @@ def test_a_failing_worker_stops_the_chunk_with_its_error(worker, group):
     with pytest.raises(RuntimeError, match="boom"):
         s.run_chunk(5, 0, accepted)
     assert torch.get_num_threads() == threads  # the run gave torch its threads back
+
+
+@pytest.mark.parametrize("slack_scale", [1.0, 1e6])
+def test_block_draw_with_two_digits_is_the_exact_rule(slack_scale):
+    """The even group's draw from two digits (the third digit's part bounded, computed
+    for the close calls only) gives the spins and sums of the draw from all three digits,
+    bit for bit, whether few draws (the real bound) or all (a bound a million times too
+    wide) are redone; the real bound does leave some close calls."""
+    rng = np.random.default_rng(5)
+    C, n, K = 40, 300, 200
+    digits = rng.integers(-128, 128, (3, K, n)).astype(np.int8)  # [digit, other spin, spin]
+    src = np.where(rng.random((C, K)) < 0.5, 1, -1).astype(np.int8)
+    r = np.concatenate([src.astype(np.int64) @ digits[k].astype(np.int64) for k in range(3)], 1).astype(np.float32)
+    a2 = np.ascontiguousarray(digits[2].T)  # [spin, other spin]
+    scale = 1.0 / 8_000_000
+    kh = rng.integers(-2 ** 31, 2 ** 31, n).astype(np.float64)
+    h = 1e-10 * kh
+    beta = np.geomspace(0.3, 3.0, C)
+    slack = scale * np.abs(a2.astype(np.int64)).sum(1) * slack_scale
+    outs = []
+    for digits_used, r_used, sl in ((3, r, np.zeros(n)), (2, np.ascontiguousarray(r[:, :2 * n]), slack)):
+        out, bonds, fields = np.zeros((C, n), np.int8), np.zeros(C), np.zeros(C)
+        refined = kernel.block_heat_bath(r_used, digits_used, scale, sl, a2, src, h, kh, beta, np.uint64(11),
+                                         np.uint64(1000), 0, out, bonds, fields, np.zeros(n + 8, np.uint8))
+        outs.append((out, fields, refined))
+    assert np.array_equal(outs[0][0], outs[1][0]) and np.array_equal(outs[0][1], outs[1][1])
+    if slack_scale > 1:
+        assert outs[1][2] == C * n  # every draw redone
+    else:
+        assert 0 < outs[1][2] < C * n // 20
+
+
+def test_block_workers_are_processes_that_stop_and_restart():
+    """Two workers: the second is a forked process; close() stops it, the next chunk
+    starts a new one, and the chains are those of one worker all along."""
+    couplings, J, h = _layered([70, 66, 64], 31, fields=True)
+    temps = np.geomspace(0.5, 2.0, 3)
+    one = FixedPointBlockSampler(couplings, temps, 2, 5, None, workers=1)
+    two = FixedPointBlockSampler(couplings, temps, 2, 5, None, workers=2)
+    out1, _ = _chunk(one, 10)
+    out2, _ = _chunk(two, 10)
+    (child,) = two._pool.procs
+    assert child.is_alive() and child.pid != os.getpid()
+    two.close()
+    assert not child.is_alive() and two._pool is None
+    out1b, _ = _chunk(one, 7, parity=1)
+    out2b, _ = _chunk(two, 7, parity=1)  # a new worker process
+    two.close()
+    for a, b in ((out1, out2), (out1b, out2b)):
+        for key in "EMQ":
+            assert np.array_equal(a[key], b[key]), key
+    assert np.array_equal(one.sigma[0], two.sigma[0]) and np.array_equal(one.sigma[1], two.sigma[1])
+    assert one.refined == two.refined
+
+
+def test_a_worker_process_that_dies_is_reported_not_waited_for():
+    couplings, J, h = _layered([70, 66, 64], 32)
+    s = FixedPointBlockSampler(couplings, np.array([0.5, 1.0]), 2, 0, None, workers=2)
+    s.run_chunk(2, 0, np.zeros(1, dtype=np.int64))
+    (child,) = s._pool.procs
+    os.kill(child.pid, signal.SIGKILL)
+    child.join(timeout=10)
+    with pytest.raises(RuntimeError, match="worker 1 exited"):
+        s.run_chunk(5, 0, np.zeros(1, dtype=np.int64))
+    s.run_chunk(3, 0, np.zeros(1, dtype=np.int64))  # a fresh worker takes over
+    s.close()
+
+
+def test_a_meeting_runs_its_action_before_anyone_goes_on():
+    """Worker 0's action at meeting k (writing k to shared memory) is seen by the other
+    process right after that meeting, for 2,000 meetings in a row."""
+    from qnnc.runtime.atomic_flags import Meeting
+    from qnnc.runtime.replicas_workers import WorkerProcesses, shared_array
+
+    meeting = Meeting(shared_array((Meeting.flags_for(2),), np.int64), 2)
+    board, seen = shared_array((1,), np.int64), shared_array((2000,), np.int64)
+
+    def child(w, n, base, _):
+        for k in range(1, n + 1):
+            meeting.wait(w, k)
+            seen[k - 1] = board[0]
+
+    pool = WorkerProcesses(meeting, child)
+    try:
+        pool.start(2000, 0, 0)
+        for k in range(1, 2001):
+            meeting.wait(0, k, lambda k=k: board.__setitem__(0, k))
+        pool.close()  # the child's last write follows its last meeting: close() waits for it to exit
+    finally:
+        pool.close()
+    assert np.array_equal(seen, np.arange(1, 2001))
