@@ -17,6 +17,7 @@ slot W the last meeting worker 0 released, slot W + 1 is non-zero once a worker 
 from __future__ import annotations
 
 import os
+import platform
 
 import numba as nb
 import numpy as np
@@ -58,16 +59,21 @@ def store_release(typingctx, flags, index, value):
     return types.void(flags, index, value), codegen
 
 
+_X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
+
+
 @intrinsic
 def cpu_relax(typingctx):
-    """x86's PAUSE in a spin loop (leaves the core's resources to its sibling thread)."""
+    """x86's PAUSE in a spin loop (eases the loop's pressure on the core and the memory
+    order machinery); nothing on other CPUs."""
 
     def codegen(context, builder, sig, args):
-        from llvmlite import ir
+        if _X86:
+            from llvmlite import ir
 
-        pause = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []),
-                                               "llvm.x86.sse2.pause")
-        builder.call(pause, [])
+            pause = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []),
+                                                   "llvm.x86.sse2.pause")
+            builder.call(pause, [])
         return context.get_dummy_value()
 
     return types.void(), codegen

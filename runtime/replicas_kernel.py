@@ -10,9 +10,11 @@ temperature t).
   P(σ_i = +1) = 1 / (1 + exp(−2β f_i)) and, only when it flips, its row of J is added to
   the fields (2σ_i J_i·): a sweep costs N decisions plus N per flip, not N².
 * `block_heat_bath`: one group (or a range of its columns) of the layered network's
-  block update, fused in one pass from the integer products of the fixed-point weight
-  digits (`FixedPointBlockSampler` in replicas_samplers.py): the exact bond fields, the
-  draw, the new spins, and the sums the energy needs.
+  block update from the integer products of the fixed-point weight digits (all three,
+  or the top two and the third computed for the close calls;
+  `FixedPointBlockSampler` in replicas_samplers.py): the bond fields, the draw, the new
+  spins, and the sums the energy needs, in a vectorised pass and an exact second pass
+  over the close calls.
 * `block_exchange`, `block_measure`: the block sampler's exchange (a relabelling of
   which row holds which chain) and measurement sums (over a range of columns).
 * `exchange_rows`: the replica-exchange move between neighbouring temperatures.
@@ -22,8 +24,9 @@ Random numbers: SplitMix64 (Steele, Lea, Flood 2014; passes BigCrush). The seque
 kernel gives every chain its own stream (a state per chain); the block and exchange
 kernels evaluate the generator at a running counter (the n-th output of the stream
 seeded with their key), so nothing depends on the order of the loops. Uniforms have 53
-bits and are never 0. exp(−x) in the block kernel is a degree-10 polynomial after
-range reduction (relative error below 1e-12), so the loop vectorises.
+bits and are never 0. exp(−x) in the block kernel is a polynomial after range
+reduction (degree 10, relative error below 1e-12; degree 6, below 1e-6, in the first
+pass), so the loop vectorises.
 """
 
 from __future__ import annotations
@@ -141,7 +144,7 @@ def block_heat_bath(r, digits, scale, slack, a2, src, h, kh, beta, key, counter,
     which the m columns are rewritten. Uniform number counter + c n + (lo + i) of the
     stream `key` decides spin lo + i of row c: σ = +1 exactly when
     u (1 + exp(−x)) < 1, x = 2β(scale n + h) (P(σ = +1) = 1 / (1 + e^{−x})), so splitting
-    the columns between threads changes no draw.
+    the columns between workers changes no draw.
 
     Two passes, the same spins as the exact rule, bit for bit. The first, vectorised,
     takes exp to a relative error of 1e-6 and, with two digits, the field without r₂,
@@ -154,7 +157,7 @@ def block_heat_bath(r, digits, scale, slack, a2, src, h, kh, beta, key, counter,
     counts every bond in the other group's pass and bond_sum is left alone), and always
     field_sum[c] = Σ σ_i kh_i: integers, summed exactly (below 2^53), so the energies do
     not depend on how the columns were split either. flags: uint8 scratch of at least
-    m + 8 bytes. Holds no GIL: threads of `FixedPointBlockSampler` run it side by side."""
+    m + 8 bytes. Holds no GIL."""
     _prefer_full_vectors()
     C, n = out.shape
     m = r.shape[1] // digits

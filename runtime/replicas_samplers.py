@@ -17,7 +17,7 @@ Protocol: `sweep()` updates every chain once and leaves the energies in `energy`
 move; `measure(m, v, q)` adds the sums of the current configurations (Σσ per chain,
 σ·v_d per chain and direction, σ_a·σ_b per temperature and replica pair). A sampler
 may also offer `run_chunk(n, parity, accepted, E, M, V, Q)`: n sweeps, exchanges and
-measurements at once (`run_replicas` then uses it: the block sampler's threads meet
+measurements at once (`run_replicas` then uses it: the block sampler's workers meet
 inside a chunk, not once a sweep in Python).
 """
 
@@ -244,18 +244,19 @@ class FixedPointBlockSampler:
     ~0.1 % of the draws, and the kernel computes that part for those, so the spins are
     the exact rule's all the same, with a sixth less product.
 
-    Threads (`workers`, default 1): one worker runs the products on torch's threads
-    (oneDNN splits each product between them) and the draws in one compiled pass. With
-    more, each group's columns are split between the workers; each one multiplies every
-    chain's other group by its columns' digits (a product per worker, with torch on one
-    thread, so no thread pool spins against another) and draws those columns, and a
-    sweep has two meeting points: after the even group (the odd group's fields need all
-    of it) and after the odd one, where one worker adds up the energies and performs the
-    exchange. (On a 2-core VM a meeting costs 40-60 µs of GIL hand-over, more than the
-    split saves.) The exchange is a relabelling: rows never move, chain t R + r lives in
-    row `row_of[t R + r]`, and an accepted swap exchanges two rows' temperatures. Every
-    draw depends only on (row, spin, sweep), so the chains do not depend on the number
-    of workers."""
+    Workers (`workers`; default torch's thread count on large sweeps, C n_even n_odd >=
+    2^22, else 1): one worker runs the products on torch's threads (oneDNN splits each
+    product between them) and the draws in one compiled pass. With more, each group's
+    columns are split between the workers: worker 0 is the caller, the others forked
+    processes sharing the spins, temperatures and sums (`replicas_workers.py`; POSIX,
+    elsewhere one worker). Each multiplies every chain's other group by its columns'
+    digits (torch on one thread) and draws those columns, and a sweep has two meetings in
+    shared memory (`atomic_flags.Meeting`): after the even group (the odd group's fields
+    need all of it) and after the odd one, where worker 0 adds up the energies, performs
+    the exchange and measures. The exchange is a relabelling: rows never move, chain
+    t R + r lives in row `row_of[t R + r]`, and an accepted swap exchanges two rows'
+    temperatures. Every draw depends only on (row, spin, sweep), so the chains do not
+    depend on the number of workers. `close()` stops the worker processes."""
 
     update, engine = "block", "compiled"
 
@@ -397,14 +398,14 @@ class FixedPointBlockSampler:
         meeting = self._meeting
         prod, C, n0 = self.products[w], self.C, self.sigma[0].shape[1]
         lo0, lo1 = self.cols[0][w], self.cols[1][w]
-        tsig, refined = self.torch_sigma, 0
+        tsig = self.torch_sigma
         for j in range(n):
             at = np.uint64(base + j * C * self.N)
-            refined += self._draw(0, prod[0](tsig[1]), lo0, at, w)
+            refined = self._draw(0, prod[0](tsig[1]), lo0, at, w)
             meeting.wait(w, meetings + 2 * j + 1)
             refined += self._draw(1, prod[1](tsig[0]), lo1, at + np.uint64(C * n0), w)
+            self._refined[w] += refined  # (before the meeting: the chunk ends for all at its last)
             meeting.wait(w, meetings + 2 * j + 2, None if end_of_sweep is None else lambda: end_of_sweep(j))
-        self._refined[w] += refined
 
     def run_chunk(self, n, parity=None, accepted=None, E=None, M=None, V=None, Q=None):
         """n sweeps, each followed (parity not None) by the exchange of parity
