@@ -248,8 +248,8 @@ class FixedPointBlockSampler:
     2^22, else 1): one worker runs the products on torch's threads (oneDNN splits each
     product between them) and the draws in one compiled pass. With more, each group's
     columns are split between the workers: worker 0 is the caller, the others forked
-    processes sharing the spins, temperatures and sums (`replicas_workers.py`; POSIX,
-    elsewhere one worker). Each multiplies every chain's other group by its columns'
+    processes sharing the spins, temperatures and sums (`replicas_workers.py`; POSIX and
+    not in a daemonic process, elsewhere one worker). Each multiplies every chain's other group by its columns'
     digits (torch on one thread) and draws those columns, and a sweep has two meetings in
     shared memory (`atomic_flags.Meeting`): after the even group (the odd group's fields
     need all of it) and after the odd one, where worker 0 adds up the energies, performs

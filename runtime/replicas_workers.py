@@ -32,7 +32,9 @@ ERROR_BYTES = 4000
 
 
 def fork_available() -> bool:
-    return "fork" in multiprocessing.get_all_start_methods()
+    """Whether this process may fork workers: POSIX, and not itself a daemonic
+    multiprocessing worker (those may not have children, e.g. a Dask worker's)."""
+    return "fork" in multiprocessing.get_all_start_methods() and not multiprocessing.current_process().daemon
 
 
 def shared_array(shape, dtype) -> np.ndarray:

@@ -544,3 +544,24 @@ def test_a_meeting_runs_its_action_before_anyone_goes_on():
     finally:
         pool.close()
     assert np.array_equal(seen, np.arange(1, 2001))
+
+
+def _workers_in_a_daemon(queue):
+    couplings, J, h = _layered([70, 66, 64], 33)
+    s = FixedPointBlockSampler(couplings, np.array([0.5, 1.0]), 2, 0, None, workers=2)
+    s.run_chunk(2, 0, np.zeros(1, dtype=np.int64))
+    queue.put(s.workers)
+
+
+def test_a_daemonic_process_runs_one_worker():
+    """A daemonic process (a Dask or multiprocessing pool worker) may not fork: the
+    sampler runs one worker there instead of failing."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_workers_in_a_daemon, args=(queue,), daemon=True)
+    proc.start()
+    workers = queue.get(timeout=120)
+    proc.join(timeout=30)
+    assert workers == 1 and proc.exitcode == 0
