@@ -45,7 +45,7 @@ RATIOS = (784, 512, 512, 10)
 SK_PLAN = {64: (2048, 1600), 128: (4096, 800), 256: (8192, 300), 512: (8192, 120), 1024: (4096, 80)}
 # (The run in docs/spin-results.md started with 12288 sweeps for N = 512 (samples 0-9) and 8192 for
 # N = 1,024 (samples 0-5); the part "eq" showed half as many enough, and the plan was cut.)
-LAYERED_PLAN = {8: (2048, 1600), 4: (4096, 800), 2: (4096, 800), 1: (4096, 400)}  # divisor of the ratios
+LAYERED_PLAN = {8: (2048, 1600), 4: (4096, 800), 2: (4096, 800), 1: (4096, 800)}  # divisor of the ratios
 # The ladders are dense around T_c (the Binder crossings) and reach T = 0.5 (SK's P(q));
 # N = 1,024 only serves the crossing, so it starts at 0.68 (16 temperatures, cheaper and
 # faster to equilibrate).
