@@ -555,10 +555,11 @@ def _workers_in_a_daemon(queue):
 
 def test_a_daemonic_process_runs_one_worker():
     """A daemonic process (a Dask or multiprocessing pool worker) may not fork: the
-    sampler runs one worker there instead of failing."""
+    sampler runs one worker there instead of failing. (The daemon is spawned, as Dask's
+    are: a fork of this test process could inherit torch's OpenMP pool mid-use.)"""
     import multiprocessing
 
-    ctx = multiprocessing.get_context("fork")
+    ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=_workers_in_a_daemon, args=(queue,), daemon=True)
     proc.start()
