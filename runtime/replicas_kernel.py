@@ -15,10 +15,11 @@ temperature t).
   `FixedPointBlockSampler` in replicas_samplers.py): the bond fields, the draw, the new
   spins, and the sums the energy needs, in a vectorised pass and an exact second pass
   over the close calls.
-* `block_exchange`, `block_measure`: the block sampler's exchange (a relabelling of
-  which row holds which chain) and measurement sums (over a range of columns).
-* `exchange_rows`: the replica-exchange move between neighbouring temperatures.
-* `row_sums`: the measurements' sums (magnetisation, overlaps, direction overlaps).
+* `block_exchange`: the block sampler's exchange (a relabelling of which row holds
+  which chain); `exchange_rows`: the sequential sampler's (rows swap). One acceptance
+  test (`_swap_accepted`) serves both.
+* `measure_sums`: the measurements' sums (magnetisation, overlaps, direction overlaps),
+  for both samplers.
 
 Random numbers: SplitMix64 (Steele, Lea, Flood 2014; passes BigCrush). The sequential
 kernel gives every chain its own stream (a state per chain); the block and exchange
@@ -70,15 +71,22 @@ def _uniform_at(key, n):
 
 
 @nb.njit(inline="always")
-def _exp_neg(x, pow2):
-    """exp(−x) for finite x, relative error < 1e-12, clamped to [2^-1020, 2^1020]."""
+def _exp_neg_split(x):
+    """exp(−x) = e^r 2^k with |r| <= ln2 / 2: (r, k + 1022, the index of 2^k in _POW2),
+    x clamped so that 2^k stays within [2^-1020, 2^1020]."""
     y = -x * _LOG2E
     y = min(max(y, -1020.0), 1020.0)
     k = np.floor(y + 0.5)
-    r = (y - k) * _LN2  # |r| <= ln2 / 2
+    return (y - k) * _LN2, np.int64(k) + 1022
+
+
+@nb.njit(inline="always")
+def _exp_neg(x, pow2):
+    """exp(−x) for finite x, relative error < 1e-12, clamped to [2^-1020, 2^1020]."""
+    r, k = _exp_neg_split(x)
     p = 1.0 + r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (
         1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (1.0 / 3628800))))))))))
-    return p * pow2[np.int64(k) + 1022]
+    return p * pow2[k]
 
 
 _FAST_EXP_ERROR = 1e-6  # bound on the relative error of `_exp_neg_fast` (its Taylor remainder is < 2.5e-7)
@@ -86,14 +94,20 @@ _FAST_EXP_ERROR = 1e-6  # bound on the relative error of `_exp_neg_fast` (its Ta
 
 @nb.njit(inline="always")
 def _exp_neg_fast(x, pow2):
-    """exp(−x) to a relative error below _FAST_EXP_ERROR (degree 6 after range reduction):
-    the block kernels' first pass, whose close calls are redone with `_exp_neg`."""
-    y = -x * _LOG2E
-    y = min(max(y, -1020.0), 1020.0)
-    k = np.floor(y + 0.5)
-    r = (y - k) * _LN2
+    """exp(−x) to a relative error below _FAST_EXP_ERROR (degree 6 after the same range
+    reduction): the block kernels' first pass, whose close calls are redone with `_exp_neg`."""
+    r, k = _exp_neg_split(x)
     p = 1.0 + r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (1.0 / 720))))))
-    return p * pow2[np.int64(k) + 1022]
+    return p * pow2[k]
+
+
+@nb.njit(inline="always")
+def _swap_accepted(beta_t, t, e_t, e_next, key, n):
+    """The exchange test of chains at temperatures t and t+1 with energies e_t, e_next:
+    accepted with probability min(1, exp((β_t − β_{t+1})(e_t − e_next))), uniform n of the
+    stream `key` deciding."""
+    d = (beta_t[t] - beta_t[t + 1]) * (e_t - e_next)
+    return d >= 0.0 or _uniform_at(key, n) < np.exp(d)
 
 
 @nb.njit(cache=True)
@@ -238,9 +252,7 @@ def block_exchange(row_of, beta_row, energy_row, beta_t, R, parity, key, counter
             c2 = c1 + R
             a = row_of[c1]
             b = row_of[c2]
-            d = (beta_t[t] - beta_t[t + 1]) * (energy_row[a] - energy_row[b])
-            u = _uniform_at(key, counter + np.uint64(c1))
-            if d >= 0.0 or u < np.exp(d):
+            if _swap_accepted(beta_t, t, energy_row[a], energy_row[b], key, counter + np.uint64(c1)):
                 row_of[c1] = b
                 row_of[c2] = a
                 beta_row[a] = beta_t[t + 1]
@@ -271,21 +283,22 @@ def block_end_of_sweep(bonds, fields, scale, h_scale, energy_row, row_of, beta_r
 
 
 @nb.njit(cache=True, nogil=True, fastmath={"reassoc", "contract", "arcp", "nsz"})
-def block_measure(x, lo, hi, dirs, row_of, R, pair_a, pair_b, m, v, q):  # pragma: no cover - compiled
-    """The measurements' sums over columns lo..hi−1 of x [rows, n] (int8 spins), chain c
-    in row row_of[c]: add to m[c] the sum of its row, to v[c, d] its product with
-    dirs[d] [D, n], to q[t, p] the product of chains t R + pair_a[p] and t R + pair_b[p]."""
+def measure_sums(x, dirs, row_of, R, pair_a, pair_b, m, v, q):  # pragma: no cover - compiled
+    """The measurements' sums of x [rows, n] (±1 spins, int8 or float), chain c in row
+    row_of[c]: add to m[c] the sum of its row, to v[c, d] its product with dirs[d] [D, n],
+    to q[t, p] the product of chains t R + pair_a[p] and t R + pair_b[p] (integer sums:
+    exact)."""
     C = row_of.size
     D = dirs.shape[0]
-    n = hi - lo
+    n = x.shape[1]
     for c in range(C):
-        xr = x[row_of[c], lo:hi]
+        xr = x[row_of[c]]
         k = 0
         for i in range(n):
-            k += xr[i]
+            k += np.int32(xr[i])
         m[c] += k
         for d in range(D):
-            dr = dirs[d, lo:hi]
+            dr = dirs[d]
             s = 0.0
             for i in range(n):
                 s += xr[i] * dr[i]
@@ -293,11 +306,11 @@ def block_measure(x, lo, hi, dirs, row_of, R, pair_a, pair_b, m, v, q):  # pragm
     T = C // R
     for t in range(T):
         for p in range(pair_a.size):
-            xa = x[row_of[t * R + pair_a[p]], lo:hi]
-            xb = x[row_of[t * R + pair_b[p]], lo:hi]
+            xa = x[row_of[t * R + pair_a[p]]]
+            xb = x[row_of[t * R + pair_b[p]]]
             k = 0
             for i in range(n):
-                k += np.int32(xa[i] * xb[i])
+                k += np.int32(xa[i]) * np.int32(xb[i])
             q[t, p] += k
 
 
@@ -312,39 +325,10 @@ def exchange_rows(a, b, energy, beta_t, R, parity, key, counter, accepted):  # p
         for r in range(R):
             c1 = t * R + r
             c2 = c1 + R
-            d = (beta_t[t] - beta_t[t + 1]) * (energy[c1] - energy[c2])
-            u = _uniform_at(key, counter + np.uint64(c1))
-            if d >= 0.0 or u < np.exp(d):
+            if _swap_accepted(beta_t, t, energy[c1], energy[c2], key, counter + np.uint64(c1)):
                 for j in range(a.shape[1]):
                     a[c1, j], a[c2, j] = a[c2, j], a[c1, j]
                 for j in range(b.shape[1]):
                     b[c1, j], b[c2, j] = b[c2, j], b[c1, j]
                 energy[c1], energy[c2] = energy[c2], energy[c1]
                 accepted[t] += 1
-
-
-@nb.njit(cache=True, fastmath={"reassoc", "contract", "arcp", "nsz"})
-def row_sums(x, dirs, R, pair_a, pair_b, m, v, q):  # pragma: no cover - compiled
-    """Add to m[c] the sum of row c of x [C, n]; to v[c, d] its product with dirs[d];
-    to q[t, p] the product of rows t R + pair_a[p] and t R + pair_b[p]."""
-    C, n = x.shape
-    D = dirs.shape[0]
-    for c in range(C):
-        s = 0.0
-        for i in range(n):
-            s += x[c, i]
-        m[c] += s
-        for d in range(D):
-            s = 0.0
-            for i in range(n):
-                s += x[c, i] * dirs[d, i]
-            v[c, d] += s
-    T = C // R
-    for t in range(T):
-        for p in range(pair_a.size):
-            ca = t * R + pair_a[p]
-            cb = t * R + pair_b[p]
-            s = 0.0
-            for i in range(n):
-                s += x[ca, i] * x[cb, i]
-            q[t, p] += s

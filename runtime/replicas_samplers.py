@@ -35,6 +35,9 @@ from qnnc.runtime.replicas_workers import WorkerProcesses, fork_available, share
 
 BAD_SETTING = "Q0611"
 DIGITS = 3  # base-256 digits of the fixed-point couplings: 24 bits, as float32's mantissa
+# the digits each group's products carry: the even group's top two (its draws compute the
+# third's part where it matters), the odd group's all three (their bond sums give the energy)
+GROUP_DIGITS = (DIGITS - 1, DIGITS)
 FIXED_POINT_MAX = 8_000_000  # |n| <= 127 (65536 + 256 + 1) = 8,355,711
 
 
@@ -96,26 +99,17 @@ class TorchBlockSampler:
 
 
 class _Compiled:
-    """What the compiled samplers share: chains' inverse temperatures, pair indices,
-    the exchange stream."""
+    """What the compiled samplers share: the ladder's inverse temperatures, the replica
+    pairs, the streams' keys (0: the updates, 1: the exchange) and the exchange counter."""
 
     update, engine = "", "compiled"
 
     def __init__(self, temps, R, seed):
         self.T, self.R, self.C = temps.size, R, temps.size * R
         self.beta_t = 1.0 / temps
-        self.beta = np.repeat(self.beta_t, R)
         self.pa, self.pb = _pairs(R)
         self.keys = _keys(seed, 2)
         self.xcounter = 0
-        self.energy = np.zeros(self.C)
-
-    def _exchange(self, a, b, parity, accepted):
-        from qnnc.runtime.replicas_kernel import exchange_rows
-
-        exchange_rows(a, b, self.energy, self.beta_t, self.R, parity, self.keys[1], np.uint64(self.xcounter),
-                      accepted)
-        self.xcounter += self.C
 
 
 class SequentialSampler(_Compiled):
@@ -134,6 +128,9 @@ class SequentialSampler(_Compiled):
         self.state = _keys(seed, self.C + 2)[2:]
         self.dirs = np.zeros((0, N)) if dirs is None else np.ascontiguousarray(dirs, dtype=np.float64)
         self.count = 0
+        self.beta = np.repeat(self.beta_t, R)  # chain c's, c = t R + r (rows swap on exchange)
+        self.energy = np.zeros(self.C)
+        self.rows = np.arange(self.C)  # chain c is row c
 
     def sweep(self):
         from qnnc.runtime.replicas_kernel import sequential_sweep
@@ -144,12 +141,16 @@ class SequentialSampler(_Compiled):
         sequential_sweep(self.sigma, self.fields, self.h, self.beta, self.J32, self.state, self.energy, 0, self.N)
 
     def exchange(self, parity, accepted):
-        self._exchange(self.sigma, self.fields, parity, accepted)
+        from qnnc.runtime.replicas_kernel import exchange_rows
+
+        exchange_rows(self.sigma, self.fields, self.energy, self.beta_t, self.R, parity, self.keys[1],
+                      np.uint64(self.xcounter), accepted)
+        self.xcounter += self.C
 
     def measure(self, m, v, q):
-        from qnnc.runtime.replicas_kernel import row_sums
+        from qnnc.runtime.replicas_kernel import measure_sums
 
-        row_sums(self.sigma, self.dirs, self.R, self.pa, self.pb, m, v, q)
+        measure_sums(self.sigma, self.dirs, self.rows, self.R, self.pa, self.pb, m, v, q)
 
 
 def fixed_point_scale(J: np.ndarray) -> float:
@@ -234,7 +235,7 @@ class Int8Products:
         return self._onednn(src) if self.kind == "onednn" else _int_products(src, self.A)
 
 
-class FixedPointBlockSampler:
+class FixedPointBlockSampler(_Compiled):
     """The layered block heat-bath on the CPU: the even layers' spins and the odd
     layers' as two int8 arrays [C, n_g] (one row per chain), each group's fields one
     exact integer product with the digits of J[group, other group] (`Int8Products`),
@@ -261,12 +262,9 @@ class FixedPointBlockSampler:
     update, engine = "block", "compiled"
 
     def __init__(self, couplings, temps, R, seed, dirs, workers=None, products="auto"):
+        super().__init__(temps, R, seed)
         c = couplings
-        self.T, self.R, self.C, self.N = temps.size, R, temps.size * R, c.n
-        self.beta_t = 1.0 / temps
-        self.pa, self.pb = _pairs(R)
-        self.keys = _keys(seed, 2)
-        self.counter = self.xcounter = 0
+        self.N, self.counter = c.n, 0
         idx = [c.groups[g].cpu().numpy() for g in (0, 1)]
         # B = J[even spins, odd spins], block by block (every bond joins the two groups)
         at = [{}, {}]  # layer -> its first column within its group
@@ -321,10 +319,9 @@ class FixedPointBlockSampler:
         self.energy_row = np.zeros(self.C)
         # worker w draws columns cols[g][w]..cols[g][w+1] of group g
         self.cols = [np.linspace(0, i.size, W + 1).astype(np.int64) for i in idx]
-        # The even group's products carry two digits, the odd group's three: the third
-        # digit's part of an even spin's field is bounded (slack: scale Σ_j |a₂[i, j]|) and
-        # computed only for the few draws the bound leaves open (`block_heat_bath`);
-        # the odd group's exact fields give the energy (its bond sums count every bond).
+        # GROUP_DIGITS: the third digit's part of an even spin's field is bounded (slack:
+        # scale Σ_j |a₂[i, j]|) and computed only for the few draws the bound leaves open
+        # (`block_heat_bath`); the odd group's exact fields give the energy.
         self.a2 = np.ascontiguousarray(digits[2])  # [n_0, n_1]
         self.slack = [self.scale * np.abs(self.a2.astype(np.int64)).sum(1).astype(np.float64), np.zeros(idx[1].size)]
         self.products = []
@@ -332,7 +329,7 @@ class FixedPointBlockSampler:
             per = []
             for g in (0, 1):
                 n, lo, hi = idx[g].size, self.cols[g][w], self.cols[g][w + 1]
-                take = np.concatenate([np.arange(lo, hi) + k * n for k in range(DIGITS - 1 + g)])
+                take = np.concatenate([np.arange(lo, hi) + k * n for k in range(GROUP_DIGITS[g])])
                 per.append(Int8Products(self.A[g][:, take].contiguous(), self.C, products))
             self.products.append(per)
         self._bonds = new((W, self.C), np.float64)
@@ -352,7 +349,7 @@ class FixedPointBlockSampler:
         group 0, three for group 1) into worker w's sums; returns the refined draws."""
         from qnnc.runtime.replicas_kernel import block_heat_bath
 
-        return block_heat_bath(r, DIGITS - 1 + g, self.scale, self.slack[g], self.a2, self.sigma[1], self.h[g],
+        return block_heat_bath(r, GROUP_DIGITS[g], self.scale, self.slack[g], self.a2, self.sigma[1], self.h[g],
                                self.kh[g], self.beta_row, self.keys[0], at, lo, self.sigma[g], self._bonds[w],
                                self._fields[g, w], self._flags[w])
 
@@ -369,7 +366,7 @@ class FixedPointBlockSampler:
     def update_group(self, g):
         """Redraw group g (0: even layers, 1: odd layers) of every row, in this thread,
         with torch's int8 product; leaves the group's sums in worker 0's."""
-        take = np.arange(self.A[g].shape[1] // DIGITS * (DIGITS - 1 + g))
+        take = np.arange(self.A[g].shape[1] // DIGITS * GROUP_DIGITS[g])
         self._refined[0] += self._draw(g, _int_products(self.torch_sigma[1 - g], self.A[g][:, take].contiguous()), 0,
                                        np.uint64(self.counter), 0)
         self.counter += self.sigma[g].size
@@ -385,11 +382,10 @@ class FixedPointBlockSampler:
         self.xcounter += self.C
 
     def measure(self, m, v, q):
-        from qnnc.runtime.replicas_kernel import block_measure
+        from qnnc.runtime.replicas_kernel import measure_sums
 
         for g in (0, 1):
-            block_measure(self.sigma[g], 0, self.sigma[g].shape[1], self.dirs[g], self.row_of, self.R, self.pa,
-                          self.pb, m, v, q)
+            measure_sums(self.sigma[g], self.dirs[g], self.row_of, self.R, self.pa, self.pb, m, v, q)
 
     def _work(self, w, n, base, meetings, end_of_sweep=None):
         """Worker w's part of n sweeps from counter `base`: its columns' products and draws
