@@ -63,6 +63,21 @@ def layer_neighbours(sizes) -> list[tuple[int, int]]:
     return out
 
 
+def untrained_network(program_path: str, temperatures: int):
+    """The program's first network untrained (seed 0) as layered float32 couplings, its
+    Ising model, and the geometric ladder 0.4..2.5 of `temperatures` (also
+    profile_replicas.py's set-up)."""
+    import torch
+
+    from qnnc.compiler import load_program
+    from qnnc.runtime.replicas import LayeredCouplings, temperature_ladder
+    from qnnc.runtime.spin import ising_model, load_weights
+
+    program = load_program(program_path)
+    model = ising_model(load_weights(program, program.networks[0], None, None, 0))
+    return LayeredCouplings.from_model(model, dtype=torch.float32), model, temperature_ladder(0.4, 2.5, temperatures)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--program", default="examples/spin_binary.qnn")
@@ -76,15 +91,9 @@ def main() -> None:
 
     import torch
 
-    from qnnc.compiler import load_program
-    from qnnc.runtime.replicas import LayeredCouplings, run_replicas, temperature_ladder
-    from qnnc.runtime.spin import ising_model, load_weights
+    from qnnc.runtime.replicas import run_replicas
 
-    program = load_program(args.program)
-    net = program.networks[0]
-    model = ising_model(load_weights(program, net, None, None, 0))
-    temps = temperature_ladder(0.4, 2.5, args.temperatures)
-    couplings = LayeredCouplings.from_model(model, dtype=torch.float32)
+    couplings, model, temps = untrained_network(args.program, args.temperatures)
     run_replicas(couplings, temps, replicas=args.replicas, sweeps=4, seed=0)  # load the compiled kernels
     t0, c0 = time.perf_counter(), cpu_seconds()
     res = run_replicas(couplings, temps, replicas=args.replicas, sweeps=args.sweeps, seed=0)

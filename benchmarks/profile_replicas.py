@@ -23,16 +23,12 @@ def main() -> None:
     args = ap.parse_args()
 
     import qnnc.runtime.replicas_samplers as RS
-    from qnnc.compiler import load_program
+    from bench_replicas import untrained_network
     from qnnc.runtime.atomic_flags import Meeting
-    from qnnc.runtime.replicas import LayeredCouplings, temperature_ladder
     from qnnc.runtime.replicas_workers import WorkerProcesses, shared_array
-    from qnnc.runtime.spin import ising_model, load_weights
 
-    program = load_program(args.program)
-    model = ising_model(load_weights(program, program.networks[0], None, None, 0))
-    temps = np.asarray(temperature_ladder(0.4, 2.5, 32))
-    couplings = LayeredCouplings.from_model(model, dtype=torch.float32)
+    couplings, model, temps = untrained_network(args.program, 32)
+    temps = np.asarray(temps)
     print(f"torch threads {torch.get_num_threads()}, {model.n_spins} spins, 32 x 2 chains")
     accepted = np.zeros(31, dtype=np.int64)
     for W in (1, 2):
